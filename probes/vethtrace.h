@@ -1,0 +1,112 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The one definition of what crosses the kernel/user boundary: the event record
+ * the probes write to the ring buffer, the filter configuration Python writes into
+ * .rodata before load, and the constants both sides share.
+ *
+ * tracer/record.py mirrors this layout; tests/test_record_layout.py compiles this
+ * header with clang and fails if the two drift.  Fixed-width types and explicit
+ * padding only.
+ */
+#ifndef VETHTRACE_H
+#define VETHTRACE_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+#define VTR_RECORD_VERSION 1
+#define VTR_DATA_MAX 96 /* packet bytes copied per event: Ethernet + IPv4 + ICMP + quoted header */
+#define VTR_IFNAMSIZ 16
+#define VTR_COMMSIZ 16
+
+/* What a record reports (vtr_event.kind). */
+enum vtr_kind {
+	VTR_EV_XMIT = 1,         /* net_dev_start_xmit: a device is asked to transmit */
+	VTR_EV_NETIF_RX = 2,     /* netif_rx: a device hands a packet to the stack (veth peer, lo) */
+	VTR_EV_RECEIVE = 3,      /* netif_receive_skb: the stack takes the packet in */
+	VTR_EV_KFREE = 4,        /* kfree_skb: dropped, arg = enum skb_drop_reason */
+	VTR_EV_CONSUME = 5,      /* consume_skb: freed after normal processing */
+	VTR_EV_FIB = 6,          /* fib_table_lookup: route decision, data = struct vtr_fib */
+	VTR_EV_NEIGH_CREATE = 7, /* neigh_create: data = struct vtr_neigh */
+	VTR_EV_NEIGH_UPDATE = 8, /* neigh_update: arg = new state, arg2 = old state */
+	VTR_EV_ICMP_SEND = 9,    /* icmp_send: skb is the packet the error reports, arg = type<<8|code */
+	VTR_EV_DELIVER = 10,     /* skb_copy_datagram_iovec: copied to a socket, arg = bytes */
+	VTR_EV_FUNC = 11,        /* fentry on a named kernel function, arg = enum vtr_func */
+};
+
+/* Functions probed directly when the kernel allows fentry (vtr_event.arg of VTR_EV_FUNC). */
+enum vtr_func {
+	VTR_FN_VETH_XMIT = 1,
+	VTR_FN_ARP_RCV = 2,
+	VTR_FN_ICMP_RCV = 3,
+	VTR_FN_LOOPBACK_XMIT = 4,
+};
+
+/* Where vtr_event.data starts. */
+enum vtr_data_kind {
+	VTR_DATA_NONE = 0,
+	VTR_DATA_L2 = 1, /* at the Ethernet header */
+	VTR_DATA_L3 = 2, /* at the network header, ethertype in vtr_event.protocol */
+	VTR_DATA_FIB = 3,
+	VTR_DATA_NEIGH = 4,
+};
+
+struct vtr_event {
+	__u64 ts_ns;     /* bpf_ktime_get_ns() */
+	__u64 skb;       /* struct sk_buff address; reused after free */
+	__u64 head;      /* skb->head; shared by clones */
+	__u64 location;  /* kernel text address: free site, or the device's ndo_start_xmit */
+	__u32 netns;     /* network namespace inode */
+	__u32 ifindex;
+	__u32 len;       /* skb->len */
+	__u32 arg;       /* per kind, see enum vtr_kind */
+	__u32 arg2;      /* per kind, see enum vtr_kind */
+	__u32 pid;       /* tgid of the current task (meaningful in process context) */
+	__u16 protocol;  /* skb->protocol, host byte order */
+	__u8 kind;       /* enum vtr_kind */
+	__u8 data_kind;  /* enum vtr_data_kind */
+	__u16 cpu;
+	__u8 data_len;   /* valid bytes in data */
+	__u8 pad0;
+	char ifname[VTR_IFNAMSIZ];
+	char comm[VTR_COMMSIZ];
+	__u8 data[VTR_DATA_MAX];
+};
+
+/* data of a VTR_EV_FIB record; the chosen device is in vtr_event.ifindex/ifname,
+ * arg = error (0: found), arg2 = table id. Addresses in network byte order. */
+struct vtr_fib {
+	__u32 saddr;
+	__u32 daddr;
+	__s32 iif;
+	__s32 oif;
+	__u8 proto;
+	__u8 pad[3];
+};
+
+/* data of VTR_EV_NEIGH_* records; addresses in network byte order. */
+struct vtr_neigh {
+	__u32 key;       /* IPv4 address being resolved */
+	__u8 lladdr[6];  /* new link-layer address (neigh_update), zero if none */
+	__u8 pad[2];
+};
+
+/* Filters, written by Python into .rodata before the object is loaded. 0 = any. */
+struct vtr_config {
+	__u32 netns;
+	__u32 ifindex;
+	__u32 host;      /* IPv4, network byte order */
+	__u8 skip_ipv6;
+	__u8 pad[3];
+};
+
+#ifdef __cplusplus
+#else
+_Static_assert(sizeof(struct vtr_event) == 192, "vtr_event layout changed: update tracer/record.py");
+_Static_assert(sizeof(struct vtr_fib) == 20, "vtr_fib layout changed");
+_Static_assert(sizeof(struct vtr_neigh) == 12, "vtr_neigh layout changed");
+_Static_assert(sizeof(struct vtr_config) == 16, "vtr_config layout changed");
+#endif
+
+#endif /* VETHTRACE_H */

@@ -1,0 +1,405 @@
+"""The `vethtrace` command line."""
+from __future__ import annotations
+
+import argparse
+import os
+import pty
+import re
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+from . import kernel, lab, recording
+from .correlate import Correlator
+from .kernel import SetupError
+from .lab import LabError
+from .live import LiveSource, build_filters
+from .recording import RecordingError
+from ui.text import Style, conversation_lines, event_lines, journey_lines, summary_lines
+
+SEQ_RE = re.compile(rb"icmp_seq=(\d+)")
+TARGET_RE = re.compile(rb"^PING \S+ \(([0-9.]+)\)")
+SETTLE_S = 0.03  # after ping prints a line, the events that explain it are already queued; drain once more
+
+EPILOG = """\
+examples:
+  vethtrace demo                                   the article's experiment 2, in a private namespace
+  vethtrace lab up two-ips-fixed                   build a lab namespace to play in
+  ip netns exec vethtrace-two-ips-fixed vethtrace ping -c 2 -I veth0 192.168.2.1
+  vethtrace record -o trace.jsonl -- ping -c 1 -I veth0 192.168.2.1
+  vethtrace show trace.jsonl
+  vethtrace doctor
+"""
+
+
+def _filter_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("filters (applied in the kernel)")
+    g.add_argument("-i", "--interface", help="only packets on this interface")
+    g.add_argument("--host", metavar="IPV4", help="only packets from or to this IPv4 address")
+    g.add_argument("--all-netns", action="store_true", help="trace every network namespace, not just this one")
+    g.add_argument("--ipv6", action="store_true", help="include IPv6 (router/multicast housekeeping is hidden by default)")
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="vethtrace", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
+        description="Trace where packets go inside the Linux kernel (veth0 -> veth1 -> stack -> lo -> socket) "
+                    "and why they stop there.")
+    sub = ap.add_subparsers(dest="cmd", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("ping", help="run ping and show the path of every request, reply and error",
+                       description="Runs the system ping with your arguments, traces while it runs, and under each "
+                                   "line ping prints shows the packets involved, their path and verdict.")
+    p.add_argument("--events", action="store_true", help="also list the raw kernel events at the end")
+    p.add_argument("--record", metavar="FILE", help="also save the trace as a recording")
+    p.add_argument("--ipv6", action="store_true", help="include IPv6 packets")
+    p.add_argument("ping_args", nargs=argparse.REMAINDER, metavar="PING_ARGS", help="arguments for ping, unchanged")
+
+    p = sub.add_parser("record", help="record events to a JSON-lines file (until COMMAND exits or Ctrl-C)")
+    p.add_argument("-o", "--output", required=True, metavar="FILE", help="recording to write ('-' for stdout)")
+    p.add_argument("-d", "--duration", type=float, metavar="SECONDS", help="stop after this long")
+    _filter_args(p)
+    p.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND", help="command to run while recording")
+
+    p = sub.add_parser("trace", help="print each packet's path live as its journey ends (Ctrl-C stops)")
+    p.add_argument("-d", "--duration", type=float, metavar="SECONDS", help="stop after this long")
+    p.add_argument("--json", action="store_true", help="print events as JSON lines instead")
+    _filter_args(p)
+
+    p = sub.add_parser("show", help="replay a recording: conversations, paths and verdicts")
+    p.add_argument("file", help="recording made by `vethtrace record` ('-' for stdin)")
+    p.add_argument("--events", action="store_true", help="list the events too")
+
+    p = sub.add_parser("lab", help="build, list or remove the article's lab namespaces")
+    p.add_argument("action", choices=["up", "down", "status"])
+    p.add_argument("scenario", nargs="?", help=", ".join(f"{n}: {s.description}" for n, s in lab.SCENARIOS.items()))
+
+    p = sub.add_parser("demo", help="the article's experiment in a private namespace, traced and shown, then removed")
+    p.add_argument("scenario", nargs="?", default="two-ips-fixed", choices=sorted(lab.SCENARIOS))
+
+    sub.add_parser("doctor", help="what this kernel allows and which probe mechanism will be used")
+    return ap
+
+
+def _split_ping(argv: list[str]) -> list[str]:
+    """`vethtrace ping [OWN OPTIONS] PING_ARGS...`: everything after vethtrace's own
+    options goes to ping unchanged, even when it starts with '-' (argparse cannot)."""
+    own, i = [], 1
+    while i < len(argv):
+        a = argv[i]
+        if a in ("--events", "--ipv6", "-h", "--help"):
+            own.append(a)
+        elif a == "--record" and i + 1 < len(argv):
+            own += argv[i:i + 2]
+            i += 1
+        elif a.startswith("--record="):
+            own.append(a)
+        else:
+            break
+        i += 1
+    rest = argv[i:]
+    return ["ping", *own, *(["--", *rest] if rest else [])]
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["ping"]:
+        argv = _split_ping(argv)
+    args = parser().parse_args(argv)
+    try:
+        return COMMANDS[args.cmd](args)
+    except (SetupError, RecordingError, LabError) as exc:
+        print(f"vethtrace: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+# -- ping -----------------------------------------------------------------------------
+class PingView:
+    """Prints ping's lines, and under each one the conversations that explain it."""
+
+    def __init__(self, corr: Correlator, style: Style):
+        self.corr, self.style = corr, style
+        self.target: str | None = None
+        self.shown: set[int] = set()
+
+    def line(self, raw: bytes) -> None:
+        if raw.startswith(b"--- ") and b"statistics" in raw:
+            self.rest()  # explain what ping never printed a line for, before its summary
+        print(raw.decode(errors="replace"), flush=True)
+        m = TARGET_RE.match(raw)
+        if m:
+            self.target = m.group(1).decode()
+        m = SEQ_RE.search(raw)
+        if not m:
+            return
+        conv = self.corr.echo(int(m.group(1)), self.target)
+        self.show_background(before=conv.start if conv else None)
+        if conv is not None:
+            self.show(conv)
+
+    def show_background(self, before: int | None = None) -> None:
+        """ARP exchanges and other packets that happened before, not yet shown."""
+        for conv in self.corr.conversations:
+            if conv.id in self.shown or conv.kind == "echo":
+                continue
+            if before is not None and conv.start > before and conv.kind != "arp":
+                continue
+            self.show(conv)
+
+    def show(self, conv) -> None:
+        self.shown.add(conv.id)
+        for text in conversation_lines(conv, self.corr, self.style):
+            print(text)
+        sys.stdout.flush()
+
+    def rest(self) -> None:
+        for conv in self.corr.conversations:
+            if conv.id not in self.shown:
+                self.show(conv)
+
+
+def cmd_ping(args) -> int:
+    ping_args = [a for a in args.ping_args if a != "--"] if args.ping_args[:1] == ["--"] else args.ping_args
+    if not ping_args:
+        raise SetupError("say what to ping, e.g. `vethtrace ping -c 2 -I veth0 192.168.2.1`")
+    if shutil.which("ping") is None:
+        raise SetupError("ping is not installed: apt-get install iputils-ping")
+    style = Style()
+    with LiveSource(build_filters(ipv6=args.ipv6)) as src:
+        corr = Correlator(kernel.context())
+        kept = [] if (args.record or args.events) else None
+        view = PingView(corr, style)
+        status = _run_ping(ping_args, src, corr, view, kept)
+        time.sleep(SETTLE_S)
+        _feed(src.drain(), corr, kept)
+        lost = src.lost()
+        view.rest()
+        print()
+        for text in summary_lines(corr, style, lost):
+            print(text)
+        print(style.dim(f"probes: {src.mechanism}"))
+        if args.events:
+            print("\n".join(event_lines(kept)))
+        if args.record:
+            recording.write_file(args.record, recording.header(corr.context, src.mechanism, ["ping", *ping_args]),
+                                 kept, lost)
+            print(style.dim(f"recording saved to {args.record}"))
+    return status
+
+
+def _feed(events, corr: Correlator, kept: list | None) -> None:
+    corr.feed(events)
+    if kept is not None:
+        kept.extend(events)
+
+
+def _run_ping(ping_args: list[str], src: LiveSource, corr: Correlator, view: PingView, kept) -> int:
+    # A pty keeps ping's output line-buffered and exactly as it looks in a terminal.
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.Popen(["ping", *ping_args], stdin=subprocess.DEVNULL, stdout=slave, stderr=slave)
+    finally:
+        os.close(slave)
+    interrupted = [0]
+
+    def on_int(signum, frame):
+        interrupted[0] += 1
+        if interrupted[0] > 1:
+            raise KeyboardInterrupt
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)  # ping prints its statistics and exits
+
+    old = signal.signal(signal.SIGINT, on_int)
+    sel = selectors.DefaultSelector()
+    sel.register(master, selectors.EVENT_READ)
+    sel.register(src.epoll_fd(), selectors.EVENT_READ)
+    buf = b""
+    try:
+        while True:
+            ready = {key.fd for key, _ in sel.select(0.1)}
+            _feed(src.drain(), corr, kept)
+            if master in ready:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:
+                    data = b""
+                if not data:
+                    break
+                buf += data.replace(b"\r\n", b"\n")
+                while b"\n" in buf:
+                    raw, buf = buf.split(b"\n", 1)
+                    time.sleep(SETTLE_S)
+                    _feed(src.drain(), corr, kept)
+                    view.line(raw)
+        if buf:
+            view.line(buf)
+        return proc.wait()
+    finally:
+        signal.signal(signal.SIGINT, old)
+        sel.close()
+        os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+# -- record / trace / show ----------------------------------------------------------------
+def cmd_record(args) -> int:
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    filters = build_filters(args.interface, args.host, args.all_netns, args.ipv6)
+    out = sys.stdout.buffer if args.output == "-" else None
+    if out is None:
+        try:
+            out = open(args.output, "wb")
+        except OSError as exc:
+            raise SetupError(f"cannot write {args.output}: {exc.strerror}") from None
+    proc = None
+    status = 0
+    try:
+        with LiveSource(filters) as src:
+            writer = recording.Writer(out, recording.header(kernel.context(), src.mechanism, command))
+            print(f"vethtrace: recording ({src.mechanism}); {'running ' + ' '.join(command) if command else 'Ctrl-C stops'}",
+                  file=sys.stderr)
+            if command:
+                proc = subprocess.Popen(command)
+            deadline = time.monotonic() + args.duration if args.duration else None
+            try:
+                while True:
+                    writer.write(src.poll(100))
+                    if proc is not None and proc.poll() is not None:
+                        break
+                    if deadline is not None and time.monotonic() >= deadline:
+                        break
+            except KeyboardInterrupt:
+                pass
+            time.sleep(SETTLE_S)
+            writer.write(src.drain())
+            writer.close(src.lost())
+            status = proc.wait() if proc is not None else 0
+            print(f"vethtrace: {writer.count} events, {src.lost()} lost"
+                  + (f", written to {args.output}" if args.output != "-" else ""), file=sys.stderr)
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            proc.wait()
+        if out is not sys.stdout.buffer:
+            out.close()
+    return status
+
+
+def cmd_trace(args) -> int:
+    filters = build_filters(args.interface, args.host, args.all_netns, args.ipv6)
+    style = Style()
+    with LiveSource(filters) as src:
+        corr = Correlator(kernel.context())
+        if not args.json:
+            corr.on_journey_end = lambda j: print("\n".join(journey_lines(j, corr, style, indent="")), flush=True)
+        print(f"vethtrace: tracing ({src.mechanism}); Ctrl-C stops", file=sys.stderr)
+        deadline = time.monotonic() + args.duration if args.duration else None
+        try:
+            while deadline is None or time.monotonic() < deadline:
+                events = src.poll(100)
+                if args.json:
+                    recording.write_lines(sys.stdout.buffer, events)
+                corr.feed(events)
+        except KeyboardInterrupt:
+            pass
+        if not args.json:
+            print("\n".join(summary_lines(corr, style, src.lost())))
+    return 0
+
+
+def cmd_show(args) -> int:
+    rec = recording.read(args.file)
+    style = Style()
+    corr = Correlator(rec.context)
+    corr.feed(rec.events)
+    head = rec.header
+    print(style.dim(f"recording: {' '.join(head.get('command') or []) or 'no command'}; kernel {head.get('kernel', '?')}; "
+                    f"probes {head.get('mechanism', '?')}"))
+    for conv in corr.conversations:
+        print(style.paint(f"[{conv.id}] {conv.title}", "1"))
+        for text in conversation_lines(conv, corr, style):
+            print(text)
+    print()
+    print("\n".join(summary_lines(corr, style, rec.lost)))
+    if args.events:
+        print("\n".join(event_lines(rec.events)))
+    return 0
+
+
+# -- lab / demo / doctor ----------------------------------------------------------------------
+def cmd_lab(args) -> int:
+    if args.action == "status":
+        labs = lab.status()
+        if not labs:
+            print("no lab namespaces")
+        for st in labs:
+            print(f"{st.name}  ({st.scenario or 'unknown scenario'})")
+            for i in st.interfaces:
+                print(f"    {i.name:<8} {i.state:<6} {' '.join(i.addresses)}")
+        return 0
+    if not args.scenario:
+        raise LabError(f"say which lab: one of {', '.join(lab.SCENARIOS)}")
+    if args.action == "up":
+        built = lab.up(args.scenario)
+        print(lab.describe(built))
+        return 0
+    removed = lab.down(args.scenario)
+    print(f"removed {lab.ns_name(args.scenario)}" if removed else f"no lab {lab.ns_name(args.scenario)} to remove")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    kernel.require_root()
+    scenario = lab.SCENARIOS[args.scenario]
+    name = f"{lab.PREFIX}demo-{os.getpid()}"
+    style = Style()
+    with lab.lab(scenario.name, name=name) as built:
+        print(style.paint(f"# {scenario.description}", "1"))
+        print(style.dim(f"# namespace {built.name} (removed when the demo ends); running: vethtrace ping "
+                        f"{' '.join(scenario.ping[1:])}"))
+        cmd = built.exec_cmd([sys.executable, "-m", "tracer", "ping", *scenario.ping[1:]])
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([_project_root(), os.environ.get("PYTHONPATH", "")]))
+        rc = subprocess.run(cmd, env=env).returncode
+    return 0 if rc in (0, 1) else rc
+
+
+def _project_root() -> str:
+    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def cmd_doctor(args) -> int:
+    rows = kernel.doctor()
+    ok_all = True
+    for name, ok, detail in rows:
+        ok_all &= ok or name.startswith(("function", "tracepoint icmp_send"))
+        print(f"{'ok ' if ok else 'NO '} {name:<38} {detail}")
+    if os.geteuid() == 0 and os.path.exists(kernel.btf_path()):
+        try:
+            with LiveSource(build_filters()) as src:
+                print(f"\nprobe mechanism: {src.mechanism}")
+                for s in src.report.skipped:
+                    print(f"  skipped {s}")
+        except SetupError as exc:
+            print(f"\nprobes cannot load: {exc}")
+            return 1
+    else:
+        print("\nprobe mechanism: unknown until run as root")
+    return 0 if ok_all else 1
+
+
+COMMANDS = {"ping": cmd_ping, "record": cmd_record, "trace": cmd_trace, "show": cmd_show,
+            "lab": cmd_lab, "demo": cmd_demo, "doctor": cmd_doctor}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

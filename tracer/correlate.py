@@ -1,0 +1,347 @@
+"""Rebuilding journeys and conversations from a stream of events.
+
+Journey: one packet's life, from first sighting to its end (freed, consumed, delivered).
+  skb addresses are reused as soon as an skb is freed, so an address identifies a journey
+  only while it is live.  The same packet can move to another skb: a clone shares
+  skb->head (the raw-socket copy of an echo reply), a copy has the same content (the echo
+  request parked while ARP resolves).  Both continue the journey they came from.
+Conversation: journeys linked by content: echo request/reply/ICMP error by (id, seq), ARP
+  request/reply by the address pair; plus the route lookups and neighbour changes that
+  decided them.
+Hop: a place the packet passed, named as the article names it (see `hop_name`).
+
+The correlator works the same on a live stream and on a recording: it only sees Events.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from .events import Event
+from .packet import ICMP_ECHO, ICMP_ECHOREPLY, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP
+
+CLONE_WINDOW_NS = 1_000_000_000     # a clone shows up shortly after its original
+COPY_WINDOW_NS = 5_000_000_000      # a packet parked for ARP waits up to 3 retries
+ROUTE_WINDOW_NS = 1_000_000_000
+LOOPBACK_IFINDEX = 1
+MAX_ENDED = 50_000                  # ended journeys kept for look-ups (bounded memory)
+
+STACK_HANDLERS = {IPPROTO_ICMP: "icmp_rcv", IPPROTO_TCP: "tcp_v4_rcv", IPPROTO_UDP: "udp_rcv"}
+
+
+class Hop:
+    __slots__ = ("name", "dev", "netns", "ts", "kind")
+
+    def __init__(self, name: str, dev: str, netns: int, ts: int, kind: str):
+        self.name, self.dev, self.netns, self.ts, self.kind = name, dev, netns, ts, kind
+
+    def __repr__(self) -> str:
+        return f"Hop({self.name!r})"
+
+
+class Journey:
+    __slots__ = ("id", "events", "hops", "pkt", "live", "heads", "start", "last", "end",
+                 "delivered", "frees", "routes", "icmp_errors", "conversation", "role", "netns")
+
+    def __init__(self, jid: int, ev: Event):
+        self.id = jid
+        self.events: list[Event] = []
+        self.hops: list[Hop] = []
+        self.pkt = ev.pkt
+        self.live: set[int] = set()     # skb addresses carrying this packet now
+        self.heads: set[int] = set()
+        self.start = self.last = ev.ts
+        self.end: Event | None = None   # the free that ended it
+        self.delivered: list[Event] = []
+        self.frees: list[Event] = []
+        self.routes: list[Event] = []
+        self.icmp_errors: list[Event] = []  # icmp_send events about this packet
+        self.conversation: Conversation | None = None
+        self.role = ""
+        self.netns = ev.netns
+
+    @property
+    def ended(self) -> bool:
+        return self.end is not None and not self.live
+
+    @property
+    def path(self) -> str:
+        return " > ".join(h.name for h in self.hops)
+
+    @property
+    def summary(self) -> str:
+        return self.pkt.summary() if self.pkt is not None else "packet"
+
+    def __repr__(self) -> str:
+        return f"Journey({self.id}, {self.summary!r}, {self.path!r})"
+
+
+class Conversation:
+    __slots__ = ("id", "kind", "key", "journeys", "start")
+
+    def __init__(self, cid: int, kind: str, key, start: int):
+        self.id, self.kind, self.key, self.start = cid, kind, key, start
+        self.journeys: list[Journey] = []
+
+    def with_role(self, role: str) -> list[Journey]:
+        return [j for j in self.journeys if j.role == role]
+
+    @property
+    def title(self) -> str:
+        first = self.journeys[0] if self.journeys else None
+        if self.kind == "echo" and first is not None:
+            req = next((j for j in self.journeys if j.role == "request"), first)
+            p = req.pkt
+            return f"ping {p.src} > {p.dst} id {p.icmp_id} seq {p.icmp_seq}"
+        if self.kind == "arp":
+            a, b = self.key[1]
+            return f"ARP {a} <> {b}"
+        return first.summary if first else self.kind
+
+    def __repr__(self) -> str:
+        return f"Conversation({self.id}, {self.kind}, {len(self.journeys)} journeys)"
+
+
+def identity(p) -> tuple | None:
+    """What makes two skbs carry the same IPv4 packet."""
+    if p is None or p.l3 != "IPv4" or p.src is None:
+        return None
+    return (p.src, p.dst, p.ip_proto, p.ip_id, p.icmp_type, p.icmp_id, p.icmp_seq, p.sport, p.dport)
+
+
+class Correlator:
+    """Feed events in time order; read `journeys`, `conversations`, `neigh_log`."""
+
+    def __init__(self, context: dict | None = None):
+        self.context = context or {}
+        self.journeys: list[Journey] = []
+        self.conversations: list[Conversation] = []
+        self.neigh_log: list[Event] = []
+        self.events = 0
+        self._live: dict[int, Journey] = {}
+        self._heads: dict[int, Journey] = {}
+        self._parked: dict[tuple, Journey] = {}   # identity -> journey ended by consume
+        self._conv: dict[tuple, Conversation] = {}
+        self._fib: list[Event] = []               # output route lookups waiting for their packet
+        self._ended: OrderedDict[int, Journey] = OrderedDict()
+        self.on_journey_end = None                # optional callback(journey)
+
+    # -- feeding ----------------------------------------------------------------------
+    def feed(self, events) -> None:
+        for ev in events:
+            self.add(ev)
+
+    def add(self, ev: Event) -> None:
+        self.events += 1
+        kind = ev.kind
+        if kind == "fib":
+            self._route(ev)
+            return
+        if kind in ("neigh_create", "neigh_update"):
+            self.neigh_log.append(ev)
+            return
+        j = self._live.get(ev.skb)
+        if j is None:
+            j = self._continuation(ev) or self._new(ev)
+            j.live.add(ev.skb)
+            self._live[ev.skb] = j
+        if ev.head:
+            j.heads.add(ev.head)
+            self._heads[ev.head] = j
+        j.events.append(ev)
+        j.last = ev.ts
+        if j.pkt is None and ev.pkt is not None:
+            j.pkt = ev.pkt
+            self._classify(j, ev.ts)
+        self._hop(j, ev)
+        if kind == "kfree" or kind == "consume":
+            j.frees.append(ev)
+            j.end = ev
+            j.live.discard(ev.skb)
+            del self._live[ev.skb]
+            if not j.live:
+                self._finish(j)
+        elif kind == "deliver":
+            j.delivered.append(ev)
+        elif kind == "icmp_send":
+            j.icmp_errors.append(ev)
+
+    def _new(self, ev: Event) -> Journey:
+        j = Journey(len(self.journeys) + 1, ev)
+        self.journeys.append(j)
+        if ev.pkt is not None:
+            self._classify(j, ev.ts)
+        return j
+
+    def _continuation(self, ev: Event) -> Journey | None:
+        """Is this new skb a clone or copy of a packet we already follow?"""
+        ident = identity(ev.pkt)
+        j = self._heads.get(ev.head) if ev.head else None
+        if j is not None and ev.ts - j.last < CLONE_WINDOW_NS and (ident is None or ident == identity(j.pkt)):
+            return self._reopen(j)
+        if ident is not None:
+            j = self._parked.get(ident)
+            if j is not None and ev.ts - j.last < COPY_WINDOW_NS:
+                del self._parked[ident]
+                return self._reopen(j)
+        return None
+
+    def _reopen(self, j: Journey) -> Journey:
+        self._ended.pop(j.id, None)
+        return j
+
+    def _finish(self, j: Journey) -> None:
+        if j.end.kind == "consume" and not j.delivered:
+            ident = identity(j.pkt)
+            if ident is not None:
+                self._parked[ident] = j
+        self._ended[j.id] = j
+        while len(self._ended) > MAX_ENDED:
+            _, old = self._ended.popitem(last=False)
+            for h in old.heads:
+                if self._heads.get(h) is old:
+                    del self._heads[h]
+            ident = identity(old.pkt)
+            if ident is not None and self._parked.get(ident) is old:
+                del self._parked[ident]
+        if self.on_journey_end is not None:
+            self.on_journey_end(j)
+
+    # -- hops -------------------------------------------------------------------------
+    def _hop(self, j: Journey, ev: Event) -> None:
+        kind = ev.kind
+        hops = j.hops
+        last = hops[-1] if hops else None
+        if kind == "xmit" or (kind == "func" and ev.where.endswith("_xmit")):
+            fn = ev.func if kind == "xmit" else ev.where
+            name = f"{ev.dev} ({fn})" if fn else ev.dev
+        elif kind == "netif_rx":
+            if last is not None and last.dev == ev.dev:
+                return  # lo hands the packet straight back: one hop
+            name = ev.dev
+        elif kind == "receive":
+            if last is None or last.dev != ev.dev:
+                hops.append(Hop(ev.dev, ev.dev, ev.netns, ev.ts, "netif_rx"))
+            name = f"stack: {stack_handler(j.pkt)}"
+            ev_dev = ""
+            hops.append(Hop(name, ev_dev, ev.netns, ev.ts, kind))
+            return
+        elif kind == "func":
+            name = f"stack: {ev.where}"
+        elif kind == "deliver":
+            name = f"socket ({ev.comm})"
+        elif kind in ("kfree", "consume"):
+            self._refine_stack_hop(j, ev)
+            return
+        else:
+            return
+        if last is not None and last.name == name:
+            return
+        hops.append(Hop(name, ev.dev if kind != "deliver" else "", ev.netns, ev.ts, kind))
+
+    @staticmethod
+    def _refine_stack_hop(j: Journey, ev: Event) -> None:
+        """An IPv4 packet freed by ICMP code reached icmp_rcv; one dropped by the IP
+        layer did not get past ip_rcv."""
+        if not j.hops or not j.hops[-1].name.startswith("stack: "):
+            return
+        fn = ev.func
+        if fn.startswith(("ip_rcv", "ip_route", "ip_local_deliver", "ip_forward", "ip_list_rcv", "ip_sublist")):
+            j.hops[-1].name = "stack: ip_rcv"
+
+    # -- conversations ----------------------------------------------------------------
+    def _classify(self, j: Journey, ts: int) -> None:
+        p = j.pkt
+        if p.l3 == "ARP" and p.src is not None:
+            key = ("arp", tuple(sorted((p.src, p.dst))))
+            conv = self._conv.get(key)
+            # A request after the last exchange was answered starts a new conversation.
+            if conv is None or (p.is_arp_request and conv.with_role("arp reply")):
+                conv = self._open(key, "arp", ts)
+            j.role = "arp request" if p.is_arp_request else "arp reply" if p.is_arp_reply else "arp"
+        elif p.l3 == "IPv4" and p.ip_proto == IPPROTO_ICMP and p.is_echo:
+            ends = tuple(sorted((p.src, p.dst)))
+            key = ("echo", ends, p.icmp_id, p.icmp_seq)
+            conv = self._conv.get(key) or self._open(key, "echo", ts)
+            j.role = "request" if p.icmp_type == ICMP_ECHO else "reply"
+        elif p.l3 == "IPv4" and p.ip_proto == IPPROTO_ICMP and p.inner is not None:
+            q = p.inner
+            if q.icmp_type == ICMP_ECHO:
+                key = ("echo", tuple(sorted((q.src, q.dst))), q.icmp_id, q.icmp_seq)
+                conv = self._conv.get(key) or self._open(key, "echo", ts)
+            else:
+                conv = self._open(("icmp-error", j.id), "icmp-error", ts)
+            j.role = "error"
+        else:
+            conv = self._open(("single", j.id), "other", ts)
+            j.role = "packet"
+        conv.journeys.append(j)
+        j.conversation = conv
+
+    def _open(self, key, kind: str, ts: int) -> Conversation:
+        conv = Conversation(len(self.conversations) + 1, kind, key, ts)
+        self.conversations.append(conv)
+        self._conv[key] = conv
+        return conv
+
+    # -- routes -------------------------------------------------------------------------
+    def _route(self, ev: Event) -> None:
+        f = ev.fib
+        if f["iif"] in (0, LOOPBACK_IFINDEX):
+            # Output lookup: made before the packet exists; kept for the next packet to dst.
+            self._fib.append(ev)
+            del self._fib[:-32]
+            return
+        # Input lookup: decides a packet just received on iif.
+        for j in reversed(list(self._live.values())[-16:]):
+            p = j.pkt
+            if p is not None and p.src == f["src"] and p.dst == f["dst"]:
+                j.routes.append(ev)
+                return
+
+    def routes_before(self, j: Journey) -> list[Event]:
+        """Output route lookups that decided where journey j was sent."""
+        p = j.pkt
+        if p is None or p.l3 != "IPv4":
+            return []
+        out = [ev for ev in self._fib
+               if ev.netns == j.netns and ev.fib["dst"] == p.dst and 0 <= j.start - ev.ts < ROUTE_WINDOW_NS
+               and ev.fib["src"] in ("0.0.0.0", p.src)]
+        # A lookup constrained to an output device (ping -I) is the one that decided.
+        bound = [ev for ev in out if ev.fib["oif"] not in (0, LOOPBACK_IFINDEX)]
+        return (bound or out)[-1:]
+
+    # -- look-ups used by verdicts and renderers ---------------------------------------
+    def arp_for(self, target: str, netns: int | None = None, before: int | None = None) -> list[Conversation]:
+        """ARP conversations asking for `target` (most recent last)."""
+        out = []
+        for c in self.conversations:
+            if c.kind != "arp" or target not in c.key[1]:
+                continue
+            if before is not None and c.start > before:
+                continue
+            if netns is not None and c.journeys and c.journeys[0].netns != netns:
+                continue
+            out.append(c)
+        return out
+
+    def echo(self, seq: int, dst: str | None = None) -> Conversation | None:
+        for c in reversed(self.conversations):
+            if c.kind == "echo" and c.key[3] == seq and (dst is None or dst in c.key[1]):
+                return c
+        return None
+
+    def neigh_changes(self, addr: str) -> list[Event]:
+        return [e for e in self.neigh_log if e.neigh and e.neigh["addr"] == addr]
+
+
+def stack_handler(p) -> str:
+    """The protocol handler a received packet is given to."""
+    if p is None:
+        return "netif_receive_skb"
+    if p.l3 == "ARP":
+        return "arp_rcv"
+    if p.l3 == "IPv4":
+        return STACK_HANDLERS.get(p.ip_proto, "ip_rcv")
+    if p.l3 == "IPv6":
+        return "ipv6_rcv"
+    return "netif_receive_skb"

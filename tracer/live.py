@@ -1,0 +1,111 @@
+"""A live event source: probes loaded with the user's filters, records decoded in batches.
+
+Used by every live command; recordings are the other source, and both yield Events.
+"""
+from __future__ import annotations
+
+import ipaddress
+import signal
+
+from . import kernel
+from .ksyms import KernelSymbols
+from .loader import FilterConfig, Probes, ProbeError
+from .record import Decoder
+from .kernel import SetupError
+
+
+def build_filters(interface: str | None = None, host: str | None = None,
+                  all_netns: bool = False, ipv6: bool = False) -> FilterConfig:
+    """Validate user filters; bad input raises SetupError with a one-line message."""
+    cfg = FilterConfig(netns=0 if all_netns else kernel.netns_inode(), skip_ipv6=not ipv6)
+    if interface:
+        try:
+            cfg.ifindex = socket_ifindex(interface)
+        except OSError:
+            names = ", ".join(sorted(i["name"] for i in kernel.interfaces() if i.get("name"))) or "none"
+            raise SetupError(f"unknown interface {interface!r} in this network namespace "
+                             f"(interfaces here: {names})") from None
+    if host:
+        try:
+            addr = ipaddress.IPv4Address(host)
+        except ValueError:
+            raise SetupError(f"bad address {host!r}: give an IPv4 address such as 192.168.2.1") from None
+        cfg.host = addr.packed
+    return cfg
+
+
+def socket_ifindex(name: str) -> int:
+    import socket
+    return socket.if_nametoindex(name)
+
+
+class LiveSource:
+    """Context manager: probes attached on enter, detached on exit (also on errors)."""
+
+    def __init__(self, filters: FilterConfig, want_fentry: bool = True):
+        kernel.require_root()
+        self.btf = kernel.open_btf()
+        self.filters = filters
+        self.want_fentry = want_fentry
+        self.probes: Probes | None = None
+        self.decoder: Decoder | None = None
+        self._old_term = None
+
+    def __enter__(self) -> "LiveSource":
+        # SIGTERM and SIGHUP unwind like Ctrl-C, so the links are destroyed on the way out.
+        self._old_term = {s: signal.signal(s, _raise_interrupt) for s in (signal.SIGTERM, signal.SIGHUP)}
+        try:
+            self.decoder = Decoder(kernel.drop_reasons(self.btf), KernelSymbols())
+            self.probes = Probes(self.filters, self.btf, self.want_fentry)
+            self.probes.start()
+        except OSError as exc:
+            self.close()
+            if exc.errno == 1:
+                raise SetupError("the kernel refused to load the probes (EPERM): run as root with "
+                                 "CAP_BPF/CAP_PERFMON, and check kernel.unprivileged_bpf_disabled "
+                                 "and lockdown") from None
+            raise SetupError(f"could not start the probes: {exc}") from None
+        except ProbeError as exc:
+            self.close()
+            raise SetupError(str(exc)) from None
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.probes is not None:
+            self.probes.close()
+            self.probes = None
+        self.btf.close()
+        if self._old_term:
+            for s, h in self._old_term.items():
+                signal.signal(s, h)
+            self._old_term = None
+
+    @property
+    def mechanism(self) -> str:
+        return self.probes.report.mechanism if self.probes else ""
+
+    @property
+    def report(self):
+        return self.probes.report
+
+    def poll(self, timeout_ms: int = 100):
+        return self.decoder.decode_batch(self.probes.poll(timeout_ms))
+
+    def drain(self):
+        return self.decoder.decode_batch(self.probes.drain())
+
+    def lost(self) -> int:
+        return self.probes.lost() if self.probes else 0
+
+    def epoll_fd(self) -> int:
+        return self.probes.epoll_fd()
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")

@@ -1,0 +1,235 @@
+"""Loading, configuring and attaching the probes, and reading their ring buffer.
+
+`Probes` is a context manager: leaving it (normally, on Ctrl-C, or on an exception)
+destroys every link and closes the object, so nothing stays attached.  All links are
+file-descriptor based, so even a killed process leaves nothing behind.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import libbpf
+from .libbpf import check_int, check_ptr
+from .record import CONFIG, EVENT_SIZE
+
+PROBES_DIR = Path(__file__).resolve().parent.parent / "probes"
+# Programs to use where the kernel permits fentry (BPF trampolines).
+FENTRY_PROGRAMS = ("fe_veth_xmit", "fe_loopback_xmit", "fe_arp_rcv", "fe_icmp_rcv")
+# Arity variants: (program, tracepoint, arguments it needs) -> fallback with fewer.
+VARIANTS = {"tp_kfree_skb": ("tp_kfree_skb_noreason", 3), "tp_consume_skb": ("tp_consume_skb_noloc", 2)}
+
+
+class ProbeError(RuntimeError):
+    """A problem the user can act on; the message is one line."""
+
+
+def object_path() -> Path:
+    env = os.environ.get("VETHTRACE_BPF_OBJ")
+    return Path(env) if env else PROBES_DIR / "build" / "vethtrace.bpf.o"
+
+
+def ensure_built() -> Path:
+    """The compiled probes; built from source (needs clang and bpftool) when missing or stale."""
+    obj = object_path()
+    sources = [PROBES_DIR / "vethtrace.bpf.c", PROBES_DIR / "vethtrace.h"]
+    stale = obj.exists() and any(s.exists() and s.stat().st_mtime > obj.stat().st_mtime for s in sources)
+    if obj.exists() and not stale:
+        return obj
+    if "VETHTRACE_BPF_OBJ" in os.environ:
+        raise ProbeError(f"compiled probes not found at {obj} (VETHTRACE_BPF_OBJ)")
+    try:
+        res = subprocess.run(["make", "-s", "-C", str(PROBES_DIR)], capture_output=True, text=True)
+    except FileNotFoundError:
+        res = None
+    if res is None or res.returncode != 0 or not obj.exists():
+        detail = (res.stderr.strip().splitlines() or ["make not found"])[-1] if res else "make not found"
+        raise ProbeError(f"the probes are not built and building them failed ({detail}); "
+                         "run `make setup` in the vethtrace checkout")
+    return obj
+
+
+@dataclass
+class FilterConfig:
+    netns: int = 0       # network namespace inode, 0 = every namespace
+    ifindex: int = 0
+    host: bytes = b"\0\0\0\0"
+    skip_ipv6: bool = False
+
+    def pack(self) -> bytes:
+        return CONFIG.pack(self.netns, self.ifindex, self.host, int(self.skip_ipv6), b"\0\0\0")
+
+
+@dataclass
+class LoadReport:
+    mechanism: str = ""
+    attached: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # "program: why"
+
+
+class Probes:
+    """The loaded and attached probe object and its ring buffer."""
+
+    def __init__(self, config: FilterConfig, btf: libbpf.BTF, want_fentry: bool = True,
+                 obj_path: Path | None = None):
+        self.config = config
+        self.btf = btf
+        self.want_fentry = want_fentry
+        self.obj_path = obj_path or ensure_built()
+        self.lib = libbpf.lib()
+        self.obj = None
+        self.links: list[int] = []
+        self.rb = None
+        self.report = LoadReport()
+        self._pending: list[bytes] = []
+        self._error: BaseException | None = None
+        self._cb = libbpf.RingCallback(self._on_record)  # kept alive as long as rb
+        self._lost_fd = -1
+
+    # -- set-up ---------------------------------------------------------------------------
+    def __enter__(self) -> "Probes":
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def start(self) -> None:
+        libbpf.capture_messages()
+        if self.want_fentry:
+            try:
+                self._load(fentry=True)
+                self.report.mechanism = "fentry + tp_btf"
+            except OSError as exc:
+                self._close_object()
+                self.report = LoadReport(skipped=[f"fentry probes: refused by this kernel ({exc.strerror})"])
+                self._load(fentry=False)
+                self.report.mechanism = "tp_btf"
+        else:
+            self._load(fentry=False)
+            self.report.mechanism = "tp_btf"
+        self._attach()
+        self.rb = check_ptr(self.lib.ring_buffer__new(self._map_fd("events"), self._cb, None, None),
+                            "creating the ring buffer")
+        self._lost_fd = self._map_fd("lost")
+
+    def _map_fd(self, name: str) -> int:
+        return check_int(self.lib.bpf_object__find_map_fd_by_name(self.obj, name.encode()), f"map {name}")
+
+    def _programs(self):
+        prog = self.lib.bpf_object__next_program(self.obj, None)
+        while prog:
+            yield prog, self.lib.bpf_program__name(prog).decode(), self.lib.bpf_program__section_name(prog).decode()
+            prog = self.lib.bpf_object__next_program(self.obj, prog)
+
+    def _load(self, fentry: bool) -> None:
+        path = str(self.obj_path).encode()
+        self.obj = check_ptr(self.lib.bpf_object__open_file(path, None), f"opening {self.obj_path}")
+        fallbacks = {fb: (main, need) for main, (fb, need) in VARIANTS.items()}
+        for prog, name, section in self._programs():
+            kind, _, target = section.lstrip("?").partition("/")
+            enable = self.lib.bpf_program__autoload(prog)
+            if kind == "fentry":
+                enable = fentry and name in FENTRY_PROGRAMS
+                if enable and not self.btf.find(target, 12):  # BTF_KIND_FUNC
+                    enable = False
+                    self.report.skipped.append(f"{name}: {target} not in this kernel")
+            elif kind == "tp_btf":
+                arity = self.btf.tracepoint_arity(target)
+                if arity is None:
+                    enable = False
+                    if name not in fallbacks:
+                        self.report.skipped.append(f"{name}: tracepoint {target} not in this kernel")
+                elif name in VARIANTS:
+                    enable = arity >= VARIANTS[name][1]
+                elif name in fallbacks:
+                    enable = arity < fallbacks[name][1]
+            check_int(self.lib.bpf_program__set_autoload(prog, enable), f"configuring {name}")
+        self._set_config()
+        rc = self.lib.bpf_object__load(self.obj)
+        if rc < 0:
+            raise OSError(-rc, f"loading probes: {os.strerror(-rc)}")
+
+    def _set_config(self) -> None:
+        blob = self.config.pack()
+        m = self.lib.bpf_object__next_map(self.obj, None)
+        while m:
+            if self.lib.bpf_map__name(m).decode().endswith(".rodata"):
+                buf = ctypes.create_string_buffer(blob, len(blob))
+                check_int(self.lib.bpf_map__set_initial_value(m, buf, len(blob)), "writing filters")
+                return
+            m = self.lib.bpf_object__next_map(self.obj, m)
+        raise ProbeError("the probe object has no .rodata section: rebuild the probes")
+
+    def _attach(self) -> None:
+        for prog, name, _ in self._programs():
+            if not self.lib.bpf_program__autoload(prog):
+                continue
+            link = self.lib.bpf_program__attach(prog)
+            if not link:
+                err = ctypes.get_errno()
+                raise OSError(err, f"attaching {name}: {os.strerror(err)}")
+            self.links.append(link)
+            self.report.attached.append(name)
+
+    # -- reading --------------------------------------------------------------------------
+    def _on_record(self, _ctx, data, size) -> int:
+        try:
+            self._pending.append(ctypes.string_at(data, size))
+            return 0
+        except BaseException as exc:  # an exception would be swallowed by ctypes
+            self._error = exc
+            return -1
+
+    def poll(self, timeout_ms: int = 100) -> list[bytes]:
+        """Wait up to timeout_ms for records; return every record that is ready."""
+        rc = self.lib.ring_buffer__poll(self.rb, timeout_ms)
+        return self._take(rc)
+
+    def drain(self) -> list[bytes]:
+        """Every record ready now, without waiting."""
+        return self._take(self.lib.ring_buffer__consume(self.rb))
+
+    def _take(self, rc: int) -> list[bytes]:
+        if self._error is not None:
+            err, self._error = self._error, None
+            raise err
+        if rc < 0 and rc != -4:  # -EINTR: a signal, the caller decides
+            raise OSError(-rc, f"reading the ring buffer: {os.strerror(-rc)}")
+        out, self._pending = self._pending, []
+        return out
+
+    def epoll_fd(self) -> int:
+        return self.lib.ring_buffer__epoll_fd(self.rb)
+
+    def lost(self) -> int:
+        """Records the kernel could not write because the ring buffer was full."""
+        key, value = ctypes.c_uint32(0), ctypes.c_uint64(0)
+        if self._lost_fd < 0 or self.lib.bpf_map_lookup_elem(self._lost_fd, ctypes.byref(key), ctypes.byref(value)):
+            return 0
+        return value.value
+
+    # -- tear-down ------------------------------------------------------------------------
+    def _close_object(self) -> None:
+        for link in self.links:
+            self.lib.bpf_link__destroy(link)
+        self.links = []
+        if self.obj:
+            self.lib.bpf_object__close(self.obj)
+            self.obj = None
+
+    def close(self) -> None:
+        if self.rb:
+            self.lib.ring_buffer__free(self.rb)
+            self.rb = None
+        self._close_object()
+
+
+assert EVENT_SIZE == 192

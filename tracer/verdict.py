@@ -1,0 +1,165 @@
+"""Verdicts: how a journey ended, in words a user can act on.
+
+Works from the journey, its conversation, the neighbour changes the correlator saw, and
+the namespace context saved with every trace (interfaces, addresses, sysctls).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .correlate import Correlator, Journey
+from .events import nud_name
+
+# Outcomes, from good to bad; renderers colour by these.
+DELIVERED, ANSWERED, CONSUMED, IN_FLIGHT, DROPPED = "delivered", "answered", "consumed", "in flight", "dropped"
+
+REASON_HINTS = {
+    "NO_SOCKET": "no socket was waiting for it",
+    "IP_RPFILTER": "reverse-path filter: set net.ipv4.conf.<dev>.rp_filter=0 (or 2) on the receiving interface",
+    "OTHERHOST": "the Ethernet destination is another host's",
+    "IP_INADDRERRORS": "the destination address is not valid here",
+    "IP_NOPROTO": "no handler for this IP protocol",
+    "NETFILTER_DROP": "a netfilter rule dropped it",
+    "NEIGH_FAILED": "address resolution (ARP) failed",
+    "NEIGH_QUEUEFULL": "too many packets waiting for ARP",
+    "IP_OUTNOROUTES": "no route to the destination",
+}
+
+
+@dataclass
+class Verdict:
+    outcome: str
+    text: str
+    advice: str = ""
+
+    @property
+    def failure(self) -> bool:
+        return self.outcome == DROPPED or (self.outcome == CONSUMED and "without a reply" in self.text)
+
+
+class Context:
+    """What the namespace looked like when the trace was taken."""
+
+    def __init__(self, ctx: dict | None):
+        ctx = ctx or {}
+        self.name = ctx.get("name", "")
+        self.interfaces = ctx.get("interfaces", [])
+        self.sysctl = ctx.get("sysctl", {})
+
+    def owner(self, addr: str) -> str | None:
+        for i in self.interfaces:
+            for a in i.get("addrs", []):
+                if a.split("/")[0] == addr:
+                    return i["name"]
+        return None
+
+    def name_of(self, ifindex: int) -> str | None:
+        for i in self.interfaces:
+            if i.get("ifindex") == ifindex:
+                return i["name"]
+        return None
+
+    def value(self, dev: str, key: str) -> int | None:
+        return self.sysctl.get(dev, {}).get(key)
+
+    def exec_prefix(self) -> str:
+        return f"ip netns exec {self.name} " if self.name else ""
+
+
+def verdict(j: Journey, corr: Correlator) -> Verdict:
+    ctx = Context(corr.context)
+    p = j.pkt
+    if j.delivered:
+        d = j.delivered[-1]
+        text = f"delivered to {d.comm} (pid {d.pid}), {d.arg} bytes"
+        dropped = [e for e in j.frees if e.kind == "kfree" and e.reason == "NO_SOCKET"]
+        if dropped:
+            e = dropped[0]
+            text += (f" (its raw socket got a copy; the original was freed at {e.func}, NO_SOCKET, "
+                     "because no ICMP datagram socket wanted it: normal)")
+        return Verdict(DELIVERED, text)
+    if j.end is None or j.live:
+        return Verdict(IN_FLIGHT, "no end seen: still in flight when the trace stopped")
+    end = j.end
+    fn = end.func or "an unknown place"
+    if end.kind == "kfree":
+        return _dropped(j, corr, ctx, end)
+    # consumed
+    if p is not None and p.l3 == "ARP":
+        return _arp_consumed(j, corr, ctx, fn)
+    if p is not None and p.icmp_type == 8 and fn == "icmp_rcv":
+        conv = j.conversation
+        if conv is not None and conv.with_role("reply"):
+            return Verdict(ANSWERED, "consumed by icmp_rcv, which answered it with an echo reply")
+        return Verdict(CONSUMED, "consumed by icmp_rcv")
+    if fn.startswith("__neigh_event_send"):
+        return Verdict(CONSUMED, "parked by __neigh_event_send while ARP resolves; never sent")
+    return Verdict(CONSUMED, f"consumed by {fn}")
+
+
+def _arp_consumed(j: Journey, corr: Correlator, ctx: Context, fn: str) -> Verdict:
+    p = j.pkt
+    if p.is_arp_reply:
+        changes = [e for e in corr.neigh_changes(p.src) if e.kind == "neigh_update" and e.ts >= j.start]
+        state = f": neighbour {p.src} is now {nud_name(changes[0].arg)}" if changes else ""
+        return Verdict(ANSWERED, f"ARP reply processed by {fn}{state} ({p.src} is-at {p.sha})")
+    if not p.is_arp_request:
+        return Verdict(CONSUMED, f"consumed by {fn}")
+    conv = j.conversation
+    if conv is not None and conv.with_role("arp reply"):
+        r = conv.with_role("arp reply")[0]
+        return Verdict(ANSWERED, f"answered: {r.hops[0].dev if r.hops else 'the stack'} replied "
+                                 f"{r.pkt.src} is-at {r.pkt.sha}")
+    target, sender = p.dst, p.src
+    base = f"ARP request for {target} consumed by {fn} without a reply"
+    owner = ctx.owner(target)
+    if owner is None:
+        return Verdict(CONSUMED, f"{base}: no interface in this namespace owns {target}",
+                       f"nobody can answer: give {target} to an interface (ip addr add {target}/24 dev ...), "
+                       "or ping an address that exists")
+    if ctx.owner(sender) is not None:
+        rx = j.hops[-2].dev if len(j.hops) >= 2 else owner
+        al = ctx.value(rx, "accept_local")
+        state = f"accept_local={al} on {rx}" if al is not None else "accept_local off"
+        return Verdict(CONSUMED,
+                       f"{base}: {owner} owns {target}, but the sender {sender} is also an address of this "
+                       f"namespace, and with {state} the kernel ignores requests from a local source",
+                       f"allow it: {ctx.exec_prefix()}sysctl -w net.ipv4.conf.{rx}.accept_local=1 "
+                       f"net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.{rx}.rp_filter=0 "
+                       f"(or `vethtrace lab up two-ips-fixed`)")
+    return Verdict(CONSUMED, f"{base}: {owner} owns {target} but the kernel chose not to answer "
+                             "(check arp_ignore, arp_filter and rp_filter on it)")
+
+
+def _dropped(j: Journey, corr: Correlator, ctx: Context, end) -> Verdict:
+    reason, fn = end.reason or "NOT_SPECIFIED", end.func
+    p = j.pkt
+    if reason == "NEIGH_FAILED" and p is not None and p.dst:
+        convs = corr.arp_for(p.dst, before=end.ts)
+        asked = sum(len(c.with_role("arp request")) for c in convs[-1:])
+        text = (f"dropped: NEIGH_FAILED at {fn}: the ARP request for {p.dst} went unanswered"
+                f"{f' {asked} times' if asked else ''}, so the packet waiting for it was dropped")
+        advice = ""
+        if convs and convs[-1].with_role("arp request"):
+            v = verdict(convs[-1].with_role("arp request")[-1], corr)
+            advice = v.advice
+        return Verdict(DROPPED, text, advice)
+    hint = REASON_HINTS.get(reason, "")
+    text = f"dropped: {reason} at {fn}" + (f" ({hint})" if hint else "")
+    return Verdict(DROPPED, text)
+
+
+def conversation_outcome(conv, corr: Correlator) -> Verdict:
+    """One verdict for a whole conversation (the worst of its journeys, or success)."""
+    verdicts = [verdict(j, corr) for j in conv.journeys]
+    if conv.kind == "echo":
+        replies = conv.with_role("reply")
+        if any(verdict(r, corr).outcome == DELIVERED for r in replies):
+            return Verdict(DELIVERED, "echo reply delivered")
+        for j in conv.with_role("error"):
+            t = j.pkt.summary().split(" (about")[0]
+            return Verdict(DROPPED, f"answered with an error: {t}")
+    for v in verdicts:
+        if v.failure:
+            return v
+    return verdicts[-1] if verdicts else Verdict(IN_FLIGHT, "nothing seen")

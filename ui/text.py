@@ -1,0 +1,142 @@
+"""Plain-text rendering of journeys, conversations and path summaries (for terminals and
+pipes).  Consumes what tracer/ builds; never touches BPF."""
+from __future__ import annotations
+
+import os
+import sys
+from collections import Counter
+
+from tracer.correlate import Conversation, Correlator, Journey
+from tracer.packet import ICMP_NAMES, UNREACH_CODES
+from tracer.verdict import ANSWERED, CONSUMED, DELIVERED, DROPPED, IN_FLIGHT, Context, verdict
+
+COLOURS = {DELIVERED: "32", ANSWERED: "32", CONSUMED: "33", DROPPED: "31", IN_FLIGHT: "36"}
+MARKS = {DELIVERED: "✓", ANSWERED: "✓", CONSUMED: "■", DROPPED: "✗", IN_FLIGHT: "…"}
+
+
+class Style:
+    def __init__(self, colour: bool | None = None):
+        if colour is None:
+            colour = sys.stdout.isatty() and "NO_COLOR" not in os.environ
+        self.colour = colour
+
+    def paint(self, text: str, code: str) -> str:
+        return f"\033[{code}m{text}\033[0m" if self.colour else text
+
+    def dim(self, text: str) -> str:
+        return self.paint(text, "2")
+
+    def outcome(self, outcome: str, text: str) -> str:
+        return self.paint(f"{MARKS.get(outcome, '?')} {text}", COLOURS.get(outcome, "0"))
+
+
+ROLE_LABEL = {"request": "request", "reply": "reply", "error": "error", "arp request": "ARP req",
+              "arp reply": "ARP reply", "packet": "packet", "arp": "ARP"}
+
+
+def journey_lines(j: Journey, corr: Correlator, style: Style, indent: str = "    ") -> list[str]:
+    v = verdict(j, corr)
+    label = ROLE_LABEL.get(j.role, j.role)
+    lines = [f"{indent}{label:<9} {j.summary}",
+             f"{indent}{'':<9} {j.path or '(not seen at any device)'}",
+             f"{indent}{'':<9} {style.outcome(v.outcome, v.text)}"]
+    for r in corr.routes_before(j) + j.routes:
+        lines.append(f"{indent}{'':<9} {style.dim(route_text(r, corr, j))}")
+    for e in j.icmp_errors:
+        lines.append(f"{indent}{'':<9} {style.dim(f'the stack sent an ICMP error about it (type {e.arg >> 8} code {e.arg & 0xff})')}")
+    if v.advice:
+        lines.append(f"{indent}{'':<9} {style.paint('fix: ' + v.advice, '1')}")
+    return lines
+
+
+def route_text(ev, corr: Correlator, j: Journey | None = None) -> str:
+    f = ev.fib
+    ctx = Context(corr.context)
+    if j is not None and j.pkt is not None and j.pkt.l3 == "ARP":
+        owner = ctx.owner(f["dst"])
+        return (f"arp_process checked the route to {f['dst']}: "
+                + (f"local (on {owner}), so it may answer" if owner else "not an address of this namespace"))
+    if ev.arg:
+        return f"route {f['src']} -> {f['dst']}: no route (error {ev.arg - (1 << 32) if ev.arg >= 1 << 31 else ev.arg})"
+    owner = ctx.owner(f["dst"])
+    output = f["iif"] in (0, 1)
+    text = f"{'output' if output else 'input'} route {f['src']} -> {f['dst']}: dev {ev.dev}"
+    bound = ctx.name_of(f["oif"]) if output and f["oif"] not in (0, 1) else None
+    if owner is not None:
+        text += f"; {f['dst']} is local (on {owner})"
+        if bound:
+            text += f", but the socket is bound to {bound} (ping -I), so it leaves through {bound}"
+        elif output:
+            text += ", so the packet goes through lo"
+        else:
+            text += ", so it is delivered here"
+    elif bound:
+        text += f" (socket bound to {bound})"
+    return text
+
+
+def conversation_lines(conv: Conversation, corr: Correlator, style: Style, indent: str = "    ") -> list[str]:
+    """Each journey of the conversation; identical retries (same packet, path and verdict)
+    are printed once with a count."""
+    lines: list[str] = []
+    previous, repeats = None, 0
+    for j in conv.journeys:
+        block = journey_lines(j, corr, style, indent)
+        if block == previous:
+            repeats += 1
+            continue
+        _flush(lines, previous, repeats)
+        previous, repeats = block, 1
+    _flush(lines, previous, repeats)
+    return lines
+
+
+def _flush(lines: list[str], block, repeats: int) -> None:
+    if block is None:
+        return
+    if repeats > 1:
+        block = [block[0] + f"  (x{repeats})", *block[1:]]
+    lines.extend(block)
+
+
+def path_key(j: Journey, corr: Correlator) -> tuple[str, str, str]:
+    v = verdict(j, corr)
+    label = j.summary
+    p = j.pkt
+    if p is not None:
+        if p.l3 == "ARP":
+            label = "ARP request" if p.is_arp_request else "ARP reply"
+        elif p.icmp_type is not None:
+            name = ICMP_NAMES.get(p.icmp_type, f"type {p.icmp_type}")
+            if p.icmp_type == 3:
+                name = UNREACH_CODES.get(p.icmp_code, name)
+            label = f"ICMP {name}"
+    end = j.end
+    how = v.outcome
+    if end is not None and not j.delivered:
+        how += f" at {end.func}" + (f" ({end.reason})" if end.reason else "")
+    elif j.delivered:
+        how += f" to {j.delivered[-1].comm}"
+    return label, j.path or "(no device)", how
+
+
+def summary_lines(corr: Correlator, style: Style, lost: int | None, journeys=None) -> list[str]:
+    journeys = corr.journeys if journeys is None else journeys
+    counts = Counter(path_key(j, corr) for j in journeys)
+    lines = [style.paint(f"--- vethtrace: {len(journeys)} packets, {len(counts)} distinct paths, "
+                         f"{corr.events} events, {lost if lost is not None else 'unknown'} lost ---", "1")]
+    if lost:
+        lines.append(style.paint(f"WARNING: {lost} events were lost (ring buffer full); paths may be incomplete", "31;1"))
+    width = max((len(k[0]) for k in counts), default=0)
+    for (label, path, how), n in sorted(counts.items(), key=lambda kv: -kv[1]):
+        outcome = how.split(" at ")[0].split(" to ")[0]
+        lines.append(f"{n:>5}x  {label:<{width}}  {path}  {style.outcome(outcome, how)}")
+    return lines
+
+
+def event_lines(events, t0: int | None = None) -> list[str]:
+    out = []
+    for e in events:
+        t0 = e.ts if t0 is None else t0
+        out.append(f"{(e.ts - t0) / 1e6:10.3f} ms  cpu{e.cpu:<2} {e.describe()}")
+    return out
