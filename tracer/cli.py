@@ -13,7 +13,7 @@ import sys
 import time
 
 from . import kernel, lab, recording
-from .correlate import Correlator
+from .correlate import Correlator, device_crossings
 from .kernel import SetupError
 from .lab import LabError
 from .live import LiveSource, build_filters
@@ -73,6 +73,7 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("show", help="replay a recording: conversations, paths and verdicts")
     p.add_argument("file", help="recording made by `vethtrace record` ('-' for stdin)")
     p.add_argument("--events", action="store_true", help="list the events too")
+    p.add_argument("--devices", action="store_true", help="list what crossed each device, as tcpdump on it would show")
 
     p = sub.add_parser("lab", help="build, list or remove the article's lab namespaces")
     p.add_argument("action", choices=["up", "down", "status"])
@@ -331,6 +332,11 @@ def cmd_show(args) -> int:
             print(text)
     print()
     print("\n".join(summary_lines(corr, style, rec.lost)))
+    if args.devices:
+        for dev, rows in device_crossings(rec.events).items():
+            print(style.paint(f"{dev}: {len(rows)} packets", "1"))
+            for direction, text in rows:
+                print(f"    {direction:<3} {text}")
     if args.events:
         print("\n".join(event_lines(rec.events)))
     return 0

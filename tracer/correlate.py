@@ -345,3 +345,19 @@ def stack_handler(p) -> str:
     if p.l3 == "IPv6":
         return "ipv6_rcv"
     return "netif_receive_skb"
+
+
+def device_crossings(events) -> dict[str, list[tuple[str, str]]]:
+    """What crossed each device, as a packet capture on it would show: a transmit on a
+    device is an outgoing packet there; a hand-over to the stack by a device (netif_rx) is
+    an incoming one, except on lo, where the same packet is both and is captured once.
+    Returns dev -> [(direction, packet summary)] in time order."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    for ev in events:
+        if ev.pkt is None or not ev.dev:
+            continue
+        if ev.kind == "xmit":
+            out.setdefault(ev.dev, []).append(("out", ev.pkt.summary()))
+        elif ev.kind == "netif_rx" and ev.dev != "lo":
+            out.setdefault(ev.dev, []).append(("in", ev.pkt.summary()))
+    return out

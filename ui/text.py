@@ -38,7 +38,7 @@ def journey_lines(j: Journey, corr: Correlator, style: Style, indent: str = "   
     v = verdict(j, corr)
     label = ROLE_LABEL.get(j.role, j.role)
     lines = [f"{indent}{label:<9} {j.summary}",
-             f"{indent}{'':<9} {j.path or '(not seen at any device)'}",
+             f"{indent}{'':<9} {j.path or _no_path(j)}",
              f"{indent}{'':<9} {style.outcome(v.outcome, v.text)}"]
     for r in corr.routes_before(j) + j.routes:
         lines.append(f"{indent}{'':<9} {style.dim(route_text(r, corr, j))}")
@@ -47,6 +47,11 @@ def journey_lines(j: Journey, corr: Correlator, style: Style, indent: str = "   
     if v.advice:
         lines.append(f"{indent}{'':<9} {style.paint('fix: ' + v.advice, '1')}")
     return lines
+
+
+def _no_path(j: Journey) -> str:
+    dev = next((e.dev for e in j.events if e.dev), "")
+    return f"(never reached a device{'; it waited on ' + dev if dev else ''})"
 
 
 def route_text(ev, corr: Correlator, j: Journey | None = None) -> str:
