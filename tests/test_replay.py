@@ -105,3 +105,16 @@ def test_hop_names_use_the_articles_vocabulary():
     seen = {h for j in corr.journeys for h in names(j)}
     assert {"veth0 (veth_xmit)", "veth1", "stack: arp_rcv", "stack: icmp_rcv", "lo (loopback_xmit)"} <= seen
     assert any(h.startswith("socket (") for h in seen)
+
+
+def test_memory_stays_bounded_when_asked():
+    corr = Correlator(keep=100)
+    events = load("exp2").events
+    base = max(e.ts for e in events) + 1
+    for k in range(200):  # replay the trace many times, shifted in time
+        for e in events:
+            d = e.to_json()
+            d["ts"] = e.ts + base * k
+            corr.add(Event.from_json(d))
+    assert len(corr.journeys) <= 125 and corr.pruned > 0
+    assert len({j.id for j in corr.journeys}) == len(corr.journeys)

@@ -22,6 +22,8 @@ from ui.text import Style, conversation_lines, event_lines, journey_lines, summa
 
 SEQ_RE = re.compile(rb"icmp_seq=(\d+)")
 TARGET_RE = re.compile(rb"^PING \S+ \(([0-9.]+)\)")
+GRACE_NS = 200_000_000  # a clone (raw-socket copy) follows its original within this
+KEEP_LIVE = 20_000  # journeys kept in memory by long-running live commands
 SETTLE_S = 0.03  # after ping prints a line, the events that explain it are already queued; drain once more
 
 EPILOG = """\
@@ -300,9 +302,19 @@ def cmd_trace(args) -> int:
     filters = build_filters(args.interface, args.host, args.all_netns, args.ipv6)
     style = Style()
     with LiveSource(filters) as src:
-        corr = Correlator(kernel.context())
+        corr = Correlator(kernel.context(), keep=KEEP_LIVE)
+        pending: dict[int, object] = {}  # ended journeys, printed once no clone can join them
         if not args.json:
-            corr.on_journey_end = lambda j: print("\n".join(journey_lines(j, corr, style, indent="")), flush=True)
+            corr.on_journey_end = lambda j: pending.__setitem__(j.id, j)
+
+        def flush(everything: bool = False) -> None:
+            now = time.monotonic_ns()  # the probes' clock (bpf_ktime_get_ns)
+            for jid, j in list(pending.items()):
+                if everything or now - j.last > GRACE_NS:
+                    if j.ended:
+                        print("\n".join(journey_lines(j, corr, style, indent="")), flush=True)
+                    del pending[jid]
+
         print(f"vethtrace: tracing ({src.mechanism}); Ctrl-C stops", file=sys.stderr)
         deadline = time.monotonic() + args.duration if args.duration else None
         try:
@@ -311,9 +323,11 @@ def cmd_trace(args) -> int:
                 if args.json:
                     recording.write_lines(sys.stdout.buffer, events)
                 corr.feed(events)
+                flush()
         except KeyboardInterrupt:
             pass
         if not args.json:
+            flush(everything=True)
             print("\n".join(summary_lines(corr, style, src.lost())))
     return 0
 

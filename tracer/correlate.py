@@ -111,12 +111,15 @@ def identity(p) -> tuple | None:
 class Correlator:
     """Feed events in time order; read `journeys`, `conversations`, `neigh_log`."""
 
-    def __init__(self, context: dict | None = None):
+    def __init__(self, context: dict | None = None, keep: int | None = None):
         self.context = context or {}
+        self.keep = keep                          # bound on journeys kept (long live runs)
         self.journeys: list[Journey] = []
         self.conversations: list[Conversation] = []
         self.neigh_log: list[Event] = []
         self.events = 0
+        self.pruned = 0                           # journeys forgotten by _prune
+        self._next_journey = self._next_conv = 0
         self._live: dict[int, Journey] = {}
         self._heads: dict[int, Journey] = {}
         self._parked: dict[tuple, Journey] = {}   # identity -> journey ended by consume
@@ -166,7 +169,8 @@ class Correlator:
             j.icmp_errors.append(ev)
 
     def _new(self, ev: Event) -> Journey:
-        j = Journey(len(self.journeys) + 1, ev)
+        self._next_journey += 1
+        j = Journey(self._next_journey, ev)
         self.journeys.append(j)
         if ev.pkt is not None:
             self._classify(j, ev.ts)
@@ -205,6 +209,18 @@ class Correlator:
                 del self._parked[ident]
         if self.on_journey_end is not None:
             self.on_journey_end(j)
+        if self.keep is not None and len(self.journeys) > self.keep * 1.25:
+            self._prune()
+
+    def _prune(self) -> None:
+        """Forget the oldest ended journeys and their conversations (bounded memory)."""
+        cut = len(self.journeys) - self.keep
+        drop = {j.id for j in self.journeys[:cut] if j.ended}
+        self.journeys = [j for j in self.journeys if j.id not in drop]
+        gone = {id(c) for c in self.conversations if c.journeys and all(j.id in drop for j in c.journeys)}
+        self.conversations = [c for c in self.conversations if id(c) not in gone]
+        self._conv = {k: c for k, c in self._conv.items() if id(c) not in gone}
+        self.pruned += len(drop)
 
     # -- hops -------------------------------------------------------------------------
     def _hop(self, j: Journey, ev: Event) -> None:
@@ -278,7 +294,8 @@ class Correlator:
         j.conversation = conv
 
     def _open(self, key, kind: str, ts: int) -> Conversation:
-        conv = Conversation(len(self.conversations) + 1, kind, key, ts)
+        self._next_conv += 1
+        conv = Conversation(self._next_conv, kind, key, ts)
         self.conversations.append(conv)
         self._conv[key] = conv
         return conv

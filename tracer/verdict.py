@@ -75,8 +75,8 @@ def verdict(j: Journey, corr: Correlator) -> Verdict:
         dropped = [e for e in j.frees if e.kind == "kfree" and e.reason == "NO_SOCKET"]
         if dropped:
             e = dropped[0]
-            text += (f" (its raw socket got a copy; the original was freed at {e.func}, NO_SOCKET, "
-                     "because no ICMP datagram socket wanted it: normal)")
+            text += (f" through its raw socket (the original was freed at {e.func}, NO_SOCKET: "
+                     "no ICMP datagram socket wanted it; normal)")
         return Verdict(DELIVERED, text)
     if j.end is None or j.live:
         return Verdict(IN_FLIGHT, "no end seen: still in flight when the trace stopped")

@@ -65,18 +65,16 @@ def route_text(ev, corr: Correlator, j: Journey | None = None) -> str:
         return f"route {f['src']} -> {f['dst']}: no route (error {ev.arg - (1 << 32) if ev.arg >= 1 << 31 else ev.arg})"
     owner = ctx.owner(f["dst"])
     output = f["iif"] in (0, 1)
-    text = f"{'output' if output else 'input'} route {f['src']} -> {f['dst']}: dev {ev.dev}"
     bound = ctx.name_of(f["oif"]) if output and f["oif"] not in (0, 1) else None
-    if owner is not None:
-        text += f"; {f['dst']} is local (on {owner})"
-        if bound:
-            text += f", but the socket is bound to {bound} (ping -I), so it leaves through {bound}"
-        elif output:
-            text += ", so the packet goes through lo"
-        else:
-            text += ", so it is delivered here"
+    if owner is None:
+        text = f"route to {f['dst']}: dev {ev.dev}" + (f" (socket bound to {bound})" if bound else "")
     elif bound:
-        text += f" (socket bound to {bound})"
+        text = (f"route: {f['dst']} is local ({owner}), but the socket is bound to {bound} (ping -I), "
+                f"so it leaves through {bound}")
+    elif output:
+        text = f"route: {f['dst']} is local ({owner}), so it goes through lo"
+    else:
+        text = f"route: {f['dst']} is local ({owner}), so it is delivered here"
     return text
 
 
