@@ -59,6 +59,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--events", action="store_true", help="also list the raw kernel events at the end")
     p.add_argument("--record", metavar="FILE", help="also save the trace as a recording")
     p.add_argument("--ipv6", action="store_true", help="include IPv6 packets")
+    p.add_argument("--svg", metavar="FILE", help="also draw the packets' paths (.svg, .png or .dot)")
     p.add_argument("ping_args", nargs=argparse.REMAINDER, metavar="PING_ARGS", help="arguments for ping, unchanged")
 
     p = sub.add_parser("record", help="record events to a JSON-lines file (until COMMAND exits or Ctrl-C)")
@@ -84,6 +85,20 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="the article's experiment in a private namespace, traced and shown, then removed")
     p.add_argument("scenario", nargs="?", default="two-ips-fixed", choices=sorted(lab.SCENARIOS))
 
+    p = sub.add_parser("render", help="draw a recording as a diagram (.svg, .png, .pdf or .dot)")
+    p.add_argument("file", help="recording made by `vethtrace record` or `vethtrace ping --record`")
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="out.svg, out.png, out.pdf or out.dot")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--conversation", type=int, metavar="ID", help="one conversation (IDs as `vethtrace show` lists them)")
+    g.add_argument("--all", action="store_true", help="every packet, aggregated: counts on the edges")
+
+    p = sub.add_parser("export", help="export a recording for other tools")
+    p.add_argument("file", help="recording")
+    p.add_argument("--pcapng", required=True, metavar="OUT", help="pcapng for Wireshark/tshark: one interface per "
+                   "(namespace, device), one record per hop, commented with hop and verdict")
+
+    sub.add_parser("schema", help="print the JSON schema of the recording format")
+
     sub.add_parser("doctor", help="what this kernel allows and which probe mechanism will be used")
     return ap
 
@@ -96,10 +111,10 @@ def _split_ping(argv: list[str]) -> list[str]:
         a = argv[i]
         if a in ("--events", "--ipv6", "-h", "--help"):
             own.append(a)
-        elif a == "--record" and i + 1 < len(argv):
+        elif a in ("--record", "--svg") and i + 1 < len(argv):
             own += argv[i:i + 2]
             i += 1
-        elif a.startswith("--record="):
+        elif a.startswith(("--record=", "--svg=")):
             own.append(a)
         else:
             break
@@ -191,6 +206,9 @@ def cmd_ping(args) -> int:
         print(style.dim(f"probes: {src.mechanism}"))
         if args.events:
             print("\n".join(event_lines(kept)))
+        if args.svg:
+            _draw(corr.journeys, corr, args.svg, title="vethtrace ping " + " ".join(ping_args))
+            print(style.dim(f"diagram saved to {args.svg}"))
         if args.record:
             recording.write_file(args.record, recording.header(corr.context, src.mechanism, ["ping", *ping_args]),
                                  kept, lost)
@@ -356,6 +374,55 @@ def cmd_show(args) -> int:
     return 0
 
 
+# -- diagrams and exports --------------------------------------------------------------------
+def _draw(journeys, corr, path: str, title: str, aggregate: bool | None = None) -> None:
+    from ui import diagram  # graphviz is only needed here
+    try:
+        diagram.write(diagram.build(journeys, corr, title=title, aggregate=aggregate), path)
+    except diagram.DotMissing as exc:
+        raise SetupError(str(exc)) from None
+
+
+def _replay(path: str):
+    rec = recording.read(path)
+    corr = Correlator(rec.context)
+    corr.feed(rec.events)
+    return rec, corr
+
+
+def cmd_render(args) -> int:
+    rec, corr = _replay(args.file)
+    name = " ".join(rec.header.get("command") or []) or args.file
+    if args.conversation is not None:
+        conv = next((c for c in corr.conversations if c.id == args.conversation), None)
+        if conv is None:
+            raise SetupError(f"no conversation {args.conversation} in {args.file} "
+                             f"(it has 1..{len(corr.conversations)}; `vethtrace show {args.file}` lists them)")
+        _draw(conv.journeys, corr, args.output, title=f"{conv.title}  ({name})", aggregate=False)
+    else:
+        _draw(corr.journeys, corr, args.output, title=name, aggregate=True if args.all else None)
+    print(f"wrote {args.output}", file=sys.stderr)
+    return 0
+
+
+def cmd_export(args) -> int:
+    from . import pcapng
+    rec, corr = _replay(args.file)
+    try:
+        n = pcapng.export(args.pcapng, corr, rec.header.get("wall_offset_ns", 0))
+    except OSError as exc:
+        raise SetupError(f"cannot write {args.pcapng}: {exc.strerror}") from None
+    print(f"wrote {n} packet records to {args.pcapng}", file=sys.stderr)
+    return 0
+
+
+def cmd_schema(args) -> int:
+    import json
+    from .schema import SCHEMA
+    print(json.dumps(SCHEMA, indent=2))
+    return 0
+
+
 # -- lab / demo / doctor ----------------------------------------------------------------------
 def cmd_lab(args) -> int:
     if args.action == "status":
@@ -418,6 +485,7 @@ def cmd_doctor(args) -> int:
 
 
 COMMANDS = {"ping": cmd_ping, "record": cmd_record, "trace": cmd_trace, "show": cmd_show,
+            "render": cmd_render, "export": cmd_export, "schema": cmd_schema,
             "lab": cmd_lab, "demo": cmd_demo, "doctor": cmd_doctor}
 
 

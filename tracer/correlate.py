@@ -34,6 +34,15 @@ class Hop:
     def __init__(self, name: str, dev: str, netns: int, ts: int, kind: str):
         self.name, self.dev, self.netns, self.ts, self.kind = name, dev, netns, ts, kind
 
+    @property
+    def place(self) -> tuple[str, str]:
+        """(kind, name) of the place: ("device", "veth0"), ("stack", "icmp_rcv"), ("socket", "ping")."""
+        if self.name.startswith("stack: "):
+            return "stack", self.name[7:]
+        if self.name.startswith("socket ("):
+            return "socket", self.name[8:-1]
+        return "device", self.dev or self.name.split(" ", 1)[0]
+
     def __repr__(self) -> str:
         return f"Hop({self.name!r})"
 

@@ -1,0 +1,860 @@
+#!/usr/bin/env python3
+"""vethtrace benchmark: one run, one report.
+
+    sudo .venv/bin/python bench/run.py            # full run, a few minutes
+    sudo .venv/bin/python bench/run.py --quick    # smaller sizes, under a minute
+
+Three parts (see bench/README.md for what each figure means):
+  1. replay   decode + correlate throughput, from JSON lines and from raw 192-byte records
+  2. attach   time from process start to "probes attached": vethtrace vs bpftrace
+  3. ping     `ping -f` packets/s untraced vs traced (vethtrace record, vethtrace ping,
+              bpftrace with a count map), with the events each tracer lost
+
+Speed targets are printed as ratios measured in this run; nothing here asserts a time.
+The report is printed and also written to bench/results.json.
+
+Safety: packets only go between veth0 192.168.2.11 and veth1 192.168.2.1 inside lab
+namespaces built with tracer.lab.lab (removed on exit, also on errors and Ctrl-C).  The
+host's interfaces, routes and sysctls are not touched.  bpftrace needs tracefs; when it
+is not mounted, bpftrace runs in a private mount namespace (`unshare --mount`) that
+mounts it, so the host's mount table is not changed either.  Every process started here
+is stopped before the script exits.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import cProfile
+import gc
+import io
+import json
+import os
+import platform
+import pstats
+import re
+import shlex
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tracer import events as events_mod  # noqa: E402
+from tracer import lab, recording  # noqa: E402
+from tracer.correlate import Correlator  # noqa: E402
+from tracer.events import KIND_IDS  # noqa: E402
+from tracer.ksyms import KernelSymbols  # noqa: E402
+from tracer.record import (DATA_FIB, DATA_L2, DATA_L3, DATA_NEIGH, DATA_NONE, EVENT, FIB,  # noqa: E402
+                           KIND_FUNC, NEIGH, Decoder)
+
+FLOOR, AIM = 300_000, 1_000_000          # replay events/s, from the issue
+PEER = "192.168.2.1"                     # veth1 in the lab; the only address pinged
+TRACEPOINTS = [                          # what vethtrace's probes attach to, for bpftrace
+    "net:net_dev_start_xmit", "net:netif_rx", "net:netif_receive_skb", "skb:kfree_skb",
+    "skb:consume_skb", "fib:fib_table_lookup", "neigh:neigh_create", "neigh:neigh_update",
+    "icmp:icmp_send", "skb:skb_copy_datagram_iovec",
+]
+READY_RE = re.compile(r"vethtrace: recording")
+RECORD_DONE_RE = re.compile(r"vethtrace: (\d+) events, (\d+) lost")
+SUMMARY_RE = re.compile(r"--- vethtrace: (\d+) packets, (\d+) distinct paths, (\d+) events, (\d+|unknown) lost ---")
+PING_STATS_RE = re.compile(r"(\d+) packets transmitted, (\d+) received.*?time (\d+)ms")
+
+SIZES = {
+    # replay_pings: pings in the replay recording (13 events each); paced at 1000/s so
+    # the recorder keeps up and the recording is complete (see README)
+    "full": dict(replay_pings=20_000, replay_reps=3, attach_reps=5, ping_n=20_000, ping_reps=5),
+    "quick": dict(replay_pings=2_000, replay_reps=3, attach_reps=3, ping_n=10_000, ping_reps=3),
+}
+
+
+# ----------------------------------------------------------------------------------------
+# processes: every child is registered so it is stopped on the way out
+
+_children: list[subprocess.Popen] = []
+
+
+def spawn(argv, **kw) -> subprocess.Popen:
+    p = subprocess.Popen(argv, **kw)
+    _children.append(p)
+    return p
+
+
+def stop(p: subprocess.Popen, timeout: float = 60) -> int:
+    """SIGINT, wait; SIGKILL if it does not end.  Only this child, by its pid."""
+    if p.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            p.send_signal(signal.SIGINT)
+        try:
+            p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+    return p.returncode
+
+
+def stop_all() -> None:
+    for p in _children:
+        if p.poll() is None:
+            stop(p, timeout=15)
+    _children.clear()
+
+
+class LineReader:
+    """Collects a child's stream in a thread, so waiting for one line never blocks
+    on the other stream and a chatty child never fills its pipe."""
+
+    def __init__(self, stream):
+        self.lines: list[str] = []
+        self.times: list[float] = []
+        self._cv = threading.Condition()
+        self._closed = False
+        self._t = threading.Thread(target=self._run, args=(stream,), daemon=True)
+        self._t.start()
+
+    def _run(self, stream):
+        for raw in stream:
+            now = time.monotonic()
+            with self._cv:
+                self.lines.append(raw.decode(errors="replace") if isinstance(raw, bytes) else raw)
+                self.times.append(now)
+                self._cv.notify_all()
+        with self._cv:
+            self._closed = True
+            self._cv.notify_all()
+
+    def wait_for(self, pattern: re.Pattern, timeout: float) -> tuple[str, float] | None:
+        """The first line matching, and when it was read (time.monotonic)."""
+        deadline = time.monotonic() + timeout
+        i = 0
+        with self._cv:
+            while True:
+                while i < len(self.lines):
+                    if pattern.search(self.lines[i]):
+                        return self.lines[i], self.times[i]
+                    i += 1
+                left = deadline - time.monotonic()
+                if self._closed or left <= 0:
+                    return None
+                self._cv.wait(left)
+
+    def text(self, timeout: float = 10) -> str:
+        self._t.join(timeout)
+        with self._cv:
+            return "".join(self.lines)
+
+
+def cpu_ticks(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def wait_idle(pid: int, timeout: float = 180, window: float = 0.3) -> float:
+    """Wait until a process stops using CPU (two quiet windows in a row); seconds waited.
+
+    Used before stopping `vethtrace record`: it may still be decoding and writing a big
+    batch, and Ctrl-C in that moment discards the batch (see README, "Known issues")."""
+    t0 = time.monotonic()
+    quiet = 0
+    last = cpu_ticks(pid)
+    while time.monotonic() - t0 < timeout:
+        time.sleep(window)
+        try:
+            now = cpu_ticks(pid)
+        except OSError:
+            break
+        quiet = quiet + 1 if now - last <= 1 else 0
+        last = now
+        if quiet >= 2:
+            return time.monotonic() - t0 - 2 * window
+    return time.monotonic() - t0
+
+
+def med(xs):
+    return statistics.median(xs) if xs else None
+
+
+def ratio(a, b):
+    return a / b if a and b else None
+
+
+# ----------------------------------------------------------------------------------------
+# bpftrace: tracefs in a private mount namespace when the host has none mounted
+
+TRACEFS = "/sys/kernel/tracing"
+
+
+def tracefs_mounted() -> bool:
+    return os.path.isdir(f"{TRACEFS}/events")
+
+
+def bpftrace_wrapper() -> list[str]:
+    """Prefix that runs a command with tracefs available, without touching the host."""
+    if tracefs_mounted():
+        return []
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+            f'mount -t tracefs nodev {TRACEFS} && exec "$@"', "sh"]
+
+
+def bpftrace_script(probes: list[str], exit_at_begin: bool) -> str:
+    body = ",\n".join(f"tracepoint:{p}" for p in probes)
+    begin = 'BEGIN { printf("ready\\n"); exit(); }' if exit_at_begin else 'BEGIN { printf("ready\\n"); }'
+    return f"{begin}\n{body}\n{{ @c[probe] = count(); }}\n"
+
+
+def available_tracepoints() -> tuple[list[str], list[str]]:
+    """TRACEPOINTS that this kernel has (by BTF: btf_trace_<name>), and the missing ones."""
+    from tracer import kernel
+    btf = kernel.open_btf()
+    try:
+        have = [p for p in TRACEPOINTS if btf.tracepoint_arity(p.split(":")[1]) is not None]
+    finally:
+        btf.close()
+    return have, [p for p in TRACEPOINTS if p not in have]
+
+
+# ----------------------------------------------------------------------------------------
+# part 1: replay throughput
+
+def make_recording(path: str, pings: int, out: dict) -> None:
+    """A live recording of `pings` echo exchanges in a fresh two-ips-fixed lab.
+
+    Paced at 1 ms (1000 pings/s, ~13k events/s) so the recorder keeps up: under
+    `ping -f` it loses most events (part 3 shows how many) and the recording would
+    hold broken journeys."""
+    argv = [vethtrace_bin(), "record", "-o", path, "--",
+            "ping", "-q", "-i", "0.001", "-c", str(pings), "-I", "veth0", PEER]
+    with lab.lab("two-ips-fixed", name=lab.unique_name()) as built:
+        t0 = time.monotonic()
+        p = spawn(built.exec_cmd(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            stdout, stderr = p.communicate(timeout=pings / 1000 * 4 + 120)
+        finally:
+            stop(p)
+        wall = time.monotonic() - t0
+    err = stderr.decode(errors="replace")
+    m = RECORD_DONE_RE.search(err)
+    if p.returncode != 0 or not m:
+        raise RuntimeError(f"recording failed (exit {p.returncode}): {err.strip()[-400:]}")
+    out.update(command=" ".join(["ip netns exec NS", *map(shlex.quote, argv)]), wall_s=round(wall, 2),
+               events=int(m.group(1)), lost=int(m.group(2)),
+               bytes=os.path.getsize(path))
+
+
+def _replay_jsonl(path: str):
+    events_mod._cache.clear()  # the packet-parse cache would otherwise be warm from the last run
+    t0 = time.perf_counter()
+    rec = recording.read(path)
+    t1 = time.perf_counter()
+    corr = Correlator(rec.context)
+    corr.feed(rec.events)
+    t2 = time.perf_counter()
+    return len(rec.events), t1 - t0, t2 - t1, corr
+
+
+def _replay_raw(raws: list[bytes], decoder: Decoder, context: dict):
+    events_mod._cache.clear()
+    t0 = time.perf_counter()
+    evs = decoder.decode_batch(raws)
+    t1 = time.perf_counter()
+    corr = Correlator(context)
+    corr.feed(evs)
+    t2 = time.perf_counter()
+    return len(evs), t1 - t0, t2 - t1, corr
+
+
+def _record_write_path(raws: list[bytes], decoder: Decoder):
+    """What `vethtrace record` does per event: decode, to_json, orjson, write (to memory)."""
+    events_mod._cache.clear()
+    buf = io.BytesIO()
+    t0 = time.perf_counter()
+    n = recording.write_lines(buf, decoder.decode_batch(raws))
+    return n, time.perf_counter() - t0
+
+
+class RawPacker:
+    """Events back into raw 192-byte records (tracer.record.EVENT), plus a Decoder that
+    turns them into the same Events again.
+
+    `where` is given an address in a made-up kallsyms file (one fake address per
+    function, plus the offset), so decoding resolves it through the real KernelSymbols
+    path; drop-reason names come from the recording itself."""
+
+    def __init__(self, events, tmpdir: str):
+        funcs = sorted({self._split(e.where)[0] for e in events if e.where and e.kind != "func"} - {""})
+        self.addr = {name: 0xffffffff81000000 + i * 0x100000 for i, name in enumerate(funcs)}
+        kallsyms = os.path.join(tmpdir, "kallsyms")
+        with open(kallsyms, "w") as f:
+            for name, a in self.addr.items():
+                f.write(f"{a:016x} T {name}\n")
+        reasons = {e.arg: "SKB_DROP_REASON_" + e.reason for e in events if e.kind == "kfree" and e.reason}
+        self.decoder = Decoder(reasons, KernelSymbols(kallsyms))
+
+    @staticmethod
+    def _split(where: str) -> tuple[str, int]:
+        name, _, off = where.partition("+")
+        if name.startswith("0x"):
+            return "", 0
+        return name, int(off, 16) if off else 0
+
+    def pack(self, e) -> bytes:
+        data, data_len, data_kind = b"", 0, DATA_NONE
+        if e.fib:
+            f = e.fib
+            data, data_kind = FIB.pack(socket.inet_aton(f["src"]), socket.inet_aton(f["dst"]), f["iif"],
+                                       f["oif"], f["proto"], b"\0\0\0"), DATA_FIB
+        elif e.neigh:
+            n = e.neigh
+            data, data_kind = NEIGH.pack(socket.inet_aton(n["addr"]), bytes.fromhex(n["lladdr"].replace(":", "")),
+                                         b"\0\0"), DATA_NEIGH
+        elif e.data:
+            data, data_len, data_kind = e.data, len(e.data), DATA_L2 if e.l2 else DATA_L3
+        kind = KIND_IDS[e.kind]
+        location = 0
+        if e.where and kind != KIND_FUNC:
+            name, off = self._split(e.where)
+            location = self.addr[name] + off if name else 0
+        return EVENT.pack(e.ts, e.skb, e.head, location, e.netns, e.ifindex, e.len, e.arg, e.arg2, e.pid,
+                          e.protocol, kind, data_kind, e.cpu, data_len, 0, e.dev.encode(), e.comm.encode(), data)
+
+
+def top_functions(fn, n: int = 12) -> list[dict]:
+    prof = cProfile.Profile()
+    prof.enable()
+    fn()
+    prof.disable()
+    st = pstats.Stats(prof)
+    rows = []
+    for (file, line, name), (cc, nc, tt, ct, _) in st.stats.items():
+        rows.append(dict(function=f"{Path(file).name}:{line}({name})", calls=nc, tottime_s=round(tt, 3),
+                         cumtime_s=round(ct, 3)))
+    rows.sort(key=lambda r: -r["tottime_s"])
+    total = sum(r["tottime_s"] for r in rows) or 1
+    for r in rows:
+        r["share"] = round(r["tottime_s"] / total, 3)
+    return rows[:n]
+
+
+def part_replay(cfg: dict, tmpdir: str, recording_path: str | None, profile: bool, report) -> dict:
+    out: dict = {}
+    if recording_path:
+        path = recording_path
+        out["recording"] = {"source": path, "bytes": os.path.getsize(path)}
+    else:
+        path = os.path.join(tmpdir, "replay.jsonl")
+        out["recording"] = {"pings": cfg["replay_pings"]}
+        report(f"  recording {cfg['replay_pings']} pings live (paced 1000/s) ...")
+        make_recording(path, cfg["replay_pings"], out["recording"])
+        r = out["recording"]
+        report(f"  recorded {r['events']} events, {r['lost']} lost, {r['bytes'] / 1e6:.1f} MB in {r['wall_s']} s")
+
+    rec = recording.read(path)
+    n = len(rec.events)
+    out["events"] = n
+    packer = RawPacker(rec.events, tmpdir)
+    raws = [packer.pack(e) for e in rec.events]
+    # the packed records must decode to the recorded events, or the raw figure is meaningless
+    mismatches = sum(1 for e, r in zip(rec.events, raws) if packer.decoder.decode(r).to_json() != e.to_json())
+    out["raw_roundtrip_mismatches"] = mismatches
+    context = rec.context
+    del rec
+    gc.collect()
+
+    def best(fn, *args, gc_off=False):
+        runs = []
+        for _ in range(cfg["replay_reps"]):
+            gc.collect()
+            if gc_off:
+                gc.disable()
+            try:
+                count, a, b, corr = fn(*args)
+            finally:
+                gc.enable()
+            runs.append((a + b, a, b, len(corr.journeys), len(corr.conversations)))
+            del corr
+        runs.sort()
+        total, a, b, nj, nc = runs[0]
+        return dict(events_per_s=round(count / total), seconds=round(total, 4), stage1_s=round(a, 4),
+                    stage2_s=round(b, 4), stage1_events_per_s=round(count / a), stage2_events_per_s=round(count / b),
+                    all_runs_s=[round(r[0], 4) for r in sorted(runs, key=lambda r: r[0])],
+                    journeys=nj, conversations=nc)
+
+    jsonl = best(_replay_jsonl, path)
+    raw = best(_replay_raw, raws, packer.decoder, context)
+    for d in (jsonl, raw):
+        d["vs_floor"] = round(d["events_per_s"] / FLOOR, 2)
+        d["vs_aim"] = round(d["events_per_s"] / AIM, 2)
+    out["jsonl"], out["raw"] = jsonl, raw
+    # Diagnostic: the same with Python's cyclic garbage collector off.  The collector
+    # rescans every live Event/Journey as the heap grows; this shows what that costs.
+    out["jsonl_gc_off"] = best(_replay_jsonl, path, gc_off=True)
+    out["raw_gc_off"] = best(_replay_raw, raws, packer.decoder, context, gc_off=True)
+
+    writes = []
+    for _ in range(cfg["replay_reps"]):
+        gc.collect()
+        writes.append(_record_write_path(raws, packer.decoder))
+    count, secs = min(writes, key=lambda w: w[1])
+    out["record_write_path"] = dict(events_per_s=round(count / secs), seconds=round(secs, 4))
+
+    if profile:
+        gc.collect()
+        out["profile"] = {
+            "jsonl": top_functions(lambda: _replay_jsonl(path)),
+            "raw": top_functions(lambda: _replay_raw(raws, packer.decoder, context)),
+            "record_write_path": top_functions(lambda: _record_write_path(raws, packer.decoder)),
+        }
+    return out
+
+
+# ----------------------------------------------------------------------------------------
+# part 2: attach time
+
+VETHTRACE_CHILD = r"""
+import json, sys, time
+t_main = time.monotonic()
+from tracer.live import LiveSource, build_filters
+t_import = time.monotonic()
+src = LiveSource(build_filters(), want_fentry=%(want_fentry)s)
+t_ctor = time.monotonic()
+src.__enter__()
+t_attached = time.monotonic()
+print(json.dumps(dict(t_main=t_main, t_import=t_import, t_ctor=t_ctor, t_attached=t_attached,
+                      mechanism=src.mechanism, attached=len(src.report.attached))), flush=True)
+src.__exit__(None, None, None)
+print(json.dumps(dict(t_closed=time.monotonic())), flush=True)
+"""
+
+
+def time_vethtrace_source(want_fentry: bool) -> dict:
+    code = VETHTRACE_CHILD % {"want_fentry": want_fentry}
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    t0 = time.monotonic()
+    p = spawn([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=str(ROOT))
+    stdout, stderr = p.communicate(timeout=120)
+    t_exit = time.monotonic()
+    lines = [json.loads(x) for x in stdout.decode().splitlines() if x.startswith("{")]
+    if p.returncode != 0 or len(lines) < 2:
+        raise RuntimeError(f"LiveSource child failed (exit {p.returncode}): {stderr.decode()[-400:]}")
+    a, b = lines
+    return dict(to_attached=a["t_attached"] - t0, total=t_exit - t0, interpreter=a["t_main"] - t0,
+                imports=a["t_import"] - a["t_main"], construct=a["t_ctor"] - a["t_import"],
+                enter=a["t_attached"] - a["t_ctor"], exit=b["t_closed"] - a["t_attached"],
+                mechanism=a["mechanism"], programs=a["attached"])
+
+
+def time_vethtrace_cli() -> dict:
+    """`vethtrace record`: until it prints "vethtrace: recording" (attached), and until it exits."""
+    argv = [vethtrace_bin(), "record", "-o", "/dev/null", "-d", "0.001"]
+    t0 = time.monotonic()
+    p = spawn(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    reader = LineReader(p.stderr)
+    hit = reader.wait_for(READY_RE, 120)
+    p.wait(120)
+    t_exit = time.monotonic()
+    if hit is None:
+        raise RuntimeError(f"vethtrace record did not attach: {reader.text()[-400:]}")
+    return dict(to_attached=hit[1] - t0, total=t_exit - t0)
+
+
+def time_bpftrace(script: str) -> dict:
+    argv = [*bpftrace_wrapper(), "bpftrace", "-B", "none", script]
+    t0 = time.monotonic()
+    p = spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    reader = LineReader(p.stdout)
+    err = LineReader(p.stderr)
+    hit = reader.wait_for(re.compile(r"^ready"), 120)
+    p.wait(120)
+    t_exit = time.monotonic()
+    if hit is None:
+        raise RuntimeError(f"bpftrace did not print ready (exit {p.returncode}): {err.text()[-400:]}")
+    return dict(to_attached=hit[1] - t0, total=t_exit - t0)
+
+
+def time_wrapper() -> dict:
+    argv = [*bpftrace_wrapper(), "true"]
+    t0 = time.monotonic()
+    subprocess.run(argv, check=True)
+    return dict(total=time.monotonic() - t0)
+
+
+def summarize(runs: list[dict]) -> dict:
+    out = {}
+    for k in runs[0]:
+        vals = [r[k] for r in runs]
+        if isinstance(vals[0], float):
+            out[k] = dict(min=round(min(vals), 4), median=round(med(vals), 4), max=round(max(vals), 4))
+        else:
+            out[k] = vals[0]
+    return out
+
+
+def part_attach(cfg: dict, tmpdir: str, report) -> dict:
+    have, missing = available_tracepoints()
+    script = os.path.join(tmpdir, "attach.bt")
+    Path(script).write_text(bpftrace_script(have, exit_at_begin=True))
+    kinds = {
+        "vethtrace_source": lambda: time_vethtrace_source(True),
+        "vethtrace_source_tp_btf_only": lambda: time_vethtrace_source(False),
+        "vethtrace_record_cli": time_vethtrace_cli,
+        "bpftrace": lambda: time_bpftrace(script),
+    }
+    if bpftrace_wrapper():
+        kinds["tracefs_wrapper_only"] = time_wrapper
+    runs: dict[str, list[dict]] = {k: [] for k in kinds}
+    for i in range(cfg["attach_reps"] + 1):          # the first round warms caches, not counted
+        for k, fn in kinds.items():                  # interleaved: drift hits all alike
+            r = fn()
+            if i:
+                runs[k].append(r)
+        report(f"  round {i}/{cfg['attach_reps']}" + (" (warm-up)" if not i else ""))
+    out = {k: summarize(v) for k, v in runs.items()}
+    out["bpftrace_tracepoints"] = have
+    out["bpftrace_tracepoints_missing"] = missing
+    out["bpftrace_via_private_tracefs_mount"] = bool(bpftrace_wrapper())
+    vt = out["vethtrace_source"]["to_attached"]["median"]
+    bt = out["bpftrace"]["to_attached"]["median"]
+    wrap = out.get("tracefs_wrapper_only", {}).get("total", {}).get("median", 0.0)
+    out["ratio_vethtrace_over_bpftrace"] = round(vt / bt, 2)
+    out["ratio_vethtrace_over_bpftrace_without_wrapper"] = round(vt / (bt - wrap), 2) if bt > wrap else None
+    out["ratio_total_vethtrace_over_bpftrace"] = round(out["vethtrace_source"]["total"]["median"]
+                                                       / out["bpftrace"]["total"]["median"], 2)
+    out["ratio_record_cli_over_bpftrace"] = round(out["vethtrace_record_cli"]["to_attached"]["median"] / bt, 2)
+    return out
+
+
+# ----------------------------------------------------------------------------------------
+# part 3: ping -f traced vs untraced
+
+def ping_argv(n: int) -> list[str]:
+    return ["ping", "-f", "-q", "-c", str(n), "-I", "veth0", PEER]
+
+
+def run_ping(built, n: int) -> dict:
+    t0 = time.monotonic()
+    p = spawn(built.exec_cmd(ping_argv(n)), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    stdout, stderr = p.communicate(timeout=300)
+    wall = time.monotonic() - t0
+    text = stdout.decode(errors="replace")
+    m = PING_STATS_RE.search(text)
+    if not m:
+        raise RuntimeError(f"ping printed no statistics (exit {p.returncode}): {text[-300:]} {stderr.decode()[-300:]}")
+    return parse_ping(m, wall, n)
+
+
+def parse_ping(m: re.Match, wall: float, n: int) -> dict:
+    sent, received, ms = int(m.group(1)), int(m.group(2)), int(m.group(3))
+    return dict(sent=sent, received=received, ping_time_s=ms / 1000, wall_s=round(wall, 4),
+                pps=round(sent / (ms / 1000)) if ms else None, wall_pps=round(sent / wall))
+
+
+def read_footer(path: str) -> dict | None:
+    with open(path, "rb") as f:
+        f.seek(max(0, os.path.getsize(path) - 4096))
+        last = f.read().rstrip(b"\n").rsplit(b"\n", 1)[-1]
+    try:
+        d = json.loads(last)
+    except ValueError:
+        return None
+    return d if d.get("footer") else None
+
+
+def traced_by_record(built, n: int, tmpdir: str) -> dict:
+    path = os.path.join(tmpdir, "traced.jsonl")
+    t_start = time.monotonic()
+    p = spawn(built.exec_cmd([vethtrace_bin(), "record", "-o", path]),
+              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        err = LineReader(p.stderr)
+        hit = err.wait_for(READY_RE, 120)
+        if hit is None:
+            raise RuntimeError(f"vethtrace record did not attach: {err.text()[-400:]}")
+        attach = hit[1] - t_start
+        res = run_ping(built, n)
+        t_ping_end = time.monotonic()
+        backlog = wait_idle(p.pid)           # let it finish decoding and writing before Ctrl-C
+        res["recorder_catch_up_s"] = round(backlog, 2)
+        res["attach_s"] = round(attach, 3)
+        t_int = time.monotonic()
+        stop(p)
+        res["stop_s"] = round(time.monotonic() - t_int, 2)
+        res["after_ping_s"] = round(time.monotonic() - t_ping_end, 2)
+        m = None
+        for m in RECORD_DONE_RE.finditer(err.text()):
+            pass
+        if not m:
+            raise RuntimeError(f"vethtrace record printed no summary: {err.text()[-400:]}")
+        res["events"], res["lost"] = int(m.group(1)), int(m.group(2))
+        foot = read_footer(path)
+        res["footer"] = foot
+        with open(path, "rb") as f:
+            res["events_in_file"] = sum(1 for _ in f) - 2
+        res["record_exit"] = p.returncode
+    finally:
+        stop(p)
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+    return res
+
+
+def traced_by_vethtrace_ping(built, n: int) -> dict:
+    argv = [vethtrace_bin(), "ping", *ping_argv(n)[1:]]
+    t0 = time.monotonic()
+    p = spawn(built.exec_cmd(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    stdout, stderr = p.communicate(timeout=600)
+    wall = time.monotonic() - t0
+    text = stdout.decode(errors="replace")
+    m = PING_STATS_RE.search(text)
+    s = SUMMARY_RE.search(text)
+    if not m or not s:
+        raise RuntimeError(f"vethtrace ping failed (exit {p.returncode}): {stderr.decode()[-400:]}")
+    res = parse_ping(m, wall, n)
+    res.update(events=int(s.group(3)), lost=None if s.group(4) == "unknown" else int(s.group(4)),
+               journeys=int(s.group(1)), distinct_paths=int(s.group(2)), output_lines=text.count("\n"),
+               command_wall_s=round(wall, 2))
+    return res
+
+
+def traced_by_bpftrace(built, n: int, script: str) -> dict:
+    p = spawn([*bpftrace_wrapper(), "bpftrace", "-B", "none", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        out = LineReader(p.stdout)
+        err = LineReader(p.stderr)
+        if out.wait_for(re.compile(r"^ready"), 120) is None:
+            raise RuntimeError(f"bpftrace did not attach: {err.text()[-400:]}")
+        res = run_ping(built, n)
+        stop(p)
+        counts = {m.group(1): int(m.group(2))
+                  for m in re.finditer(r"@c\[tracepoint:([\w:]+)\]: (\d+)", out.text())}
+        res["events"] = sum(counts.values())
+        res["counts"] = counts
+        res["lost"] = 0  # a count map has nothing to lose
+    finally:
+        stop(p)
+    return res
+
+
+def part_ping(cfg: dict, tmpdir: str, report) -> dict:
+    n = cfg["ping_n"]
+    have, _ = available_tracepoints()
+    script = os.path.join(tmpdir, "count.bt")
+    Path(script).write_text(bpftrace_script(have, exit_at_begin=False))
+    modes = {
+        "untraced": lambda b: run_ping(b, n),
+        "vethtrace_record": lambda b: traced_by_record(b, n, tmpdir),
+        "vethtrace_ping": lambda b: traced_by_vethtrace_ping(b, n),
+        "bpftrace_count": lambda b: traced_by_bpftrace(b, n, script),
+    }
+    runs: dict[str, list[dict]] = {k: [] for k in modes}
+    with lab.lab("two-ips-fixed", name=lab.unique_name()) as built:
+        run_ping(built, 100)  # resolves ARP; warms the path
+        for i in range(cfg["ping_reps"]):
+            for k, fn in modes.items():
+                runs[k].append(fn(built))
+                r = runs[k][-1]
+                extra = f", {r['events']} events, {r['lost']} lost" if "events" in r else ""
+                report(f"  round {i + 1}/{cfg['ping_reps']} {k}: {r['pps']} packets/s{extra}")
+    out: dict = {"n": n, "command": " ".join(ping_argv(n))}
+    base = med([r["pps"] for r in runs["untraced"]])
+    for k, rs in runs.items():
+        pps = med([r["pps"] for r in rs])
+        out[k] = dict(pps_median=pps, pps_runs=[r["pps"] for r in rs], ratio_vs_untraced=round(pps / base, 3),
+                      runs=rs)
+        if k != "untraced":
+            out[k]["events_median"] = med([r["events"] for r in rs])
+            out[k]["lost_median"] = med([r["lost"] for r in rs if r["lost"] is not None])
+    return out
+
+
+# ----------------------------------------------------------------------------------------
+# report
+
+def vethtrace_bin() -> str:
+    cand = Path(sys.executable).parent / "vethtrace"
+    return str(cand) if cand.exists() else (shutil.which("vethtrace") or "vethtrace")
+
+
+def environment() -> dict:
+    def version(argv):
+        try:
+            return subprocess.run(argv, capture_output=True, text=True, timeout=10).stdout.strip().splitlines()[0]
+        except (OSError, IndexError, subprocess.SubprocessError):
+            return None
+    return dict(kernel=platform.release(), cpus=os.cpu_count(), python=platform.python_version(),
+                bpftrace=version(["bpftrace", "--version"]), ping=version(["ping", "-V"]),
+                host=socket.gethostname(), date=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+
+
+def fmt_rate(x) -> str:
+    return f"{x / 1000:,.0f}k/s" if x is not None else "-"
+
+
+def print_report(res: dict) -> None:
+    p = print
+    env = res["environment"]
+    p()
+    p(f"=== vethtrace benchmark ({res['mode']}) — kernel {env['kernel']}, {env['cpus']} CPUs, "
+      f"Python {env['python']}, {env['bpftrace']} ===")
+    r = res.get("replay")
+    if r:
+        p()
+        p("1. Replay throughput (decode + correlate), best of %d" % res["sizes"]["replay_reps"])
+        rec = r["recording"]
+        if "events" in rec:
+            p(f"   input: live recording of {rec['pings']} pings, {rec['events']} events "
+              f"({rec['lost']} lost), {rec['bytes'] / 1e6:.1f} MB")
+        else:
+            p(f"   input: {rec['source']} ({r['events']} events)")
+        for key, label, s1, s2 in (("jsonl", "JSONL: read + from_json + Correlator.feed", "read+parse", "correlate"),
+                                   ("raw", "raw 192-byte records: Decoder.decode + feed", "decode", "correlate")):
+            d = r[key]
+            p(f"   {label:<46} {d['events_per_s']:>10,} events/s   x{d['vs_floor']:.2f} of floor 300k, "
+              f"x{d['vs_aim']:.2f} of aim 1M")
+            p(f"      {s1} {fmt_rate(d['stage1_events_per_s'])} ({d['stage1_s']:.3f} s), "
+              f"{s2} {fmt_rate(d['stage2_events_per_s'])} ({d['stage2_s']:.3f} s); "
+              f"{d['journeys']} journeys, {d['conversations']} conversations; runs {d['all_runs_s']} s")
+        j0, r0 = r["jsonl_gc_off"], r["raw_gc_off"]
+        p(f"   diagnostic, garbage collector off: JSONL {j0['events_per_s']:,} events/s, raw {r0['events_per_s']:,} "
+          f"events/s (the collector takes {1 - r['jsonl']['events_per_s'] / j0['events_per_s']:.0%} / "
+          f"{1 - r['raw']['events_per_s'] / r0['events_per_s']:.0%} of the time)")
+        w = r["record_write_path"]
+        p(f"   {'(for comparison) record write path: decode+to_json':<46} {w['events_per_s']:>10,} events/s")
+        if r["raw_roundtrip_mismatches"]:
+            p(f"   NOTE: {r['raw_roundtrip_mismatches']} packed records did not decode to the recorded event")
+        for key, rows in (r.get("profile") or {}).items():
+            p(f"   profile {key} (top by own time):")
+            for row in rows[:8]:
+                p(f"      {row['share'] * 100:5.1f}%  {row['tottime_s']:7.3f} s  {row['calls']:>9}  {row['function']}")
+    a = res.get("attach")
+    if a:
+        p()
+        p(f"2. Time from process start to probes attached / to exit after detaching, "
+          f"median of {res['sizes']['attach_reps']} (min..max)")
+        rows = [("vethtrace: python + LiveSource enter/exit", "vethtrace_source"),
+                ("  same, fentry attempt skipped (tp_btf only)", "vethtrace_source_tp_btf_only"),
+                ("vethtrace record -d 0.001 (until 'recording')", "vethtrace_record_cli"),
+                (f"bpftrace, {len(a['bpftrace_tracepoints'])} tracepoints (until 'ready')", "bpftrace")]
+        if "tracefs_wrapper_only" in a:
+            rows.append(("  of which private tracefs mount wrapper", "tracefs_wrapper_only"))
+        p(f"   {'':<48} {'attached':>22}   {'exited':>22}")
+        for label, k in rows:
+            cols = []
+            for key in ("to_attached", "total"):
+                d = a[k].get(key)
+                cols.append(f"{d['median']:.3f} s ({d['min']:.3f}..{d['max']:.3f})" if d else "")
+            p(f"   {label:<48} {cols[0]:>22}   {cols[1]:>22}")
+        v = a["vethtrace_source"]
+        p(f"   vethtrace breakdown (medians): interpreter {v['interpreter']['median']:.3f}, imports "
+          f"{v['imports']['median']:.3f}, LiveSource() {v['construct']['median']:.3f}, "
+          f"__enter__ {v['enter']['median']:.3f}, __exit__ {v['exit']['median']:.3f} s; "
+          f"mechanism {v['mechanism']}, {v['programs']} programs")
+        t = a["vethtrace_source_tp_btf_only"]
+        p(f"   __enter__ with want_fentry=False: {t['enter']['median']:.3f} s")
+        p(f"   ratio vethtrace / bpftrace: x{a['ratio_vethtrace_over_bpftrace']}"
+          + (f" (x{a['ratio_vethtrace_over_bpftrace_without_wrapper']} against bpftrace without the "
+             f"tracefs wrapper)" if a.get("ratio_vethtrace_over_bpftrace_without_wrapper") else "")
+          + f"; vethtrace record / bpftrace: x{a['ratio_record_cli_over_bpftrace']}")
+        p(f"   start to exit, vethtrace / bpftrace: x{a['ratio_total_vethtrace_over_bpftrace']} (bpftrace's exit "
+          f"waits for each classic tracepoint to detach)")
+        if a["bpftrace_tracepoints_missing"]:
+            p(f"   (not in this kernel, left out for both: {', '.join(a['bpftrace_tracepoints_missing'])})")
+    g = res.get("ping")
+    if g:
+        p()
+        p(f"3. `{g['command']}` packets/s, median of {res['sizes']['ping_reps']} (ping's own 'time')")
+        for k, label in (("untraced", "untraced"), ("vethtrace_record", "vethtrace record -o FILE"),
+                         ("vethtrace_ping", "vethtrace ping -f ..."), ("bpftrace_count", "bpftrace count map")):
+            d = g[k]
+            line = f"   {label:<28} {d['pps_median']:>9,} pkts/s  x{d['ratio_vs_untraced']:.3f} of untraced"
+            if k != "untraced":
+                ev, lost = d["events_median"], d["lost_median"]
+                seen = ev + (lost or 0)
+                line += f"   events {ev:,.0f}, lost {lost:,.0f}" if lost is not None else f"   events {ev:,.0f}"
+                if lost:
+                    line += f" ({lost / seen:.0%} of {seen:,.0f})"
+            p(line)
+        rr = g["vethtrace_record"]["runs"]
+        p(f"   vethtrace record: attached in {med([x['attach_s'] for x in rr]):.2f} s; after ping ended it needed "
+          f"{med([x['recorder_catch_up_s'] for x in rr]):.1f} s more to decode and write what it had read")
+        vp = g["vethtrace_ping"]["runs"]
+        p(f"   vethtrace ping: whole command {med([x['command_wall_s'] for x in vp]):.1f} s, "
+          f"{med([x['output_lines'] for x in vp]):,.0f} output lines")
+    for w in res.get("warnings", []):
+        p(f"WARNING: {w}")
+    p()
+
+
+# ----------------------------------------------------------------------------------------
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="smaller sizes: under a minute")
+    ap.add_argument("--only", action="append", choices=["replay", "attach", "ping"],
+                    help="run only this part (repeatable)")
+    ap.add_argument("--recording", metavar="FILE", help="replay this recording instead of recording one live")
+    ap.add_argument("--profile", action="store_true", help="also cProfile each replay path and list hot functions")
+    ap.add_argument("--results", default=str(ROOT / "bench" / "results.json"), metavar="FILE",
+                    help="where to write the JSON results (default bench/results.json)")
+    args = ap.parse_args(argv)
+    parts = args.only or ["replay", "attach", "ping"]
+    mode = "quick" if args.quick else "full"
+    cfg = SIZES[mode]
+    live_needed = "attach" in parts or "ping" in parts or ("replay" in parts and not args.recording)
+    if live_needed and os.geteuid() != 0:
+        print("bench: live parts need root (namespaces, BPF); run with sudo, or --only replay --recording FILE",
+              file=sys.stderr)
+        return 2
+    if ("attach" in parts or "ping" in parts) and not shutil.which("bpftrace"):
+        print("bench: bpftrace is not installed (apt-get install bpftrace)", file=sys.stderr)
+        return 2
+
+    def report(msg):
+        print(msg, file=sys.stderr, flush=True)
+
+    # Ctrl-C / SIGTERM unwind through the finally blocks: labs removed, children stopped.
+    signal.signal(signal.SIGTERM, _interrupt)
+    res: dict = dict(mode=mode, sizes=cfg, environment=environment(), warnings=[],
+                     command=" ".join(["bench/run.py", *(argv if argv is not None else sys.argv[1:])]))
+    t0 = time.monotonic()
+    tmpdir = tempfile.mkdtemp(prefix="vethtrace-bench-")
+    try:
+        if "replay" in parts:
+            report("1. replay throughput")
+            res["replay"] = part_replay(cfg, tmpdir, args.recording, args.profile, report)
+            rec = res["replay"]["recording"]
+            if rec.get("lost"):
+                res["warnings"].append(f"the replay recording lost {rec['lost']} events")
+        if "attach" in parts:
+            report("2. attach time")
+            res["attach"] = part_attach(cfg, tmpdir, report)
+        if "ping" in parts:
+            report("3. ping -f traced vs untraced")
+            res["ping"] = part_ping(cfg, tmpdir, report)
+    except KeyboardInterrupt:
+        report("bench: interrupted; cleaning up")
+        return 130
+    finally:
+        stop_all()
+        shutil.rmtree(tmpdir, ignore_errors=True)
+    res["bench_wall_s"] = round(time.monotonic() - t0, 1)
+    print_report(res)
+    print(f"(bench took {res['bench_wall_s']} s; results in {args.results})")
+    Path(args.results).write_text(json.dumps(res, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

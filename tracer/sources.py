@@ -1,0 +1,73 @@
+"""Event sources for long-running views (the TUI): one interface for live probes and
+recordings, so a view is built from either and tests build it from recorded traces.
+
+A source has: `poll(timeout_ms) -> list[Event]`, `lost() -> int | None`, `mechanism`,
+`context` (namespace facts for verdicts), `live` (bool), `close()`.
+"""
+from __future__ import annotations
+
+import time
+
+from . import kernel, recording
+from .live import LiveSource
+
+
+class ReplaySource:
+    """A recording, handed out in batches (all at once by default)."""
+
+    live = False
+
+    def __init__(self, path: str, batch: int | None = None):
+        self.path = path
+        self.rec = recording.read(path)
+        self.batch = batch or len(self.rec.events) or 1
+        self._pos = 0
+        self.mechanism = self.rec.header.get("mechanism", "recording")
+        self.context = self.rec.context
+
+    def poll(self, timeout_ms: int = 100):
+        if self._pos >= len(self.rec.events):
+            time.sleep(timeout_ms / 1000)
+            return []
+        out = self.rec.events[self._pos:self._pos + self.batch]
+        self._pos += len(out)
+        return out
+
+    @property
+    def exhausted(self) -> bool:
+        return self._pos >= len(self.rec.events)
+
+    def lost(self):
+        return self.rec.lost
+
+    def close(self) -> None:
+        pass
+
+
+class LiveEvents:
+    """Live probes as a source; enter/exit attach and detach them."""
+
+    live = True
+
+    def __init__(self, filters):
+        self._src = LiveSource(filters)
+        self.context = {}
+        self.mechanism = ""
+
+    def __enter__(self) -> "LiveEvents":
+        self._src.__enter__()
+        self.mechanism = self._src.mechanism
+        self.context = kernel.context()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def poll(self, timeout_ms: int = 100):
+        return self._src.poll(timeout_ms)
+
+    def lost(self):
+        return self._src.lost()
+
+    def close(self) -> None:
+        self._src.close()

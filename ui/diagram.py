@@ -1,0 +1,140 @@
+"""Graphviz diagrams of packet paths, in the spirit of the article's figure: each namespace a
+cluster, the protocol stack a box inside it, the veth pair as two linked devices, lo, the
+socket; numbered edges in the order the packets took them; request and reply in different
+colours; a packet that ended early ends in a red mark with its reason; a legend."""
+from __future__ import annotations
+
+import math
+import os
+import re
+import shutil
+from pathlib import Path
+
+import graphviz
+
+from tracer.correlate import Correlator
+from tracer.pathgraph import aggregate_graph, steps_graph
+
+ROLE_COLOURS = {"request": "#1f6fd1", "reply": "#1d9a4a", "error": "#d9730d", "arp request": "#8a4fc7",
+                "arp reply": "#b07fe0", "packet": "#666666", "cause": "#999999"}
+ROLE_LABELS = {"request": "echo request", "reply": "echo reply", "error": "ICMP error",
+               "arp request": "ARP request", "arp reply": "ARP reply", "packet": "other packet",
+               "cause": "the stack answers"}
+STEP_LIMIT = 60  # beyond this many journeys a step-by-step figure is unreadable: aggregate
+
+
+def _id(node: str) -> str:
+    """Graphviz reads ':' in an edge endpoint as a port: keep ids to safe characters."""
+    return re.sub(r"[^\w./-]", "_", node)
+
+
+class DotMissing(RuntimeError):
+    pass
+
+
+def _netns_label(netns: int, corr: Correlator) -> str:
+    ctx = corr.context
+    name = ctx.get("name") if ctx.get("netns") == netns else ""
+    return f"network namespace {name}" if name else f"network namespace {netns}"
+
+
+def to_dot(g, corr: Correlator, title: str = "", aggregate: bool = False) -> graphviz.Digraph:
+    dot = graphviz.Digraph("vethtrace", graph_attr={
+        "rankdir": "LR", "fontname": "Helvetica", "fontsize": "12", "labelloc": "t", "label": title,
+        "nodesep": "0.5", "ranksep": "0.9", "newrank": "true", "compound": "true"},
+        node_attr={"fontname": "Helvetica", "fontsize": "11"}, edge_attr={"fontname": "Helvetica", "fontsize": "10"})
+    by_ns: dict[int, list] = {}
+    for node, d in g.nodes(data=True):
+        by_ns.setdefault(d["netns"], []).append((node, d))
+    for i, (netns, nodes) in enumerate(sorted(by_ns.items())):
+        with dot.subgraph(name=f"cluster_ns{i}") as ns:
+            ns.attr(label=_netns_label(netns, corr), style="rounded,dashed", color="#888888", fontcolor="#555555")
+            stack = [(n, d) for n, d in nodes if d["kind"] == "stack"]
+            if stack:
+                with ns.subgraph(name=f"cluster_stack{i}") as st:
+                    st.attr(label="protocol stack", style="rounded,filled", fillcolor="#eef3fb", color="#9db4d6")
+                    for n, d in stack:
+                        st.node(_id(n), d["name"], shape="box", style="rounded,filled", fillcolor="white")
+            for n, d in nodes:
+                kind = d["kind"]
+                if kind == "device":
+                    label = d["name"] + ("\n(loopback)" if d["name"] == "lo" else "\n(veth)" if "peer" in d else "")
+                    ns.node(_id(n), label, shape="box", style="filled", fillcolor="#fff7d6", color="#c9a227")
+                elif kind == "socket":
+                    ns.node(_id(n), f"socket\n{d['name']}", shape="cds", style="filled", fillcolor="#e3f4e8", color="#1d9a4a")
+                elif kind == "end":
+                    ns.node(_id(n), f"✗ {d['name']}", shape="octagon", style="filled", fillcolor="#fde2e1",
+                            color="#c62828", fontcolor="#8e0000")
+            # The veth pair: two devices wired to each other.
+            seen = set()
+            for n, d in nodes:
+                peer = d.get("peer")
+                if peer and (peer, n) not in seen:
+                    seen.add((n, peer))
+                    ns.edge(_id(n), _id(peer), dir="none", style="bold", color="#c9a227", penwidth="3",
+                            label="veth pair", fontcolor="#9a7a10", weight="10")
+    counts = [d.get("count", 1) for _, _, d in g.edges(data=True)]
+    top = max(counts, default=1)
+    for u, w, d in g.edges(data=True):
+        role = d.get("role", "packet")
+        colour = ROLE_COLOURS.get(role, "#666666")
+        attrs = {"color": colour, "fontcolor": colour}
+        if role == "cause":
+            attrs.update(style="dashed", arrowhead="empty")
+        if aggregate:
+            n = d["count"]
+            attrs["label"] = f"×{n}"
+            attrs["penwidth"] = f"{1 + 4 * math.log(n) / math.log(top) if top > 1 else 1.5:.2f}"
+        else:
+            attrs["label"] = str(d["step"])
+            attrs["penwidth"] = "1.6"
+        if g.nodes[w]["kind"] == "end":
+            attrs["color"] = attrs["fontcolor"] = "#c62828"
+        dot.edge(_id(u), _id(w), **attrs)
+    _legend(dot, {d.get("role", "packet") for _, _, d in g.edges(data=True)}, aggregate)
+    return dot
+
+
+def _legend(dot, roles: set[str], aggregate: bool) -> None:
+    rows = "".join(f'<tr><td><font color="{ROLE_COLOURS[r]}">━━▶</font></td><td align="left">{ROLE_LABELS[r]}</td></tr>'
+                   for r in ROLE_COLOURS if r in roles)
+    rows += '<tr><td><font color="#c62828">✗</font></td><td align="left">where a packet stopped, and why</td></tr>'
+    how = "edge labels: packets that took the hop" if aggregate else "edge labels: order of the hops"
+    rows += f'<tr><td colspan="2" align="left"><font point-size="9">{how}</font></td></tr>'
+    with dot.subgraph(name="cluster_legend") as lg:
+        lg.attr(label="legend", style="rounded", color="#bbbbbb", fontcolor="#777777")
+        lg.node("legend", f'<<table border="0" cellspacing="2">{rows}</table>>', shape="plaintext")
+
+
+def build(journeys, corr: Correlator, title: str = "", aggregate: bool | None = None) -> graphviz.Digraph:
+    journeys = list(journeys)
+    if aggregate is None:
+        aggregate = len(journeys) > STEP_LIMIT
+    g = aggregate_graph(journeys, corr) if aggregate else steps_graph(journeys, corr)
+    return to_dot(g, corr, title, aggregate)
+
+
+def write(dot: graphviz.Digraph, path: str) -> str:
+    """Write the diagram in the format its suffix names (.svg, .png, .pdf, .dot).  Without the
+    `dot` program, writes the .dot text beside it and raises DotMissing naming that file."""
+    out = Path(path)
+    fmt = out.suffix.lstrip(".").lower() or "svg"
+    if fmt in ("dot", "gv"):
+        out.write_text(dot.source)
+        return str(out)
+    if shutil.which("dot") is None:
+        fallback = out.with_suffix(".dot")
+        fallback.write_text(dot.source)
+        raise DotMissing(f"graphviz's `dot` program is not installed (apt-get install graphviz), "
+                         f"so wrote {fallback} instead of {out}")
+    data = dot.pipe(format=fmt)
+    tmp = f"{out}.tmp{os.getpid()}"
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, out)
+    return str(out)
+
+
+def render_conversation(conv, corr: Correlator, path: str) -> str:
+    """One conversation (request + reply, or an ARP exchange) as a numbered figure."""
+    return write(build(conv.journeys, corr, title=conv.title, aggregate=False), path)
