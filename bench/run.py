@@ -593,6 +593,7 @@ def traced_by_record(built, n: int, tmpdir: str) -> dict:
         if not m:
             raise RuntimeError(f"vethtrace record printed no summary: {err.text()[-400:]}")
         res["events"], res["lost"] = int(m.group(1)), int(m.group(2))
+        res["recorder_events_per_s"] = round(res["events"] / (res["ping_time_s"] + backlog)) if backlog > 0 else None
         foot = read_footer(path)
         res["footer"] = foot
         with open(path, "rb") as f:
@@ -775,15 +776,22 @@ def print_report(res: dict) -> None:
             d = g[k]
             line = f"   {label:<28} {d['pps_median']:>9,} pkts/s  x{d['ratio_vs_untraced']:.3f} of untraced"
             if k != "untraced":
-                ev, lost = d["events_median"], d["lost_median"]
-                seen = ev + (lost or 0)
-                line += f"   events {ev:,.0f}, lost {lost:,.0f}" if lost is not None else f"   events {ev:,.0f}"
-                if lost:
-                    line += f" ({lost / seen:.0%} of {seen:,.0f})"
+                rs = d["runs"]
+                ev = d["events_median"]
+                line += f"   events {ev:,.0f}"
+                lost = [x["lost"] for x in rs if x["lost"] is not None]
+                if lost and max(lost):
+                    share = [x["lost"] / (x["lost"] + x["events"]) for x in rs if x["lost"] is not None]
+                    line += (f", lost {d['lost_median']:,.0f} ({min(lost):,}..{max(lost):,}; "
+                             f"{statistics.median(share):.0%} of what the probes saw)")
+                elif lost:
+                    line += ", lost 0"
             p(line)
         rr = g["vethtrace_record"]["runs"]
         p(f"   vethtrace record: attached in {med([x['attach_s'] for x in rr]):.2f} s; after ping ended it needed "
-          f"{med([x['recorder_catch_up_s'] for x in rr]):.1f} s more to decode and write what it had read")
+          f"{med([x['recorder_catch_up_s'] for x in rr]):.1f} s more to decode and write what it had read "
+          f"(~{med([x['recorder_events_per_s'] for x in rr if x['recorder_events_per_s']]) or 0:,.0f} "
+          f"events/s written)")
         vp = g["vethtrace_ping"]["runs"]
         p(f"   vethtrace ping: whole command {med([x['command_wall_s'] for x in vp]):.1f} s, "
           f"{med([x['output_lines'] for x in vp]):,.0f} output lines")
