@@ -56,7 +56,7 @@ def test_experiment(name, tmp_path):
     with lab.lab(exp.scenario, name=lab.unique_name()) as ns:
         dumps = {dev: start_tcpdump(ns.name, dev, tmp_path / f"{dev}.pcap") for dev in DEVICES}
         try:
-            res = vethtrace(ns.name, "ping", "--record", str(trace), *exp.ping)
+            res = vethtrace(ns.name, "ping", "--record", str(trace), "--svg", str(tmp_path / "flow.svg"), *exp.ping)
         finally:
             for proc in dumps.values():
                 stop(proc)
@@ -67,6 +67,8 @@ def test_experiment(name, tmp_path):
     assert (res.returncode == 0) == exp.ping_ok == (plain.returncode == 0), (res.returncode, res.stdout)
     assert "--- vethtrace:" in res.stdout and " 0 lost" in res.stdout, res.stdout
     assert f"PING {exp.ping[-1]}" in res.stdout
+
+    assert b"<svg" in (tmp_path / "flow.svg").read_bytes()[:400]
 
     rec = recording.read(str(trace))
     corr = correlate(rec)

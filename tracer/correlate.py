@@ -118,14 +118,15 @@ def identity(p) -> tuple | None:
 
 
 class Correlator:
-    """Feed events in time order; read `journeys`, `conversations`, `neigh_log`."""
+    """Feed events in time order; read `journeys` and `conversations`."""
 
     def __init__(self, context: dict | None = None, keep: int | None = None):
         self.context = context or {}
         self.keep = keep                          # bound on journeys kept (long live runs)
         self.journeys: list[Journey] = []
         self.conversations: list[Conversation] = []
-        self.neigh_log: list[Event] = []
+        self._neigh: dict[str, list[Event]] = {}   # neighbour changes by address (bounded)
+        self._arp: dict[str, list[Conversation]] = {}  # ARP conversations by address
         self.events = 0
         self.pruned = 0                           # journeys forgotten by _prune
         self._next_journey = self._next_conv = 0
@@ -149,7 +150,9 @@ class Correlator:
             self._route(ev)
             return
         if kind in ("neigh_create", "neigh_update"):
-            self.neigh_log.append(ev)
+            log = self._neigh.setdefault(ev.neigh["addr"], [])
+            log.append(ev)
+            del log[:-64]
             return
         j = self._live.get(ev.skb)
         if j is None:
@@ -307,6 +310,11 @@ class Correlator:
         conv = Conversation(self._next_conv, kind, key, ts)
         self.conversations.append(conv)
         self._conv[key] = conv
+        if kind == "arp":
+            for addr in key[1]:
+                convs = self._arp.setdefault(addr, [])
+                convs.append(conv)
+                del convs[:-64]
         return conv
 
     # -- routes -------------------------------------------------------------------------
@@ -338,11 +346,9 @@ class Correlator:
 
     # -- look-ups used by verdicts and renderers ---------------------------------------
     def arp_for(self, target: str, netns: int | None = None, before: int | None = None) -> list[Conversation]:
-        """ARP conversations asking for `target` (most recent last)."""
+        """Recent ARP conversations about `target` (most recent last)."""
         out = []
-        for c in self.conversations:
-            if c.kind != "arp" or target not in c.key[1]:
-                continue
+        for c in self._arp.get(target, []):
             if before is not None and c.start > before:
                 continue
             if netns is not None and c.journeys and c.journeys[0].netns != netns:
@@ -357,7 +363,7 @@ class Correlator:
         return None
 
     def neigh_changes(self, addr: str) -> list[Event]:
-        return [e for e in self.neigh_log if e.neigh and e.neigh["addr"] == addr]
+        return list(self._neigh.get(addr, []))
 
 
 def stack_handler(p) -> str:
