@@ -256,11 +256,6 @@ def _events(path: Path = GOOD_RECORDING) -> tuple[dict, list[dict]]:
     return head, [json.loads(line) for line in lines[1:] if not json.loads(line).get("footer")]
 
 
-def _write_recording(path: Path, head: dict, events: list[dict]) -> Path:
-    path.write_text("\n".join([json.dumps(head), *(json.dumps(e) for e in events)]) + "\n")
-    return path
-
-
 needs_bpftool = pytest.mark.skipif(shutil.which("bpftool") is None, reason="bpftool not installed")
 needs_ip = pytest.mark.skipif(shutil.which("ip") is None, reason="iproute2 `ip` not installed")
 
@@ -529,7 +524,7 @@ def test_show_good_recording_and_header_helper(tmp_path):
 # -- ping / lab usage errors ----------------------------------------------------------------
 @pytest.mark.parametrize("args", [["ping"], ["ping", "--events"], ["ping", "--"], ["ping", "--record", "x.jsonl"]],
                          ids=["bare", "own-options-only", "double-dash", "record-only"])
-def test_ping_without_destination(args, tmp_path):
+def test_ping_without_destination(args):
     r = vethtrace(*args)
     assert_one_line_error(r, r"what to ping")
     assert not (ROOT / "x.jsonl").exists()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import socket
 import struct
 
-from .events import KINDS, FUNCS, Event
+from .events import FUNCS, KINDS, Event, parse_cached
 
 RECORD_VERSION = 1
 DATA_MAX = 96
@@ -57,6 +57,7 @@ class Decoder:
     def __init__(self, drop_reasons: dict[int, str], symbols):
         self.drop_reasons = drop_reasons
         self.symbols = symbols
+        self._names: dict[bytes, str] = {}
 
     def decode(self, raw: bytes) -> Event:
         if len(raw) != EVENT_SIZE:
@@ -67,30 +68,39 @@ class Decoder:
         name = KINDS.get(kind)
         if name is None:
             raise RecordError(f"unknown event kind {kind}")
-        fib = neigh = None
-        where = reason = ""
-        payload = b""
-        l2 = False
-        if data_kind == DATA_FIB:
+        # Hot path: fill the Event's slots directly; names repeat, so they are cached.
+        e = Event.__new__(Event)
+        e.ts, e.kind, e.cpu, e.netns, e.ifindex = ts, name, cpu, netns, ifindex
+        e.dev, e.comm = self._name(ifname), self._name(comm)
+        e.skb, e.head, e.len, e.protocol, e.pid, e.arg, e.arg2 = skb, head, length, protocol, pid, arg, arg2
+        e.fib = e.neigh = e.pkt = None
+        e.data, e.l2, e.reason = b"", False, ""
+        if data_kind == DATA_L2 or data_kind == DATA_L3:
+            e.data = data[:data_len]
+            e.l2 = data_kind == DATA_L2
+            e.pkt = parse_cached(e.data, protocol, e.l2)
+        elif data_kind == DATA_FIB:
             saddr, daddr, iif, oif, proto, _ = FIB.unpack_from(data)
-            fib = {"src": socket.inet_ntoa(saddr), "dst": socket.inet_ntoa(daddr),
-                   "iif": iif, "oif": oif, "proto": proto}
+            e.fib = {"src": socket.inet_ntoa(saddr), "dst": socket.inet_ntoa(daddr),
+                     "iif": iif, "oif": oif, "proto": proto}
         elif data_kind == DATA_NEIGH:
             key, lladdr, _ = NEIGH.unpack_from(data)
-            neigh = {"addr": socket.inet_ntoa(key), "lladdr": lladdr.hex(":")}
-        elif data_kind in (DATA_L2, DATA_L3):
-            payload = data[:data_len]
-            l2 = data_kind == DATA_L2
+            e.neigh = {"addr": socket.inet_ntoa(key), "lladdr": lladdr.hex(":")}
         if kind == KIND_FUNC:
-            where = FUNCS.get(arg, f"fn{arg}")
-        elif location:
-            where = self.symbols.resolve(location)
+            e.where = FUNCS.get(arg, f"fn{arg}")
+        else:
+            e.where = self.symbols.resolve(location) if location else ""
         if kind == KIND_KFREE:
-            reason = self.drop_reasons.get(arg, str(arg)).removeprefix("SKB_DROP_REASON_")
-        return Event(ts, name, cpu=cpu, netns=netns, ifindex=ifindex, dev=_cstr(ifname), skb=skb,
-                     head=head, len=length, protocol=protocol, pid=pid, comm=_cstr(comm),
-                     where=where, reason=reason, arg=arg, arg2=arg2, data=payload, l2=l2,
-                     fib=fib, neigh=neigh)
+            e.reason = self.drop_reasons.get(arg, str(arg)).removeprefix("SKB_DROP_REASON_")
+        return e
+
+    def _name(self, raw: bytes) -> str:
+        name = self._names.get(raw)
+        if name is None:
+            if len(self._names) > 4096:
+                self._names.clear()
+            name = self._names[raw] = _cstr(raw)
+        return name
 
     def decode_batch(self, raws) -> list[Event]:
         return [self.decode(r) for r in raws]

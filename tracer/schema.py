@@ -71,7 +71,8 @@ SCHEMA = {
                 "arg2": {**_INT, "description": "per kind: old NUD state, fib table id"},
                 "data": {**_HEX, "description": "first packet bytes copied by the probe"},
                 "l2": {"type": "boolean", "description": "data starts at the Ethernet header"},
-                "pkt": {"type": "object", "description": "parsed summary of data, for jq; readers re-parse data"},
+                "summary": {"type": "string", "description": "the packet in one line (tcpdump style), "
+                            "for people and jq; readers re-parse data"},
                 "fib": {"type": "object", "properties": {"src": _STR, "dst": _STR, "iif": _INT, "oif": _INT,
                                                           "proto": _INT}},
                 "neigh": {"type": "object", "properties": {"addr": _STR, "lladdr": _STR}},
