@@ -280,23 +280,27 @@ def _run_ping(ping_args: list[str], src: LiveSource, corr: Correlator, view: Pin
 def cmd_record(args) -> int:
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     filters = build_filters(args.interface, args.host, args.all_netns, args.ipv6)
-    out = sys.stdout.buffer if args.output == "-" else None
-    if out is None:
-        try:
-            out = open(args.output, "wb")
-        except OSError as exc:
-            raise SetupError(f"cannot write {args.output}: {exc.strerror}") from None
+    to_stdout = args.output == "-"
     proc = None
     status = 0
-    try:
-        with LiveSource(filters) as src:
+    with LiveSource(filters) as src:
+        # Opened only once the probes run: a run that cannot start leaves an older
+        # recording of the same name untouched; a killed run leaves a readable prefix.
+        if to_stdout:
+            out = sys.stdout.buffer
+        else:
+            try:
+                out = open(args.output, "wb")
+            except OSError as exc:
+                raise SetupError(f"cannot write {args.output}: {exc.strerror}") from None
+        try:
             writer = recording.Writer(out, recording.header(kernel.context(), src.mechanism, command))
             print(f"vethtrace: recording ({src.mechanism}); {'running ' + ' '.join(command) if command else 'Ctrl-C stops'}",
                   file=sys.stderr)
-            if command:
-                proc = subprocess.Popen(command)
             deadline = time.monotonic() + args.duration if args.duration else None
             try:
+                if command:
+                    proc = subprocess.Popen(command)
                 while True:
                     writer.write(src.poll(100))
                     if proc is not None and proc.poll() is not None:
@@ -304,20 +308,34 @@ def cmd_record(args) -> int:
                     if deadline is not None and time.monotonic() >= deadline:
                         break
             except KeyboardInterrupt:
-                pass
+                status = 130
+                _stop(proc)
             time.sleep(SETTLE_S)
             writer.write(src.drain())
             writer.close(src.lost())
-            status = proc.wait() if proc is not None else 0
+            if proc is not None:
+                status = _stop(proc)
             print(f"vethtrace: {writer.count} events, {src.lost()} lost"
-                  + (f", written to {args.output}" if args.output != "-" else ""), file=sys.stderr)
-    finally:
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
+                  + ("" if to_stdout else f", written to {args.output}"), file=sys.stderr)
+        finally:
+            _stop(proc)
+            if not to_stdout:
+                out.close()
+    return status if command else 0
+
+
+def _stop(proc, grace: float = 3.0) -> int:
+    """End a child we started: ask politely, then insist.  Returns its status."""
+    if proc is None:
+        return 0
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
             proc.wait()
-        if out is not sys.stdout.buffer:
-            out.close()
-    return status
+    return proc.returncode
 
 
 def cmd_trace(args) -> int:
@@ -454,14 +472,37 @@ def cmd_demo(args) -> int:
     scenario = lab.SCENARIOS[args.scenario]
     name = f"{lab.PREFIX}demo-{os.getpid()}"
     style = Style()
-    with lab.lab(scenario.name, name=name) as built:
-        print(style.paint(f"# {scenario.description}", "1"))
-        print(style.dim(f"# namespace {built.name} (removed when the demo ends); running: vethtrace ping "
-                        f"{' '.join(scenario.ping[1:])}"))
-        cmd = built.exec_cmd([sys.executable, "-m", "tracer", "ping", *scenario.ping[1:]])
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join([_project_root(), os.environ.get("PYTHONPATH", "")]))
-        rc = subprocess.run(cmd, env=env).returncode
+    lab.cleanup_stale()
+    # SIGTERM/SIGHUP unwind like Ctrl-C so the namespace is always removed.
+    old = {s: signal.signal(s, _interrupt) for s in (signal.SIGTERM, signal.SIGHUP)}
+    child = None
+    try:
+        with lab.lab(scenario.name, name=name) as built:
+            print(style.paint(f"# {scenario.description}", "1"))
+            print(style.dim(f"# namespace {built.name} (removed when the demo ends); running: vethtrace ping "
+                            f"{' '.join(scenario.ping[1:])}"), flush=True)
+            cmd = built.exec_cmd([sys.executable, "-m", "tracer", "ping", *scenario.ping[1:]])
+            env = dict(os.environ, PYTHONPATH=os.pathsep.join([_project_root(), os.environ.get("PYTHONPATH", "")]))
+            child = subprocess.Popen(cmd, env=env)
+            try:
+                rc = child.wait()
+            except KeyboardInterrupt:
+                # Let vethtrace ping stop ping and print its summary, then remove the lab.
+                child.send_signal(signal.SIGINT)
+                try:
+                    child.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+                    child.wait()
+                raise
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
     return 0 if rc in (0, 1) else rc
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def _project_root() -> str:

@@ -83,9 +83,21 @@ class Event:
         data = g("data")
         if data:
             e.data, e.l2 = bytes.fromhex(data), d["l2"]
-            e.pkt = parse_cached(e.data, e.protocol, e.l2)
         else:
-            e.data, e.l2, e.pkt = b"", False, None
+            e.data, e.l2 = b"", False
+        # A damaged file must fail here, with a line number, not deep in the correlator.
+        if (type(e.ts) is not int or type(e.kind) is not str or e.kind not in KIND_IDS
+                or type(e.where) is not str or type(e.dev) is not str or type(e.comm) is not str
+                or type(e.reason) is not str or type(e.arg) is not int or type(e.arg2) is not int
+                or type(e.len) is not int or type(e.protocol) is not int or type(e.l2) is not bool
+                or type(e.netns) is not int or type(e.ifindex) is not int or type(e.cpu) is not int
+                or type(e.pid) is not int):
+            raise TypeError("a field has the wrong type or the kind is unknown")
+        if e.fib is not None and not _valid(e.fib, FIB_TYPES):
+            raise TypeError("malformed fib")
+        if e.neigh is not None and not _valid(e.neigh, NEIGH_TYPES):
+            raise TypeError("malformed neigh")
+        e.pkt = parse_cached(e.data, e.protocol, e.l2) if e.data else None
         return e
 
     def describe(self) -> str:
@@ -116,6 +128,14 @@ class Event:
         if self.kind == "deliver":
             parts.append(f"to {self.comm} ({self.pid}) {self.arg} bytes")
         return " ".join(parts)
+
+
+FIB_TYPES = {"src": str, "dst": str, "iif": int, "oif": int, "proto": int}
+NEIGH_TYPES = {"addr": str, "lladdr": str}
+
+
+def _valid(d, types: dict) -> bool:
+    return isinstance(d, dict) and all(type(d.get(k)) is t for k, t in types.items())
 
 
 _cache: dict[tuple, pk.Packet | None] = {}

@@ -27,11 +27,13 @@ def open_btf() -> libbpf.BTF:
         raise SetupError(f"this kernel has no BTF ({path} is missing); vethtrace needs a kernel "
                          "built with CONFIG_DEBUG_INFO_BTF=y")
     try:
+        libbpf.capture_messages()  # libbpf's own complaints would add lines to ours
         return libbpf.BTF(path)
     except OSError as exc:
-        raise SetupError(f"cannot read kernel BTF {path}: {exc.strerror}") from exc
+        why = "not a BTF file" if exc.errno and exc.errno >= 4000 else exc.strerror
+        raise SetupError(f"cannot read kernel BTF {path}: {why}") from None
     except libbpf.LibbpfMissing as exc:
-        raise SetupError(str(exc)) from exc
+        raise SetupError(str(exc)) from None
 
 
 def require_root() -> None:

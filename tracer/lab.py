@@ -64,7 +64,8 @@ PREFIX = "vethtrace-"
 # Test namespaces: vethtrace-t<pid>-<n>.  Deliberately strict: the default
 # names vethtrace-two-ips / vethtrace-two-ips-fixed also start with
 # "vethtrace-t" and must never be taken for test leftovers.
-_TEST_NAME_RE = re.compile(r"^vethtrace-t(\d+)-(\d+)$")
+# Per-process namespaces (tests: vethtrace-t<pid>-<n>; demo: vethtrace-demo-<pid>).
+_TEST_NAME_RE = re.compile(r"^vethtrace-(?:t(\d+)-\d+|demo-(\d+))$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _SYSCTL_KEY_RE = re.compile(r"^[a-z0-9_]+(\.[A-Za-z0-9_-]+)+$")
 _ALIAS_TAG = "vethtrace-lab scenario="
@@ -450,7 +451,8 @@ def _pid_alive(pid: int) -> bool:
 
 
 def cleanup_stale() -> list[str]:
-    """Remove test namespaces (``vethtrace-t<pid>-<n>``) whose test process is gone.
+    """Remove per-process namespaces (tests' ``vethtrace-t<pid>-<n>``, the demo's
+    ``vethtrace-demo-<pid>``) whose process is gone.
 
     Namespaces of live processes (including this one) are left alone, so
     test runs in parallel do not remove each other's labs.  Returns the
@@ -463,7 +465,7 @@ def cleanup_stale() -> list[str]:
         m = _TEST_NAME_RE.match(ns)
         if not m:
             continue
-        if _pid_alive(int(m.group(1))):
+        if _pid_alive(int(m.group(1) or m.group(2))):
             continue
         if down(ns):
             removed.append(ns)

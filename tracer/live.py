@@ -18,14 +18,14 @@ def build_filters(interface: str | None = None, host: str | None = None,
                   all_netns: bool = False, ipv6: bool = False) -> FilterConfig:
     """Validate user filters; bad input raises SetupError with a one-line message."""
     cfg = FilterConfig(netns=0 if all_netns else kernel.netns_inode(), skip_ipv6=not ipv6)
-    if interface:
+    if interface is not None:
         try:
             cfg.ifindex = socket_ifindex(interface)
         except OSError:
             names = ", ".join(sorted(i["name"] for i in kernel.interfaces() if i.get("name"))) or "none"
             raise SetupError(f"unknown interface {interface!r} in this network namespace "
                              f"(interfaces here: {names})") from None
-    if host:
+    if host is not None:
         try:
             addr = ipaddress.IPv4Address(host)
         except ValueError:

@@ -51,6 +51,7 @@ class Writer:
         self.f = f
         self.count = 0
         self.f.write(_dumps(head) + b"\n")
+        self.f.flush()  # a recording killed before any event still has its header
 
     def write(self, events) -> None:
         self.count += write_lines(self.f, events)
@@ -109,17 +110,27 @@ def read(path: str) -> Recording:
         if not isinstance(head, dict) or head.get("vethtrace") != FORMAT:
             raise RecordingError(f"{path} is not a vethtrace recording (no vethtrace header on line 1)")
         version = head.get("version")
-        if not isinstance(version, int) or version > VERSION:
+        if type(version) is not int or version < 1:
+            raise RecordingError(f"{path}: the header's version is {version!r}, not a format version; "
+                                 "the file is damaged")
+        if version > VERSION:
             raise RecordingError(f"{path} is recording format version {version}; this vethtrace reads "
                                  f"up to {VERSION}: upgrade vethtrace")
+        problem = _header_problem(head)
+        if problem:
+            raise RecordingError(f"{path}: damaged header ({problem})")
         events, lost = [], None
         for n, line in enumerate(f, start=2):
             if not line.strip():
                 continue
             try:
                 d = _loads(line)
+                if not isinstance(d, dict):
+                    raise TypeError("not a JSON object")
                 if d.get("footer"):
-                    lost = int(d.get("lost", 0))
+                    lost = d.get("lost", 0)
+                    if type(lost) is not int:
+                        raise TypeError("footer's lost is not a number")
                     continue
                 events.append(Event.from_json(d))
             except (ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -129,6 +140,33 @@ def read(path: str) -> Recording:
     finally:
         if f is not getattr(__import__("sys").stdin, "buffer", None):
             f.close()
+
+
+def _header_problem(head: dict) -> str:
+    command = head.get("command", [])
+    if not isinstance(command, list) or not all(isinstance(a, str) for a in command):
+        return "command is not a list of strings"
+    for key in ("kernel", "mechanism", "created"):
+        if not isinstance(head.get(key, ""), str):
+            return f"{key} is not a string"
+    if type(head.get("wall_offset_ns", 0)) is not int:
+        return "wall_offset_ns is not an integer"
+    ctx = head.get("context")
+    if not isinstance(ctx, dict):
+        return "context is not an object"
+    if not isinstance(ctx.get("name", ""), str) or type(ctx.get("netns", 0)) is not int:
+        return "context name/netns have the wrong type"
+    ifs = ctx.get("interfaces", [])
+    if not isinstance(ifs, list):
+        return "context.interfaces is not a list"
+    for i in ifs:
+        if not isinstance(i, dict) or not isinstance(i.get("name", ""), str) \
+                or not isinstance(i.get("addrs", []), list) or not all(isinstance(a, str) for a in i.get("addrs", [])):
+            return "an interface entry is malformed"
+    sysctl = ctx.get("sysctl", {})
+    if not isinstance(sysctl, dict) or not all(isinstance(v, dict) for v in sysctl.values()):
+        return "context.sysctl is malformed"
+    return ""
 
 
 def write_file(path: str, head: dict, events, lost: int) -> None:
