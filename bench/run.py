@@ -67,6 +67,22 @@ RECORD_DONE_RE = re.compile(r"vethtrace: (\d+) events, (\d+) lost")
 SUMMARY_RE = re.compile(r"--- vethtrace: (\d+) packets, (\d+) distinct paths, (\d+) events, (\d+|unknown) lost ---")
 PING_STATS_RE = re.compile(r"(\d+) packets transmitted, (\d+) received.*?time (\d+)ms")
 
+DEFAULT_GC_THRESHOLDS = gc.get_threshold()   # Python's own, before anything changes them
+
+
+def _cli_gc_thresholds() -> tuple | None:
+    """The gc.set_threshold(...) the vethtrace CLI makes at start-up, read from its source
+    (it is not exposed as a constant); None if it sets none."""
+    try:
+        src = (ROOT / "tracer" / "cli.py").read_text()
+    except OSError:
+        return None
+    m = re.search(r"gc\.set_threshold\(\s*([\d_]+)\s*(?:,\s*([\d_]+)\s*)?(?:,\s*([\d_]+)\s*)?\)", src)
+    return tuple(int(x.replace("_", "")) for x in m.groups() if x) if m else None
+
+
+CLI_GC_THRESHOLDS = _cli_gc_thresholds()
+
 SIZES = {
     # replay_pings: pings in the replay recording (13 events each); paced at 1000/s so
     # the recorder keeps up and the recording is complete (see README)
@@ -392,42 +408,55 @@ def part_replay(cfg: dict, tmpdir: str, recording_path: str | None, profile: boo
     del rec
     gc.collect()
 
-    def best(fn, *args, gc_off=False):
+    def best(fn, *args, gc_mode=None):
+        """Best of replay_reps runs under one garbage-collector setting (None = off)."""
         runs = []
+        saved = gc.get_threshold()
         for _ in range(cfg["replay_reps"]):
             gc.collect()
-            if gc_off:
+            if gc_mode is None:
                 gc.disable()
+            else:
+                gc.set_threshold(*gc_mode)
             try:
                 with GCMeter() as meter:
                     count, a, b, corr = fn(*args)
             finally:
                 gc.enable()
+                gc.set_threshold(*saved)
             runs.append((a + b, a, b, len(corr.journeys), len(corr.conversations), meter))
             del corr
         runs.sort(key=lambda r: r[0])
         total, a, b, nj, nc, meter = runs[0]
-        return dict(gc_s=round(sum(meter.seconds), 4), gc_full_collections=meter.count[2],
-                    gc_young_collections=meter.count[0] + meter.count[1], events_per_s=round(count / total), seconds=round(total, 4), stage1_s=round(a, 4),
-                    stage2_s=round(b, 4), stage1_events_per_s=round(count / a), stage2_events_per_s=round(count / b),
-                    all_runs_s=[round(r[0], 4) for r in sorted(runs, key=lambda r: r[0])],
-                    journeys=nj, conversations=nc)
+        return dict(events_per_s=round(count / total), seconds=round(total, 4),
+                    vs_floor=round(count / total / FLOOR, 2), vs_aim=round(count / total / AIM, 2),
+                    stage1_s=round(a, 4), stage2_s=round(b, 4), stage1_events_per_s=round(count / a),
+                    stage2_events_per_s=round(count / b), all_runs_s=[round(r[0], 4) for r in runs],
+                    gc_s=round(sum(meter.seconds), 4), gc_full_collections=meter.count[2],
+                    gc_young_collections=meter.count[0] + meter.count[1], journeys=nj, conversations=nc)
 
-    jsonl = best(_replay_jsonl, path)
-    raw = best(_replay_raw, raws, packer.decoder, context)
-    for d in (jsonl, raw):
-        d["vs_floor"] = round(d["events_per_s"] / FLOOR, 2)
-        d["vs_aim"] = round(d["events_per_s"] / AIM, 2)
-    out["jsonl"], out["raw"] = jsonl, raw
-    # Diagnostic: the same with Python's cyclic garbage collector off.  The collector
-    # rescans every live Event/Journey as the heap grows; this shows what that costs.
-    out["jsonl_gc_off"] = best(_replay_jsonl, path, gc_off=True)
-    out["raw_gc_off"] = best(_replay_raw, raws, packer.decoder, context, gc_off=True)
+    # Python's cyclic collector rescans every live Event/Journey as the heap grows, so the
+    # figures depend on its thresholds: measured as the vethtrace CLI sets them (the
+    # headline), with Python's defaults (any library user), and with it off (diagnostic).
+    modes = {"cli": CLI_GC_THRESHOLDS or DEFAULT_GC_THRESHOLDS, "python_default": DEFAULT_GC_THRESHOLDS,
+             "off": None}
+    out["gc_thresholds"] = {k: v for k, v in modes.items()}
+    out["gc_thresholds_from_cli"] = CLI_GC_THRESHOLDS is not None
+    out["by_gc"] = {}
+    for mode, thresholds in modes.items():
+        out["by_gc"][mode] = {"jsonl": best(_replay_jsonl, path, gc_mode=thresholds),
+                              "raw": best(_replay_raw, raws, packer.decoder, context, gc_mode=thresholds)}
+    out["jsonl"], out["raw"] = out["by_gc"]["cli"]["jsonl"], out["by_gc"]["cli"]["raw"]
 
     writes = []
-    for _ in range(cfg["replay_reps"]):
-        gc.collect()
-        writes.append(_record_write_path(raws, packer.decoder))
+    saved = gc.get_threshold()
+    gc.set_threshold(*modes["cli"])
+    try:
+        for _ in range(cfg["replay_reps"]):
+            gc.collect()
+            writes.append(_record_write_path(raws, packer.decoder))
+    finally:
+        gc.set_threshold(*saved)
     count, secs = min(writes, key=lambda w: w[1])
     out["record_write_path"] = dict(events_per_s=round(count / secs), seconds=round(secs, 4))
 
@@ -721,7 +750,16 @@ def environment() -> dict:
             return subprocess.run(argv, capture_output=True, text=True, timeout=10).stdout.strip().splitlines()[0]
         except (OSError, IndexError, subprocess.SubprocessError):
             return None
-    return dict(kernel=platform.release(), cpus=os.cpu_count(), python=platform.python_version(),
+    def git(*a):
+        try:
+            return subprocess.run(["git", "-C", str(ROOT), *a], capture_output=True, text=True,
+                                  timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return None
+    dirty = git("status", "--porcelain", "--", "tracer", "probes", "ui")
+    return dict(git_head=git("rev-parse", "--short", "HEAD"),
+                uncommitted_code=[line[3:] for line in dirty.splitlines()] if dirty else [],
+                kernel=platform.release(), cpus=os.cpu_count(), python=platform.python_version(),
                 bpftrace=version(["bpftrace", "--version"]), ping=version(["ping", "-V"]),
                 host=socket.gethostname(), date=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
 
@@ -746,24 +784,30 @@ def print_report(res: dict) -> None:
               f"({rec['lost']} lost), {rec['bytes'] / 1e6:.1f} MB")
         else:
             p(f"   input: {rec['source']} ({r['events']} events)")
+        gcs = r["gc_thresholds"]
+        p(f"   garbage collector thresholds as the vethtrace CLI sets them: {tuple(gcs['cli'])}"
+          + ("" if r["gc_thresholds_from_cli"] else " (the CLI sets none: Python's defaults)"))
         for key, label, s1, s2 in (("jsonl", "JSONL: read + from_json + Correlator.feed", "read+parse", "correlate"),
                                    ("raw", "raw 192-byte records: Decoder.decode + feed", "decode", "correlate")):
             d = r[key]
             p(f"   {label:<46} {d['events_per_s']:>10,} events/s   x{d['vs_floor']:.2f} of floor 300k, "
               f"x{d['vs_aim']:.2f} of aim 1M")
             p(f"      {s1} {fmt_rate(d['stage1_events_per_s'])} ({d['stage1_s']:.3f} s), "
-              f"{s2} {fmt_rate(d['stage2_events_per_s'])} ({d['stage2_s']:.3f} s); "
-              f"{d['journeys']} journeys, {d['conversations']} conversations; runs {d['all_runs_s']} s")
-        j0, r0 = r["jsonl_gc_off"], r["raw_gc_off"]
-        for key, label in (("jsonl", "JSONL"), ("raw", "raw")):
-            d = r[key]
-            p(f"   garbage collector in the best {label} run: {d['gc_s']:.3f} s = {d['gc_s'] / d['seconds']:.0%} "
-              f"({d['gc_full_collections']} full + {d['gc_young_collections']} young collections)")
-        p(f"   diagnostic, garbage collector off: JSONL {j0['events_per_s']:,} events/s "
-          f"(x{j0['events_per_s'] / FLOOR:.2f} of floor), raw {r0['events_per_s']:,} events/s "
-          f"(x{r0['events_per_s'] / FLOOR:.2f} of floor)")
+              f"{s2} {fmt_rate(d['stage2_events_per_s'])} ({d['stage2_s']:.3f} s); garbage collector "
+              f"{d['gc_s']:.3f} s = {d['gc_s'] / d['seconds']:.0%} ({d['gc_full_collections']} full collections); "
+              f"runs {d['all_runs_s']} s")
+        d = r["jsonl"]
+        p(f"      both: {d['journeys']} journeys, {d['conversations']} conversations")
+        p(f"   {'same, other garbage collector settings:':<46} {'JSONL':>10}          {'raw':>10}")
+        for mode, label in (("python_default", f"Python default {tuple(gcs['python_default'])}"),
+                            ("off", "collector off (gc.disable)")):
+            j, w_ = r["by_gc"][mode]["jsonl"], r["by_gc"][mode]["raw"]
+            p(f"      {label:<43} {j['events_per_s']:>10,} x{j['vs_floor']:.2f}  {w_['events_per_s']:>10,} "
+              f"x{w_['vs_floor']:.2f} of floor   (collector {j['gc_s'] / j['seconds']:.0%} / "
+              f"{w_['gc_s'] / w_['seconds']:.0%} of the time)")
         w = r["record_write_path"]
-        p(f"   {'(for comparison) record write path: decode+to_json':<46} {w['events_per_s']:>10,} events/s")
+        p(f"   {'(for comparison) record write path: decode+to_json':<46} {w['events_per_s']:>10,} events/s "
+          f"(CLI collector settings)")
         if r["raw_roundtrip_mismatches"]:
             p(f"   NOTE: {r['raw_roundtrip_mismatches']} packed records did not decode to the recorded event")
         for key, rows in (r.get("profile") or {}).items():
