@@ -298,21 +298,21 @@ def cmd_record(args) -> int:
             print(f"vethtrace: recording ({src.mechanism}); {'running ' + ' '.join(command) if command else 'Ctrl-C stops'}",
                   file=sys.stderr)
             deadline = time.monotonic() + args.duration if args.duration else None
-            try:
+            with StopSignals() as stop:
                 if command:
                     proc = subprocess.Popen(command)
-                while True:
+                while not stop.requested:
                     writer.write(src.poll(100))
                     if proc is not None and proc.poll() is not None:
                         break
                     if deadline is not None and time.monotonic() >= deadline:
                         break
-            except KeyboardInterrupt:
-                status = 130
-                _stop(proc)
-            time.sleep(SETTLE_S)
-            writer.write(src.drain())
-            writer.close(src.lost())
+                if stop.requested:
+                    status = 130
+                    _stop(proc)
+                time.sleep(SETTLE_S)
+                writer.write(src.drain())
+                writer.close(src.lost())
             if proc is not None:
                 status = _stop(proc)
             print(f"vethtrace: {writer.count} events, {src.lost()} lost"
@@ -322,6 +322,27 @@ def cmd_record(args) -> int:
             if not to_stdout:
                 out.close()
     return status if command else 0
+
+
+class StopSignals:
+    """Ctrl-C, SIGTERM and SIGHUP ask a reading loop to stop after the batch in hand (so no
+    batch is half-written or uncounted); a second signal interrupts at once."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+    def __enter__(self) -> "StopSignals":
+        self.requested = False
+        self._old = {s: signal.signal(s, self._on_signal) for s in self.SIGNALS}
+        return self
+
+    def _on_signal(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc) -> None:
+        for s, h in self._old.items():
+            signal.signal(s, h)
 
 
 def _stop(proc, grace: float = 3.0) -> int:
@@ -357,15 +378,13 @@ def cmd_trace(args) -> int:
 
         print(f"vethtrace: tracing ({src.mechanism}); Ctrl-C stops", file=sys.stderr)
         deadline = time.monotonic() + args.duration if args.duration else None
-        try:
-            while deadline is None or time.monotonic() < deadline:
+        with StopSignals() as stop:
+            while not stop.requested and (deadline is None or time.monotonic() < deadline):
                 events = src.poll(100)
                 if args.json:
                     recording.write_lines(sys.stdout.buffer, events)
                 corr.feed(events)
                 flush()
-        except KeyboardInterrupt:
-            pass
         if not args.json:
             flush(everything=True)
             print("\n".join(summary_lines(corr, style, src.lost())))

@@ -60,6 +60,8 @@ _SIGNATURES = {
     "bpf_link__destroy": (ctypes.c_int, [_P]),
     "bpf_map__name": (ctypes.c_char_p, [_P]),
     "bpf_map__set_initial_value": (ctypes.c_int, [_P, ctypes.c_void_p, ctypes.c_size_t]),
+    "bpf_map__set_max_entries": (ctypes.c_int, [_P, ctypes.c_uint32]),
+    "bpf_object__find_map_by_name": (_P, [_P, ctypes.c_char_p]),
     "bpf_map_lookup_elem": (ctypes.c_int, [ctypes.c_int, _P, _P]),
     "ring_buffer__new": (_P, [ctypes.c_int, RingCallback, _P, _P]),
     "ring_buffer__poll": (ctypes.c_int, [_P, ctypes.c_int]),

@@ -5,6 +5,8 @@ Used by every live command; recordings are the other source, and both yield Even
 from __future__ import annotations
 
 import ipaddress
+import threading
+from collections import deque
 import signal
 
 from . import kernel
@@ -39,24 +41,53 @@ def socket_ifindex(name: str) -> int:
     return socket.if_nametoindex(name)
 
 
-class LiveSource:
-    """Context manager: probes attached on enter, detached on exit (also on errors)."""
+SPOOL_MAX = 500_000   # raw records held in memory when decoding falls behind (~110 MB)
+CHUNK = 4096          # records decoded per poll, so the ring buffer is emptied often
 
-    def __init__(self, filters: FilterConfig, want_fentry: bool = True):
+
+class LazySymbols:
+    """/proc/kallsyms parsed in a thread while the probes load (it takes ~0.1 s);
+    the first name look-up waits for it."""
+
+    def __init__(self):
+        self._ks = None
+        self._thread = threading.Thread(target=self._load, daemon=True)
+        self._thread.start()
+
+    def _load(self):
+        self._ks = KernelSymbols()
+
+    def resolve(self, addr: int) -> str:
+        if self._ks is None:
+            self._thread.join()
+        return self._ks.resolve(addr)
+
+
+class LiveSource:
+    """Context manager: probes attached on enter, detached on exit (also on errors).
+
+    Reading is split in two so floods lose as little as possible: every poll first empties
+    the ring buffer into a spool of raw records (cheap), then decodes at most CHUNK of them.
+    Records the spool cannot hold are counted with the kernel's lost events."""
+
+    def __init__(self, filters: FilterConfig, want_fentry: bool = True, ring_mb: int = 16):
         kernel.require_root()
         self.btf = kernel.open_btf()
         self.filters = filters
         self.want_fentry = want_fentry
+        self.ring_bytes = max(1, ring_mb) << 20
         self.probes: Probes | None = None
         self.decoder: Decoder | None = None
         self._old_term = None
+        self._spool: deque[bytes] = deque()
+        self.overflow = 0
 
     def __enter__(self) -> "LiveSource":
         # SIGTERM and SIGHUP unwind like Ctrl-C, so the links are destroyed on the way out.
         self._old_term = {s: signal.signal(s, _raise_interrupt) for s in (signal.SIGTERM, signal.SIGHUP)}
         try:
-            self.decoder = Decoder(kernel.drop_reasons(self.btf), KernelSymbols())
-            self.probes = Probes(self.filters, self.btf, self.want_fentry)
+            self.decoder = Decoder(kernel.drop_reasons(self.btf), LazySymbols())
+            self.probes = Probes(self.filters, self.btf, self.want_fentry, ring_bytes=self.ring_bytes)
             self.probes.start()
         except OSError as exc:
             self.close()
@@ -94,14 +125,40 @@ class LiveSource:
     def report(self):
         return self.probes.report
 
+    def _fill(self, raws: list[bytes]) -> None:
+        room = SPOOL_MAX - len(self._spool)
+        if len(raws) > room:
+            self.overflow += len(raws) - room
+            raws = raws[:room]
+        self._spool.extend(raws)
+
+    def _take(self, n: int | None) -> list:
+        spool = self._spool
+        if n is None or n >= len(spool):
+            batch = list(spool)
+            spool.clear()
+        else:
+            batch = [spool.popleft() for _ in range(n)]
+        return self.decoder.decode_batch(batch)
+
     def poll(self, timeout_ms: int = 100):
-        return self.decoder.decode_batch(self.probes.poll(timeout_ms))
+        """Events ready now (waiting up to timeout_ms when there are none), at most CHUNK."""
+        self._fill(self.probes.poll(0 if self._spool else timeout_ms))
+        return self._take(CHUNK)
 
     def drain(self):
-        return self.decoder.decode_batch(self.probes.drain())
+        """Every event the kernel has written so far."""
+        self._fill(self.probes.drain())
+        return self._take(None)
+
+    @property
+    def backlog(self) -> int:
+        """Records read from the kernel but not decoded yet."""
+        return len(self._spool)
 
     def lost(self) -> int:
-        return self.probes.lost() if self.probes else 0
+        """Events lost: the ring buffer was full, or the spool was."""
+        return (self.probes.lost() if self.probes else 0) + self.overflow
 
     def epoll_fd(self) -> int:
         return self.probes.epoll_fd()

@@ -74,8 +74,9 @@ class Probes:
     """The loaded and attached probe object and its ring buffer."""
 
     def __init__(self, config: FilterConfig, btf: libbpf.BTF, want_fentry: bool = True,
-                 obj_path: Path | None = None):
+                 obj_path: Path | None = None, ring_bytes: int = 16 << 20):
         self.config = config
+        self.ring_bytes = ring_bytes
         self.btf = btf
         self.want_fentry = want_fentry
         self.obj_path = obj_path or ensure_built()
@@ -153,6 +154,8 @@ class Probes:
                     enable = arity < fallbacks[name][1]
             check_int(self.lib.bpf_program__set_autoload(prog, enable), f"configuring {name}")
         self._set_config()
+        ring = check_ptr(self.lib.bpf_object__find_map_by_name(self.obj, b"events"), "finding the ring buffer")
+        check_int(self.lib.bpf_map__set_max_entries(ring, self.ring_bytes), "sizing the ring buffer")
         rc = self.lib.bpf_object__load(self.obj)
         if rc < 0:
             raise OSError(-rc, f"loading probes: {os.strerror(-rc)}")
