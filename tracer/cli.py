@@ -19,6 +19,7 @@ from .kernel import SetupError
 from .lab import LabError
 from .live import LiveSource, build_filters
 from .recording import RecordingError
+from .verdict import conversation_outcome
 from ui.text import Style, conversation_lines, event_lines, journey_lines, summary_lines
 
 SEQ_RE = re.compile(rb"icmp_seq=(\d+)")
@@ -44,6 +45,8 @@ def _filter_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--host", metavar="IPV4", help="only packets from or to this IPv4 address")
     g.add_argument("--all-netns", action="store_true", help="trace every network namespace, not just this one")
     g.add_argument("--ipv6", action="store_true", help="include IPv6 (router/multicast housekeeping is hidden by default)")
+    p.add_argument("--buffer-mb", type=int, default=32, metavar="MB",
+                   help="kernel ring buffer size (default 32 MB); larger loses fewer events in floods")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -61,6 +64,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--record", metavar="FILE", help="also save the trace as a recording")
     p.add_argument("--ipv6", action="store_true", help="include IPv6 packets")
     p.add_argument("--svg", metavar="FILE", help="also draw the packets' paths (.svg, .png or .dot)")
+    p.add_argument("--buffer-mb", type=int, default=32, metavar="MB", help="kernel ring buffer size (default 32 MB)")
     p.add_argument("ping_args", nargs=argparse.REMAINDER, metavar="PING_ARGS", help="arguments for ping, unchanged")
 
     p = sub.add_parser("record", help="record events to a JSON-lines file (until COMMAND exits or Ctrl-C)")
@@ -112,10 +116,10 @@ def _split_ping(argv: list[str]) -> list[str]:
         a = argv[i]
         if a in ("--events", "--ipv6", "-h", "--help"):
             own.append(a)
-        elif a in ("--record", "--svg") and i + 1 < len(argv):
+        elif a in ("--record", "--svg", "--buffer-mb") and i + 1 < len(argv):
             own += argv[i:i + 2]
             i += 1
-        elif a.startswith(("--record=", "--svg=")):
+        elif a.startswith(("--record=", "--svg=", "--buffer-mb=")):
             own.append(a)
         else:
             break
@@ -182,10 +186,20 @@ class PingView:
             print(text)
         sys.stdout.flush()
 
-    def rest(self) -> None:
-        for conv in self.corr.conversations:
-            if conv.id not in self.shown:
+    def rest(self, limit: int = 12) -> None:
+        """What ping printed no line for; a flood would print thousands, so beyond `limit`
+        only the failures are shown (up to `limit`) and the rest is counted."""
+        todo = [c for c in self.corr.conversations if c.id not in self.shown]
+        if len(todo) > limit:
+            failed = [c for c in todo if conversation_outcome(c, self.corr).failure][:limit]
+            for conv in failed:
                 self.show(conv)
+            print(self.style.dim(f"    ({len(todo) - len(failed)} more conversations not listed; the summary "
+                                 f"below counts every path, `--record FILE` keeps them all)"))
+            self.shown.update(c.id for c in todo)
+            return
+        for conv in todo:
+            self.show(conv)
 
 
 def cmd_ping(args) -> int:
@@ -195,7 +209,7 @@ def cmd_ping(args) -> int:
     if shutil.which("ping") is None:
         raise SetupError("ping is not installed: apt-get install iputils-ping")
     style = Style()
-    with LiveSource(build_filters(ipv6=args.ipv6)) as src:
+    with LiveSource(build_filters(ipv6=args.ipv6), ring_mb=args.buffer_mb) as src:
         corr = Correlator(kernel.context())
         kept = [] if (args.record or args.events) else None
         view = PingView(corr, style)
@@ -249,8 +263,8 @@ def _run_ping(ping_args: list[str], src: LiveSource, corr: Correlator, view: Pin
     buf = b""
     try:
         while True:
-            ready = {key.fd for key, _ in sel.select(0.1)}
-            _feed(src.drain(), corr, kept)
+            ready = {key.fd for key, _ in sel.select(0 if src.backlog else 0.1)}
+            _feed(src.poll(0), corr, kept)  # a chunk at a time: the ring buffer is emptied often
             if master in ready:
                 try:
                     data = os.read(master, 65536)
@@ -283,7 +297,7 @@ def cmd_record(args) -> int:
     to_stdout = args.output == "-"
     proc = None
     status = 0
-    with LiveSource(filters) as src:
+    with LiveSource(filters, ring_mb=args.buffer_mb) as src:
         # Opened only once the probes run: a run that cannot start leaves an older
         # recording of the same name untouched; a killed run leaves a readable prefix.
         if to_stdout:
@@ -362,7 +376,7 @@ def _stop(proc, grace: float = 3.0) -> int:
 def cmd_trace(args) -> int:
     filters = build_filters(args.interface, args.host, args.all_netns, args.ipv6)
     style = Style()
-    with LiveSource(filters) as src:
+    with LiveSource(filters, ring_mb=args.buffer_mb) as src:
         corr = Correlator(kernel.context(), keep=KEEP_LIVE)
         pending: dict[int, object] = {}  # ended journeys, printed once no clone can join them
         if not args.json:

@@ -82,7 +82,7 @@ class Event:
         e.arg, e.arg2, e.fib, e.neigh = g("arg", 0), g("arg2", 0), g("fib"), g("neigh")
         data = g("data")
         if data:
-            e.data, e.l2 = bytes.fromhex(data), d["l2"]
+            e.data, e.l2 = _hex.get(data) or _unhex(data), d["l2"]
         else:
             e.data, e.l2 = b"", False
         # A damaged file must fail here, with a line number, not deep in the correlator.
@@ -136,6 +136,17 @@ NEIGH_TYPES = {"addr": str, "lladdr": str}
 
 def _valid(d, types: dict) -> bool:
     return isinstance(d, dict) and all(type(d.get(k)) is t for k, t in types.items())
+
+
+_hex: dict[str, bytes] = {}
+
+
+def _unhex(text: str) -> bytes:
+    """The same packet bytes appear at several hops: convert them once."""
+    if len(_hex) > 4096:
+        _hex.clear()
+    b = _hex[text] = bytes.fromhex(text)
+    return b
 
 
 _cache: dict[tuple, pk.Packet | None] = {}

@@ -70,12 +70,14 @@ class LiveSource:
     the ring buffer into a spool of raw records (cheap), then decodes at most CHUNK of them.
     Records the spool cannot hold are counted with the kernel's lost events."""
 
-    def __init__(self, filters: FilterConfig, want_fentry: bool = True, ring_mb: int = 16):
+    def __init__(self, filters: FilterConfig, want_fentry: bool = True, ring_mb: int = 32):
+        if not 1 <= ring_mb <= 1024 or ring_mb & (ring_mb - 1):
+            raise SetupError(f"--buffer-mb {ring_mb}: give a power of two between 1 and 1024")
         kernel.require_root()
         self.btf = kernel.open_btf()
         self.filters = filters
         self.want_fentry = want_fentry
-        self.ring_bytes = max(1, ring_mb) << 20
+        self.ring_bytes = ring_mb << 20
         self.probes: Probes | None = None
         self.decoder: Decoder | None = None
         self._old_term = None
