@@ -599,6 +599,17 @@ def ping_argv(n: int) -> list[str]:
     return ["ping", "-f", "-q", "-c", str(n), "-I", "veth0", PEER]
 
 
+def tracing_programs() -> int | None:
+    """BPF programs of tracing kinds loaded right now (anyone's): they run on this
+    machine's packets too, even when they filter on another namespace."""
+    try:
+        out = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True, timeout=20).stdout
+        return sum(1 for prog in json.loads(out or "[]")
+                   if prog.get("type") in ("tracing", "raw_tracepoint", "tracepoint", "kprobe", "perf_event"))
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return None
+
+
 def run_ping(built, n: int) -> dict:
     t0 = time.monotonic()
     p = spawn(built.exec_cmd(ping_argv(n)), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -720,11 +731,18 @@ def part_ping(cfg: dict, tmpdir: str, report) -> dict:
         run_ping(built, 100)  # resolves ARP; warms the path
         for i in range(cfg["ping_reps"]):
             for k, fn in modes.items():
+                others = tracing_programs()   # before our own tracer starts
                 runs[k].append(fn(built))
                 r = runs[k][-1]
+                r["other_tracing_programs"] = others
                 extra = f", {r['events']} events, {r['lost']} lost" if "events" in r else ""
                 report(f"  round {i + 1}/{cfg['ping_reps']} {k}: {r['pps']} packets/s{extra}")
     out: dict = {"n": n, "command": " ".join(ping_argv(n))}
+    busy = [r["other_tracing_programs"] for rs in runs.values() for r in rs if r.get("other_tracing_programs")]
+    if busy:
+        out["warning"] = (f"{len(busy)} of {sum(map(len, runs.values()))} ping runs started with other BPF tracing "
+                          f"programs loaded (up to {max(busy)}, someone else's): they run on these packets too, "
+                          f"so those runs are slower than on a quiet machine")
     base = med([r["pps"] for r in runs["untraced"]])
     for k, rs in runs.items():
         pps = med([r["pps"] for r in rs])
@@ -758,7 +776,8 @@ def environment() -> dict:
             return None
     dirty = git("status", "--porcelain", "--", "tracer", "probes", "ui")
     return dict(git_head=git("rev-parse", "--short", "HEAD"),
-                uncommitted_code=[line[3:] for line in dirty.splitlines()] if dirty else [],
+                uncommitted_code=[line.split(maxsplit=1)[-1] for line in dirty.splitlines()] if dirty else [],
+                loadavg_at_start=os.getloadavg(),
                 kernel=platform.release(), cpus=os.cpu_count(), python=platform.python_version(),
                 bpftrace=version(["bpftrace", "--version"]), ping=version(["ping", "-V"]),
                 host=socket.gethostname(), date=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
@@ -774,6 +793,9 @@ def print_report(res: dict) -> None:
     p()
     p(f"=== vethtrace benchmark ({res['mode']}) — kernel {env['kernel']}, {env['cpus']} CPUs, "
       f"Python {env['python']}, {env['bpftrace']} ===")
+    p(f"    code: {env['git_head']}" + (f" + uncommitted changes in {', '.join(env['uncommitted_code'])}"
+                                       if env["uncommitted_code"] else "")
+      + f"; load average at start {env['loadavg_at_start'][0]:.2f}, at end {env['loadavg_at_end'][0]:.2f}")
     r = res.get("replay")
     if r:
         p()
@@ -875,6 +897,8 @@ def print_report(res: dict) -> None:
         vp = g["vethtrace_ping"]["runs"]
         p(f"   vethtrace ping: whole command {med([x['command_wall_s'] for x in vp]):.1f} s, "
           f"{med([x['output_lines'] for x in vp]):,.0f} output lines")
+    if g and g.get("warning"):
+        res.setdefault("warnings", []).append(g["warning"])
     for w in res.get("warnings", []):
         p(f"WARNING: {w}")
     p()
@@ -913,6 +937,10 @@ def main(argv=None) -> int:
         print(msg, file=sys.stderr, flush=True)
 
     # Ctrl-C / SIGTERM unwind through the finally blocks: labs removed, children stopped.
+    # Installing a handler (even when started with SIGINT ignored, as `cmd &` does) also
+    # means children start with SIGINT at its default, so the SIGINT that stops
+    # vethtrace record and bpftrace reaches them.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _interrupt)
     res: dict = dict(mode=mode, sizes=cfg, environment=environment(), warnings=[],
                      command=" ".join(["bench/run.py", *(argv if argv is not None else sys.argv[1:])]))
@@ -938,6 +966,7 @@ def main(argv=None) -> int:
         stop_all()
         shutil.rmtree(tmpdir, ignore_errors=True)
     res["bench_wall_s"] = round(time.monotonic() - t0, 1)
+    res["environment"]["loadavg_at_end"] = os.getloadavg()
     print_report(res)
     print(f"(bench took {res['bench_wall_s']} s; results in {args.results})")
     Path(args.results).write_text(json.dumps(res, indent=1) + "\n")
