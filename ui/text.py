@@ -120,7 +120,7 @@ def path_key(j: Journey, corr: Correlator) -> tuple[str, str, str]:
         how += f" at {end.func}" + (f" ({end.reason})" if end.reason else "")
     elif j.delivered:
         how += f" to {j.delivered[-1].comm}"
-    return label, j.path or "(no device)", how
+    return label, j.path or _no_path(j), how
 
 
 def summary_lines(corr: Correlator, style: Style, lost: int | None, journeys=None) -> list[str]:
