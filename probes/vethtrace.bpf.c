@@ -176,11 +176,33 @@ static __always_inline bool packet_host_ok(const struct vtr_event *e)
 	return host_ok(a, b);
 }
 
+/* Write one packet event; with check_host, discard it if the host filter rejects the
+ * packet.  Returns 0 if an event was submitted. */
+static __always_inline int emit(const struct sk_buff *skb, const struct net_device *dev, __u32 netns,
+				__u8 kind, __u64 location, __u32 arg, bool want_l2, bool check_host)
+{
+	struct vtr_event *e = reserve();
+
+	if (!e)
+		return -1;
+	e->kind = kind;
+	e->netns = netns;
+	e->location = location;
+	e->arg = arg;
+	set_dev(e, dev);
+	copy_packet(e, skb, want_l2);
+	if (check_host && !packet_host_ok(e)) {
+		bpf_ringbuf_discard(e, 0);
+		return -1;
+	}
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
 /* Common path of every event about one packet at one device. */
 static __always_inline int packet_event(const struct sk_buff *skb, const struct net_device *dev,
 					__u8 kind, __u64 location, __u32 arg)
 {
-	struct vtr_event *e;
 	__u64 key = (__u64)skb;
 	__u8 one = 1;
 
@@ -190,21 +212,8 @@ static __always_inline int packet_event(const struct sk_buff *skb, const struct 
 		return 0;
 	if (cfg.skip_ipv6 && skb->protocol == bpf_htons(ETH_P_IPV6))
 		return 0;
-	e = reserve();
-	if (!e)
-		return 0;
-	e->kind = kind;
-	e->netns = dev_netns(dev);
-	e->location = location;
-	e->arg = arg;
-	set_dev(e, dev);
-	copy_packet(e, skb, true);
-	if (!packet_host_ok(e)) {
-		bpf_ringbuf_discard(e, 0);
-		return 0;
-	}
-	bpf_ringbuf_submit(e, 0);
-	bpf_map_update_elem(&tracked, &key, &one, BPF_ANY);
+	if (emit(skb, dev, dev_netns(dev), kind, location, arg, true, true) == 0)
+		bpf_map_update_elem(&tracked, &key, &one, BPF_ANY);
 	return 0;
 }
 
@@ -232,7 +241,6 @@ int BPF_PROG(tp_receive, const struct sk_buff *skb)
 /* A free is reported if the skb was reported before, or belongs to our namespace. */
 static __always_inline int free_event(const struct sk_buff *skb, __u8 kind, __u64 location, __u32 reason)
 {
-	struct vtr_event *e;
 	__u64 key = (__u64)skb;
 	const struct net_device *dev = skb->dev;
 	__u32 netns = dev ? dev_netns(dev) : sk_netns(skb->sk);
@@ -249,20 +257,8 @@ static __always_inline int free_event(const struct sk_buff *skb, __u8 kind, __u6
 		if (cfg.skip_ipv6 && skb->protocol == bpf_htons(ETH_P_IPV6))
 			return 0;
 	}
-	e = reserve();
-	if (!e)
-		return 0;
-	e->kind = kind;
-	e->netns = netns;
-	e->location = location;
-	e->arg = reason;
-	set_dev(e, dev);
-	copy_packet(e, skb, false);
-	if (!seen && !packet_host_ok(e)) {
-		bpf_ringbuf_discard(e, 0);
-		return 0;
-	}
-	bpf_ringbuf_submit(e, 0);
+	/* An skb we reported before is always followed to its end, whatever the filters. */
+	emit(skb, dev, netns, kind, location, reason, false, !seen);
 	if (seen)
 		bpf_map_delete_elem(&tracked, &key);
 	return 0;
@@ -304,7 +300,6 @@ SEC("tp_btf/skb_copy_datagram_iovec")
 int BPF_PROG(tp_deliver, const struct sk_buff *skb, int len)
 {
 	const struct sock *sk = skb->sk;
-	struct vtr_event *e;
 	__u32 netns;
 
 	/* Netlink replies (ip, ss, ...) are not packets. */
@@ -315,19 +310,7 @@ int BPF_PROG(tp_deliver, const struct sk_buff *skb, int len)
 		return 0;
 	if (cfg.skip_ipv6 && skb->protocol == bpf_htons(ETH_P_IPV6))
 		return 0;
-	e = reserve();
-	if (!e)
-		return 0;
-	e->kind = VTR_EV_DELIVER;
-	e->netns = netns;
-	e->arg = len;
-	set_dev(e, skb->dev);
-	copy_packet(e, skb, false);
-	if (!packet_host_ok(e)) {
-		bpf_ringbuf_discard(e, 0);
-		return 0;
-	}
-	bpf_ringbuf_submit(e, 0);
+	emit(skb, skb->dev, netns, VTR_EV_DELIVER, 0, len, false, true);
 	return 0;
 }
 
