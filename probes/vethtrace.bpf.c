@@ -24,7 +24,6 @@ char LICENSE[] SEC("license") = "GPL";
 #define ETH_P_ARP 0x0806
 #define ETH_P_IPV6 0x86DD
 #define AF_INET 2
-#define AF_NETLINK 16
 #define AF_INET6 10
 #define AF_PACKET 17
 #define EAGAIN 11
@@ -302,8 +301,8 @@ int BPF_PROG(tp_deliver, const struct sk_buff *skb, int len)
 	const struct sock *sk = skb->sk;
 	__u32 netns;
 
-	/* Netlink replies (ip, ss, ...) are not packets. */
-	if (sk && sk->__sk_common.skc_family == AF_NETLINK)
+	/* Only sockets of packets: not netlink replies (ip, ss) or unix datagrams. */
+	if (sk && !sk_is_packet_family(sk))
 		return 0;
 	netns = sk ? sk_netns(sk) : task_netns();
 	if (!netns_ok(netns))

@@ -111,10 +111,21 @@ def test_memory_stays_bounded_when_asked():
     corr = Correlator(keep=100)
     events = load("exp2").events
     base = max(e.ts for e in events) + 1
-    for k in range(200):  # replay the trace many times, shifted in time
+    for k in range(200):  # replay the trace many times, shifted in time, a batch each
+        batch = []
         for e in events:
             d = e.to_json()
             d["ts"] = e.ts + base * k
-            corr.add(Event.from_json(d))
+            batch.append(Event.from_json(d))
+        corr.feed(batch)
     assert len(corr.journeys) <= 125 and corr.pruned > 0
     assert len({j.id for j in corr.journeys}) == len(corr.journeys)
+
+
+def test_reused_address_with_other_content_starts_a_new_journey_when_the_free_was_lost():
+    corr = Correlator()
+    corr.feed([ev(1, "xmit", 0xA, 0x100, ARP_REQ, where="veth_xmit"),
+               # (the consume of 0xA was lost: ring buffer full)
+               ev(3, "xmit", 0xA, 0x200, ARP_REQ2, where="veth_xmit")])
+    assert len(corr.journeys) == 2
+    assert corr.journeys[0].end is None and corr.journeys[1].pkt.dst == "192.168.2.2"

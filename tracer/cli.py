@@ -19,6 +19,7 @@ from .kernel import SetupError
 from .lab import LabError
 from .live import LiveSource, build_filters
 from .recording import RecordingError
+from .sources import LiveEvents, ReplaySource
 from .verdict import conversation_outcome
 from ui.text import Style, conversation_lines, event_lines, journey_lines, summary_lines
 
@@ -104,6 +105,18 @@ def parser() -> argparse.ArgumentParser:
 
     sub.add_parser("schema", help="print the JSON schema of the recording format")
 
+    p = sub.add_parser("tui", help="interactive: watch packets flow (live, or a recording), select one to see its path",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Live: traces the network namespace it runs in, like the other commands "
+                                   "(ip netns exec NS vethtrace tui). With FILE: replays a recording.",
+                       epilog="examples:\n  ip netns exec vethtrace-two-ips-fixed vethtrace tui\n"
+                              "  ip netns exec vethtrace-two-ips-fixed vethtrace tui -- ping -c 3 -I veth0 192.168.2.1\n"
+                              "  vethtrace tui trace.jsonl\n\n"
+                              "-- COMMAND runs COMMAND while tracing (its output is shown in a pane).\n"
+                              "Keys: ? lists them; q or Ctrl-C quits and detaches the probes.")
+    p.add_argument("file", nargs="?", help="a recording (vethtrace record) to replay instead of tracing live")
+    _filter_args(p)
+
     sub.add_parser("doctor", help="what this kernel allows and which probe mechanism will be used")
     return ap
 
@@ -135,7 +148,13 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["ping"]:
         argv = _split_ping(argv)
+    tui_command: list[str] = []
+    if argv[:1] == ["tui"] and "--" in argv:  # argparse would take the command for FILE
+        cut = argv.index("--")
+        argv, tui_command = argv[:cut], argv[cut + 1:]
     args = parser().parse_args(argv)
+    if args.cmd == "tui":
+        args.command = tui_command
     try:
         return COMMANDS[args.cmd](args)
     except (SetupError, RecordingError, LabError) as exc:
@@ -478,6 +497,24 @@ def cmd_schema(args) -> int:
     return 0
 
 
+def cmd_tui(args) -> int:
+    from ui import tui  # Textual is imported only by this command
+    live_only = args.command or args.interface is not None or args.host is not None or args.all_netns or args.ipv6
+    if args.file:
+        if live_only:
+            raise SetupError("a recording is replayed as it was recorded: filters and -- COMMAND only apply "
+                             "when tracing live (vethtrace tui [filters] [-- COMMAND])")
+        return tui.run(ReplaySource(args.file))
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise SetupError("vethtrace tui needs a terminal; in scripts and pipes use `vethtrace trace` "
+                         "or `vethtrace record -o -`")
+    if args.command and shutil.which(args.command[0]) is None:
+        raise SetupError(f"{args.command[0]}: command not found")
+    with LiveEvents(build_filters(args.interface, args.host, args.all_netns, args.ipv6),
+                    ring_mb=args.buffer_mb) as src:
+        return tui.run(src, args.command or None)
+
+
 # -- lab / demo / doctor ----------------------------------------------------------------------
 def cmd_lab(args) -> int:
     if args.action == "status":
@@ -563,7 +600,7 @@ def cmd_doctor(args) -> int:
 
 
 COMMANDS = {"ping": cmd_ping, "record": cmd_record, "trace": cmd_trace, "show": cmd_show,
-            "render": cmd_render, "export": cmd_export, "schema": cmd_schema,
+            "render": cmd_render, "export": cmd_export, "schema": cmd_schema, "tui": cmd_tui,
             "lab": cmd_lab, "demo": cmd_demo, "doctor": cmd_doctor}
 
 

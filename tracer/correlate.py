@@ -24,6 +24,7 @@ COPY_WINDOW_NS = 5_000_000_000      # a packet parked for ARP waits up to 3 retr
 ROUTE_WINDOW_NS = 1_000_000_000
 LOOPBACK_IFINDEX = 1
 MAX_ENDED = 50_000                  # ended journeys kept for look-ups (bounded memory)
+STALE_NS = COPY_WINDOW_NS           # a journey quiet this long will not see its end: it was lost
 
 STACK_HANDLERS = {IPPROTO_ICMP: "icmp_rcv", IPPROTO_TCP: "tcp_v4_rcv", IPPROTO_UDP: "udp_rcv"}
 
@@ -110,6 +111,14 @@ class Conversation:
         return f"Conversation({self.id}, {self.kind}, {len(self.journeys)} journeys)"
 
 
+def same_packet(a, b) -> bool:
+    """Could a and b be the same packet (as far as their headers tell)?"""
+    if a is None or b is None or a is b:
+        return True
+    return (a.l3, a.src, a.dst, a.ip_proto, a.ip_id, a.arp_op, a.icmp_type, a.icmp_seq) == \
+        (b.l3, b.src, b.dst, b.ip_proto, b.ip_id, b.arp_op, b.icmp_type, b.icmp_seq)
+
+
 def identity(p) -> tuple | None:
     """What makes two skbs carry the same IPv4 packet."""
     if p is None or p.l3 != "IPv4" or p.src is None:
@@ -142,6 +151,8 @@ class Correlator:
     def feed(self, events) -> None:
         for ev in events:
             self.add(ev)
+        if self.keep is not None and len(self.journeys) > self.keep * 1.25:
+            self._prune()  # journeys that lost their end never reach _finish
 
     def add(self, ev: Event) -> None:
         self.events += 1
@@ -155,6 +166,11 @@ class Correlator:
             del log[:-64]
             return
         j = self._live.get(ev.skb)
+        if j is not None and kind == "xmit" and not same_packet(ev.pkt, j.pkt):
+            # The address carries another packet now: this journey's free was lost.
+            j.live.discard(ev.skb)
+            del self._live[ev.skb]
+            j = None
         if j is None:
             j = self._continuation(ev) or self._new(ev)
             j.live.add(ev.skb)
@@ -221,17 +237,33 @@ class Correlator:
                 del self._parked[ident]
         if self.on_journey_end is not None:
             self.on_journey_end(j)
-        if self.keep is not None and len(self.journeys) > self.keep * 1.25:
-            self._prune()
 
     def _prune(self) -> None:
-        """Forget the oldest ended journeys and their conversations (bounded memory)."""
+        """Forget the oldest journeys that ended or went quiet (their end was lost), and
+        conversations none of whose journeys are kept; reference cycles are broken so no
+        GC pass is needed (bounded memory)."""
         cut = len(self.journeys) - self.keep
-        drop = {j.id for j in self.journeys[:cut] if j.ended}
+        newest = self.journeys[-1].last if self.journeys else 0
+        old = self.journeys[:cut]
+        drop = {j.id for j in old if j.ended or newest - j.last > STALE_NS}
+        for j in old:
+            if j.id in drop and not j.ended:
+                for skb in j.live:
+                    if self._live.get(skb) is j:
+                        del self._live[skb]
+                for h in j.heads:
+                    if self._heads.get(h) is j:
+                        del self._heads[h]
+                self._ended.pop(j.id, None)
         self.journeys = [j for j in self.journeys if j.id not in drop]
-        gone = {id(c) for c in self.conversations if c.journeys and all(j.id in drop for j in c.journeys)}
-        self.conversations = [c for c in self.conversations if id(c) not in gone]
-        self._conv = {k: c for k, c in self._conv.items() if id(c) not in gone}
+        kept = {j.id for j in self.journeys}
+        gone = [c for c in self.conversations if not any(j.id in kept for j in c.journeys)]
+        gone_ids = {id(c) for c in gone}
+        for c in gone:
+            for j in c.journeys:
+                j.conversation = None
+        self.conversations = [c for c in self.conversations if id(c) not in gone_ids]
+        self._conv = {k: c for k, c in self._conv.items() if id(c) not in gone_ids}
         self.pruned += len(drop)
 
     # -- hops -------------------------------------------------------------------------

@@ -23,6 +23,10 @@ FENTRY_PROGRAMS = ("fe_veth_xmit", "fe_loopback_xmit", "fe_arp_rcv", "fe_icmp_rc
 VARIANTS = {"tp_kfree_skb": ("tp_kfree_skb_noreason", 3), "tp_consume_skb": ("tp_consume_skb_noloc", 2)}
 
 
+POLL_BATCH = 4096  # records per poll; libbpf 1.1's ring_buffer__poll otherwise loops while producers write
+EAGAIN = 11
+
+
 class ProbeError(RuntimeError):
     """A problem the user can act on; the message is one line."""
 
@@ -186,7 +190,8 @@ class Probes:
     def _on_record(self, _ctx, data, size) -> int:
         try:
             self._pending.append(ctypes.string_at(data, size))
-            return 0
+            # A negative return stops libbpf after this record (which counts as consumed).
+            return -EAGAIN if len(self._pending) >= POLL_BATCH else 0
         except BaseException as exc:  # an exception would be swallowed by ctypes
             self._error = exc
             return -1
@@ -198,13 +203,18 @@ class Probes:
 
     def drain(self) -> list[bytes]:
         """Every record ready now, without waiting."""
-        return self._take(self.lib.ring_buffer__consume(self.rb))
+        out: list[bytes] = []
+        while True:
+            batch = self._take(self.lib.ring_buffer__consume(self.rb))
+            out += batch
+            if len(batch) < POLL_BATCH:
+                return out
 
     def _take(self, rc: int) -> list[bytes]:
         if self._error is not None:
             err, self._error = self._error, None
             raise err
-        if rc < 0 and rc != -4:  # -EINTR: a signal, the caller decides
+        if rc < 0 and rc not in (-4, -EAGAIN):  # -EINTR: a signal; -EAGAIN: our batch is full
             raise OSError(-rc, f"reading the ring buffer: {os.strerror(-rc)}")
         out, self._pending = self._pending, []
         return out

@@ -49,8 +49,8 @@ class LiveEvents:
 
     live = True
 
-    def __init__(self, filters):
-        self._src = LiveSource(filters)
+    def __init__(self, filters, ring_mb: int = 32):
+        self._src = LiveSource(filters, ring_mb=ring_mb)
         self.context = {}
         self.mechanism = ""
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rich.console import Group
+from rich.padding import Padding
 from rich.style import Style as RichStyle
 from rich.table import Table
 from rich.text import Text
@@ -19,16 +20,22 @@ from textual.geometry import Region, Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
+from textual.widget import Widget
 
 from tracer.correlate import Conversation, Correlator, Hop, Journey
 from tracer.events import nud_name
 from tracer.verdict import (ANSWERED, CONSUMED, DELIVERED, DROPPED, IN_FLIGHT, Verdict,
                             conversation_outcome, verdict)
-from ui.text import MARKS, ROLE_LABEL, Style, _no_path, journey_lines, path_key, route_text
+from ui.text import MARKS, ROLE_LABEL, Style, journey_lines, path_key, route_text
 
 LOST = "lost"  # a row whose journeys never ended while the kernel was losing events
 MARK = dict(MARKS, **{LOST: "?"})
+LOST_GRACE_NS = 1_000_000_000  # unfinished this long before the newest event, with events lost: incomplete
 NEIGH_WINDOW_NS = 1_000_000_000  # neighbour changes this close to a journey belong to it
+MAX_JOURNEYS = 200    # journeys of one conversation considered for rows and panes
+MAX_HOPS = 40         # hops drawn per journey (a journey that lost its end can absorb later packets)
+MAX_BOXES = 12        # boxes per column in the path pane
+MAX_PATH = 240        # characters of a row's path
 _PLAIN = Style(colour=False)
 
 # Default colours when no widget supplies its own (tests, `rich` printing).
@@ -39,16 +46,16 @@ OUTCOME_STYLES = {DELIVERED: "green", ANSWERED: "green", CONSUMED: "yellow", DRO
 # -- words for one hop / journey / conversation ---------------------------------------------
 def hop_parts(h: Hop) -> tuple[str, str, str]:
     """(place, device, kernel function) of a hop: `veth0 (veth_xmit)` is the device veth0
-    in veth_xmit; `stack: icmp_rcv` is the stack's handler; `socket (ping)` the socket."""
-    name = h.name
-    if name.startswith("stack: "):
-        return "stack", h.dev, name[len("stack: "):]
-    if name.startswith("socket (") and name.endswith(")"):
-        return "socket", "", name[len("socket ("):-1]
-    if name.endswith(")") and " (" in name:
-        dev, fn = name[:-1].split(" (", 1)
-        return dev, h.dev or dev, fn
-    return name, h.dev or name, "netif_rx" if h.kind == "netif_rx" else h.kind
+    in veth_xmit; `stack: icmp_rcv` is the stack's handler; `socket (ping)` the socket
+    (the "function" is then the program)."""
+    kind, name = h.place
+    if kind == "stack":
+        return "stack", h.dev, name
+    if kind == "socket":
+        return "socket", "", name
+    fn = h.name[:-1].split(" (", 1)[1] if h.name.endswith(")") and " (" in h.name else \
+        ("netif_rx" if h.kind == "netif_rx" else h.kind)
+    return name, h.dev or name, fn
 
 
 def hop_short(h: Hop) -> str:
@@ -58,16 +65,30 @@ def hop_short(h: Hop) -> str:
 
 
 def journey_short_path(j: Journey) -> str:
-    return " > ".join(hop_short(h) for h in j.hops) if j.hops else "(never sent)"
+    if not j.hops:
+        return "(never sent)"
+    if len(j.hops) > MAX_HOPS:
+        return " > ".join(hop_short(h) for h in j.hops[:MAX_HOPS]) + f" > … ({len(j.hops) - MAX_HOPS} more)"
+    return " > ".join(hop_short(h) for h in j.hops)
 
 
-def journey_groups(conv: Conversation, corr: Correlator) -> list[tuple[Journey, int]]:
+def _retry_key(j: Journey) -> tuple:
+    """Cheap stand-in for "printed the same" (the list recomputes this often)."""
+    e = j.end
+    return (j.role, j.summary, j.path, e.func if e is not None else None, e.reason if e is not None else None,
+            bool(j.delivered), bool(j.live), len(j.icmp_errors))
+
+
+def journey_groups(conv: Conversation, corr: Correlator, exact: bool = False) -> list[tuple[Journey, int]]:
     """The conversation's journeys with identical retries folded: [(journey, times)].
-    Two journeys are the same retry when ui.text would print them the same."""
+    exact: two journeys are the same retry when ui.text would print them the same (the
+    detail pane); otherwise when packet, path and end are the same (the list, cheaper).
+    Only the last MAX_JOURNEYS journeys are looked at (an ARP exchange that is never
+    answered gathers one per second for as long as the ping runs)."""
     out: list[tuple[Journey, int]] = []
     previous = None
-    for j in conv.journeys:
-        block = journey_lines(j, corr, _PLAIN)
+    for j in conv.journeys[-MAX_JOURNEYS:]:
+        block = journey_lines(j, corr, _PLAIN) if exact else _retry_key(j)
         if out and block == previous:
             out[-1] = (out[-1][0], out[-1][1] + 1)
             continue
@@ -107,7 +128,8 @@ def conversation_path(conv: Conversation, corr: Correlator) -> str:
         p = journey_short_path(j)
         if p not in seen:
             seen.append(p)
-    return " ⇒ ".join(seen)
+    text = " ⇒ ".join(seen)
+    return text if len(text) <= MAX_PATH else text[:MAX_PATH - 1] + "…"
 
 
 def journey_label(j: Journey, v: Verdict) -> str:
@@ -151,7 +173,7 @@ def conversation_verdict(conv: Conversation, corr: Correlator) -> tuple[str, str
         return outcome, f"{MARK[ANSWERED]} answered", v
     last = conv.journeys[-1] if conv.journeys else None
     if outcome == CONSUMED and last is not None:
-        for j in conv.journeys:
+        for j in conv.journeys[-MAX_JOURNEYS:]:
             jv = verdict(j, corr)
             if jv.failure:
                 return outcome, journey_label(j, jv), v
@@ -162,6 +184,7 @@ def conversation_verdict(conv: Conversation, corr: Correlator) -> tuple[str, str
 def might_fail(conv: Conversation) -> bool:
     """Cheap test (no verdict): could this conversation be a drop or go unanswered?
     Used to keep failures visible when a flood is too fast to show everything."""
+    answered = None
     for j in conv.journeys:
         if j.role == "error":
             return True
@@ -170,8 +193,11 @@ def might_fail(conv: Conversation) -> bool:
             continue
         if e.kind == "kfree" and not j.delivered:
             return True
-        if j.role == "arp request" and not conv.with_role("arp reply"):
-            return True
+        if j.role == "arp request":
+            if answered is None:
+                answered = any(k.role == "arp reply" for k in conv.journeys)
+            if not answered:
+                return True
     return False
 
 
@@ -188,22 +214,33 @@ class Row:
         self.lost = False
         self._match = None
 
-    def update(self, corr: Correlator, t0: int, lost: bool = False) -> int:
-        """Recompute from the conversation; returns the change in events covered."""
+    def update(self, corr: Correlator, t0: int, lost_clock: int | None = None, lossy=()) -> int:
+        """Recompute from the conversation; returns the change in events covered.
+        lost_clock: when the kernel has lost events, the newest event's time; a
+        conversation unfinished and quiet since well before it is marked incomplete.
+        lossy: (from, to) times around which the kernel lost events; a conversation that
+        overlaps one is marked "events lost": its hops or its end may be missing."""
         conv = self.conv
         self.time = max(0, conv.start - t0) / 1e9
         self.summary = conversation_summary(conv)
         self.path = conversation_path(conv, corr)
         self.outcome, self.label, self.verdict = conversation_verdict(conv, corr)
         self.failure = self.outcome == DROPPED or self.verdict.failure or any(
-            verdict(j, corr).failure for j in conv.journeys if j.role in ("arp request", "request"))
-        self.lost = lost and self.outcome == IN_FLIGHT
+            verdict(j, corr).failure for j in conv.journeys[-3:] if j.role in ("arp request", "request"))
+        quiet = max((j.last for j in conv.journeys), default=conv.start)
+        self.lost = (lost_clock is not None and self.outcome == IN_FLIGHT
+                     and lost_clock - quiet > LOST_GRACE_NS)
         if self.lost:
             self.outcome, self.label = LOST, f"{MARK[LOST]} incomplete (events lost)"
+        elif lossy and _overlaps(conv.start, quiet, lossy):
+            self.lost = True
+            self.outcome, self.label = LOST, f"{MARK[LOST]} events lost ({self.label[2:]}?)"
+            self.failure = False  # not a drop anyone can trust
         protos, addrs, devs = set(), set(), set()
         events = 0
         for j in conv.journeys:
             events += len(j.events)
+        for j in conv.journeys[-MAX_JOURNEYS:]:
             p = j.pkt
             for q in (p, p.inner if p is not None else None):
                 if q is None:
@@ -216,8 +253,10 @@ class Row:
                     protos.add("ipv4")
                     protos.add({1: "icmp", 6: "tcp", 17: "udp"}.get(q.ip_proto, f"proto{q.ip_proto}"))
                 addrs.update(a for a in (q.src, q.dst) if a)
-            devs.update(h.dev for h in j.hops if h.dev)
-            devs.update(e.dev for e in j.events if e.dev)
+            devs.update(h.dev for h in j.hops[:MAX_HOPS] if h.dev)
+            devs.update(e.dev for e in j.events[:4] if e.dev)  # where a never-sent packet waited
+            if j.end is not None and j.end.dev:
+                devs.add(j.end.dev)
         if conv.kind == "echo":
             protos.update(("echo", "ping"))
         self.protos, self.addrs, self.devs = protos, addrs, devs
@@ -235,6 +274,15 @@ class Row:
         if self._match is None or self._match[0] != key:
             self._match = (key, flt.matches(self))
         return self._match[1]
+
+
+def _overlaps(start: int, end: int, windows) -> bool:
+    for a, b in reversed(windows):
+        if b < start:
+            return False
+        if a <= end:
+            return True
+    return False
 
 
 # -- time and places --------------------------------------------------------------------
@@ -284,13 +332,14 @@ def neighbour_notes(j: Journey, corr: Correlator) -> list[str]:
     for e in corr.neigh_changes(addr):
         if not (j.start - NEIGH_WINDOW_NS <= e.ts <= last + NEIGH_WINDOW_NS // 10):
             continue
-        when = fmt_delta(e.ts - j.start).lstrip("+")
-        when = ("-" + when) if e.ts < j.start else when
+        if p.is_arp_reply and e.ts < j.start:
+            continue  # a reply only changes what comes after it
+        gap = fmt_delta(abs(e.ts - j.start)).lstrip("+")
+        when = f"{gap} before this packet" if e.ts < j.start else f"{gap} after it started"
         if e.kind == "neigh_create":
-            out.append(f"ARP: neighbour entry for {addr} created on {e.dev} ({when} after the start)")
+            out.append(f"ARP: neighbour entry for {addr} created on {e.dev} ({when})")
         else:
-            out.append(f"ARP: neighbour {addr} on {e.dev}: {nud_name(e.arg2)} → {nud_name(e.arg)} "
-                       f"({when} after the start)")
+            out.append(f"ARP: neighbour {addr} on {e.dev}: {nud_name(e.arg2)} → {nud_name(e.arg)} ({when})")
     return out
 
 
@@ -304,10 +353,18 @@ def detail_renderable(row: Row, corr: Correlator, styles: dict | None = None):
     parts: list = []
     head = Text()
     head.append(f"[{conv.id}] {row.summary}", "bold")
-    head.append(f"   started at {row.time:.3f} s", "dim")
+    head.append(f"   at {row.time:.3f} s", "dim")
     parts.append(head)
-    parts.append(Text(f"{MARK.get(row.outcome, '?')} {row.verdict.text}", styles.get(row.outcome, "")))
-    for j, times in journey_groups(conv, corr):
+    outcome = Text(row.label, styles.get(row.outcome, ""))
+    outcome.append(f"  {row.verdict.text}")
+    parts.append(outcome)
+    if row.lost:
+        parts.append(Text("The kernel lost events around this conversation (its ring buffer was full): hops, "
+                          "the reply or the end may be missing, so the verdict is a guess.", styles.get(LOST, "")))
+    if len(conv.journeys) > MAX_JOURNEYS:
+        parts.append(Text(f"({len(conv.journeys) - MAX_JOURNEYS:,} earlier packets of this conversation "
+                          "are not shown)", "dim"))
+    for j, times in journey_groups(conv, corr, exact=True):
         v = verdict(j, corr)
         label = ROLE_LABEL.get(j.role, j.role)
         title = Text()
@@ -317,16 +374,21 @@ def detail_renderable(row: Row, corr: Correlator, styles: dict | None = None):
             title.append(f"  (x{times}, identical)", "dim")
         parts.append(title)
         parts.append(_hop_table(j, corr))
-        parts.append(Text(f"  {MARK.get(v.outcome, '?')} {v.text}", styles.get(v.outcome, "")))
+        parts.append(_note(f"{MARK.get(v.outcome, '?')} {v.text}", styles.get(v.outcome, "")))
         notes = [route_text(r, corr, j) for r in corr.routes_before(j) + j.routes]
         notes += neighbour_notes(j, corr)
         notes += [f"the stack sent an ICMP error about it (type {e.arg >> 8} code {e.arg & 0xff})"
                   for e in j.icmp_errors]
         for n in notes:
-            parts.append(Text(f"  {n}", "dim"))
+            parts.append(_note(n, "dim"))
         if v.advice:
-            parts.append(Text(f"  fix: {v.advice}", "bold"))
+            parts.append(_note(f"fix: {v.advice}", "bold"))
     return Group(*parts)
+
+
+def _note(text: str, style) -> Padding:
+    """A note under a hop table, indented (also its wrapped lines)."""
+    return Padding(Text(text, style), (0, 0, 0, 2))
 
 
 def _hop_table(j: Journey, corr: Correlator) -> Table:
@@ -339,8 +401,11 @@ def _hop_table(j: Journey, corr: Correlator) -> Table:
     t.add_column("time", justify="right", no_wrap=True)
     prev = j.start
     if not j.hops:
-        t.add_row("", Text(_no_path(j), "dim"), "", netns_label(j.netns, corr), "")
-    for n, h in enumerate(j.hops, 1):
+        dev = next((e.dev for e in j.events if e.dev), "")
+        queued = any(e.func == "__neigh_event_send" for e in j.events)
+        what = "queued until ARP resolves; never transmitted" if queued else "never transmitted"
+        t.add_row("", Text(dev or "?"), Text(what, "dim"), netns_label(j.netns, corr), "start")
+    for n, h in enumerate(j.hops[:MAX_HOPS], 1):
         place, dev, fn = hop_parts(h)
         if place == "stack":
             dev_cell = Text("(stack)", "dim")
@@ -351,6 +416,10 @@ def _hop_table(j: Journey, corr: Correlator) -> Table:
         delta = "start" if n == 1 and h.ts == prev else fmt_delta(h.ts - prev)
         t.add_row(str(n), dev_cell, fn, netns_label(h.netns, corr), delta)
         prev = h.ts
+    if len(j.hops) > MAX_HOPS:
+        t.add_row("…", "", Text(f"{len(j.hops) - MAX_HOPS:,} more hops (events were lost, or the "
+                                "journey absorbed later packets)", "dim"), "", "")
+        prev = j.hops[-1].ts
     if j.end is not None:
         fn, dev = end_text(j)
         t.add_row("end", Text(dev, "dim"), fn, netns_label(j.end.netns, corr), fmt_delta(j.end.ts - prev))
@@ -362,35 +431,47 @@ def _column(j: Journey, times: int, corr: Correlator, styles: dict) -> list[Text
     """One journey as a column of boxes joined by arrows, ending in its verdict."""
     v = verdict(j, corr)
     head = ROLE_LABEL.get(j.role, j.role) + (f" (x{times})" if times > 1 else "")
-    boxes: list[tuple[str, str]] = []  # (text, style)
+    boxes: list[tuple[str, str, str]] = []  # (place, function, style)
     deltas: list[str] = []
     prev = None
-    for h in j.hops:
+    for h in j.hops[:MAX_BOXES]:
         place, _, fn = hop_parts(h)
-        boxes.append((f"{place} · {fn}" if fn else place,
+        boxes.append((place, fn,
                       styles.get("stack" if place == "stack" else "socket" if place == "socket" else "device", "")))
         deltas.append(fmt_delta(h.ts - prev) if prev is not None else "")
         prev = h.ts
     if not boxes:
         dev = next((e.dev for e in j.events if e.dev), "")
-        boxes.append((f"{dev} · never sent" if dev else "never sent", styles.get("waiting", "dim")))
+        boxes.append((dev or "?", "never sent", styles.get("waiting", "dim")))
         deltas.append("")
+    if len(j.hops) > MAX_BOXES:
+        boxes.append((f"… {len(j.hops) - MAX_BOXES} more", "", styles.get("waiting", "dim")))
+        deltas.append("")
+        prev = j.hops[-1].ts
     end = journey_label(j, v)
-    inner = max(len(b) for b, _ in boxes)
+    if v.outcome == DROPPED and j.end is not None:
+        end = f"{MARK[DROPPED]} {j.end.reason or 'dropped'}"
+    inner = max(len(f"{p} {f}".strip()) for p, f, _ in boxes)
     width = max(inner + 4, len(end), len(head))
     lines = [Text(head, "bold underline")]
     mid = (inner + 4) // 2
-    for n, ((text, style), delta) in enumerate(zip(boxes, deltas)):
+    for n, ((place, fn, style), delta) in enumerate(zip(boxes, deltas)):
         if n:
             lines.append(Text(" " * mid + "▼ " + delta))
         lines.append(Text("╭" + "─" * (inner + 2) + "╮", style))
         box = Text("│ ", style)
-        box.append(text.ljust(inner), "bold")
+        box.append(place, "bold")
+        if fn:
+            box.append(" " + fn, "dim")
+        box.append(" " * (inner - len(f"{place} {fn}".strip())))
         box.append(" │", style)
         lines.append(box)
         lines.append(Text("╰" + "─" * (inner + 2) + "╯", style))
     if j.end is not None or v.outcome == DELIVERED:
-        tail = fmt_delta(j.end.ts - prev) if (j.end is not None and prev is not None) else ""
+        # How long until it was dropped or consumed (a delivered packet's end is when the
+        # program read it: not part of the path).
+        since = prev if prev is not None else j.start
+        tail = fmt_delta(j.end.ts - since) if (j.end is not None and v.outcome != DELIVERED) else ""
         lines.append(Text(" " * mid + "▼ " + tail))
     lines.append(Text(end, styles.get(v.outcome, "")))
     for t in lines:
@@ -404,7 +485,7 @@ def path_renderable(row: Row, corr: Correlator, width: int = 80, styles: dict | 
     styles = {**OUTCOME_STYLES, "device": "cyan", "stack": "blue", "socket": "green",
               "waiting": "dim", **(styles or {})}
     columns = [_column(j, n, corr, styles) for j, n in journey_groups(row.conv, corr)]
-    gap = "    "
+    gap = "   "
     bands: list[list[list[Text]]] = [[]]
     used = 0
     for col in columns:
@@ -435,21 +516,33 @@ def path_renderable(row: Row, corr: Correlator, width: int = 80, styles: dict | 
 # -- the conversation list ----------------------------------------------------------------------
 @dataclass
 class Columns:
-    time: int
-    summary: int
-    path: int
-    verdict: int
+    """Column widths: time, packet, verdict, then the path, which takes the rest and is
+    the one cut short (…) on narrow terminals."""
+
+    time: int = 6
+    summary: int = 46
+    verdict: int = 25
+    path: int = 30
     gap: int = 2
 
     @classmethod
-    def fit(cls, width: int) -> "Columns":
-        time, verdict, gap = 7, 26, 2
+    def fit(cls, width: int, time: int = 6, summary: int = 46, verdict: int = 25) -> "Columns":
+        gap = 2
+        verdict = max(7, min(verdict, 32))
         rest = max(20, width - time - verdict - 3 * gap)
-        summary = min(54, rest * 11 // 20)
-        return cls(time, summary, rest - summary, verdict, gap)
+        # The packet (with its seq) is cut last; the path gives way first, down to 16.
+        summary = max(6, min(summary, rest - 16))
+        return cls(time, summary, verdict, max(4, rest - summary), gap)
 
-    def cells(self, time: str, summary: str, path: str, verdict: str) -> list[tuple[str, int]]:
-        return [(time, self.time), (summary, self.summary), (path, self.path), (verdict, self.verdict)]
+    @classmethod
+    def for_rows(cls, width: int, rows: list["Row"]) -> "Columns":
+        if not rows:
+            return cls.fit(width)
+        return cls.fit(width, time=max(6, len(f"{max(r.time for r in rows):.3f}")),
+                       summary=max(len(r.summary) for r in rows), verdict=max(len(r.label) for r in rows))
+
+    def cells(self, time: str, summary: str, verdict: str, path: str) -> list[tuple[str, int]]:
+        return [(time, self.time), (summary, self.summary), (verdict, self.verdict), (path, self.path)]
 
 
 def _fit(text: str, width: int) -> str:
@@ -458,14 +551,23 @@ def _fit(text: str, width: int) -> str:
     return text[:max(0, width - 1)] + "…"
 
 
-def header_text(width: int) -> Text:
-    cols = Columns.fit(width)
+def header_text(cols: Columns) -> Text:
     t = Text(no_wrap=True)
-    for i, (text, w) in enumerate(cols.cells("time s".rjust(cols.time), "packet", "path (request ⇒ reply)", "verdict")):
+    for i, (text, w) in enumerate(cols.cells("secs".rjust(cols.time), "packet", "verdict",
+                                              "path (request ⇒ reply)")):
         if i:
             t.append(" " * cols.gap)
         t.append(_fit(text, w))
     return t
+
+
+class ListHeader(Widget):
+    """Column titles over the list (the list tells it the widths)."""
+
+    columns: Columns = Columns()
+
+    def render(self) -> Text:
+        return header_text(self.columns)
 
 
 class ConversationList(ScrollView, can_focus=True):
@@ -497,6 +599,8 @@ class ConversationList(ScrollView, can_focus=True):
         super().__init__(id=id, classes=classes)
         self.rows: list[Row] = []
         self.cursor = -1
+        self.columns = Columns()
+        self.header: ListHeader | None = None  # kept in step with the widths
         self._sent: tuple | None = None
 
     # -- content --------------------------------------------------------------------------
@@ -517,6 +621,7 @@ class ConversationList(ScrollView, can_focus=True):
             self.cursor = 0
         self.cursor = min(self.cursor, len(rows) - 1)
         self.virtual_size = Size(0, len(rows))
+        self._fit_columns()
         if follow:
             self.scroll_end(animate=False, immediate=True)
         self._show_cursor()
@@ -530,6 +635,18 @@ class ConversationList(ScrollView, can_focus=True):
         cid = row.conv.id
         older = [i for i, r in enumerate(self.rows) if r.conv.id <= cid]
         return older[-1] if older else (0 if self.rows else -1)
+
+    def _fit_columns(self) -> None:
+        cols = Columns.for_rows(max(40, self.scrollable_content_region.width), self.rows)
+        if cols != self.columns:
+            self.columns = cols
+            self.refresh()
+            if self.header is not None:
+                self.header.columns = cols
+                self.header.refresh()
+
+    def on_resize(self) -> None:
+        self._fit_columns()
 
     def refresh_row(self, row: Row) -> None:
         self.refresh()
@@ -581,13 +698,13 @@ class ConversationList(ScrollView, can_focus=True):
         if index >= len(self.rows) or width <= 0:
             return Strip.blank(width, base)
         row = self.rows[index]
-        cols = Columns.fit(width)
+        cols = self.columns
         outcome_class = "conversation-list--" + row.outcome.replace(" ", "-")
         styles = [self.get_component_rich_style("conversation-list--time", partial=True), RichStyle(),
-                  self.get_component_rich_style("conversation-list--path", partial=True),
-                  self.get_component_rich_style(outcome_class, partial=True)]
+                  self.get_component_rich_style(outcome_class, partial=True),
+                  self.get_component_rich_style("conversation-list--path", partial=True)]
         text = Text(no_wrap=True, style=base)
-        cells = cols.cells(f"{row.time:{cols.time}.3f}", row.summary, row.path, row.label)
+        cells = cols.cells(f"{row.time:{cols.time}.3f}", row.summary, row.label, row.path)
         for i, ((value, w), style) in enumerate(zip(cells, styles)):
             if i:
                 text.append(" " * cols.gap)

@@ -1,0 +1,606 @@
+"""The TUI driven by Pilot on the article's recorded experiments (no root): what the list,
+detail, path and status widgets hold after keys; snapshots of the main screen, the
+detail pane and the help screen (pytest-textual-snapshot; review before --snapshot-update)."""
+from __future__ import annotations
+
+import asyncio
+import io
+import shutil
+import sys
+import threading
+import types
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from conftest import TRACES
+from tracer import recording
+from tracer.events import Event
+from tracer.sources import ReplaySource
+from ui import tui
+from ui.tui import EXPORT_MISSING, Filter, FilterError, HelpScreen, SaveScreen, build_app
+from ui.widgets import ConversationList, Row
+
+SIZE = (120, 40)
+
+
+# -- helpers -----------------------------------------------------------------------------
+def trace(name: str) -> str:
+    return str(TRACES / f"{name}.jsonl")
+
+
+def facts(name: str) -> tuple[int, str]:
+    """(ping's id = its pid, the lab namespace's name) of a recorded trace; the traces are
+    re-recorded by the live tests, so these change."""
+    rec = recording.read(trace(name))
+    echo = next(e.pkt for e in rec.events if e.pkt is not None and e.pkt.icmp_type == 8)
+    return echo.icmp_id, rec.context["name"]
+
+
+def plain(renderable, width: int = 160) -> str:
+    console = Console(width=width, file=io.StringIO(), color_system=None, legacy_windows=False)
+    console.print(renderable)
+    return console.file.getvalue()
+
+
+def detail_text(app) -> str:
+    return plain(app.query_one("#detail").content)
+
+
+def path_text(app) -> str:
+    return plain(app.query_one("#path").content)
+
+
+def status(app, name: str) -> str:
+    return str(app.query_one(f"#st-{name}").content)
+
+
+def rows(app) -> list[Row]:
+    return app.query_one(ConversationList).rows
+
+
+def cursor_row(app) -> Row | None:
+    return app.query_one(ConversationList).current
+
+
+def notes(app) -> list[str]:
+    return [n.message for n in app._notifications]
+
+
+async def settle(pilot, cond=None, timeout: float = 10.0) -> None:
+    """Wait until the recording is read and shown (or cond() holds), then let messages land."""
+    app = pilot.app
+    cond = cond or (lambda: app.caught_up)
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not cond():
+        assert loop.time() < end, "the TUI did not catch up"
+        await pilot.pause(0.05)
+    await pilot.pause(0.15)  # one more tick, and the Highlighted message
+    await pilot.pause()
+
+
+class GatedSource:
+    """A recording released on demand, to watch the list grow (and pause it)."""
+
+    def __init__(self, path: str, live: bool = True, lost: int = 0):
+        self.rec = recording.read(path)
+        self.path = path
+        self.context = self.rec.context
+        self.mechanism = "tp_btf"
+        self.live = live
+        self._lost = lost
+        self._released = 0
+        self._pos = 0
+        self._lock = threading.Lock()
+        self.closed = 0
+
+    def release(self, upto: int | None = None) -> None:
+        with self._lock:
+            self._released = len(self.rec.events) if upto is None else upto
+
+    def poll(self, timeout_ms: int = 100):
+        with self._lock:
+            out = self.rec.events[self._pos:self._released]
+            self._pos = max(self._pos, self._released)
+        if not out:
+            threading.Event().wait(timeout_ms / 1000)
+        return out
+
+    @property
+    def exhausted(self) -> bool:
+        return self._pos >= len(self.rec.events)
+
+    def lost(self):
+        return self._lost
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+class ListSource(GatedSource):
+    """Events given as a list (a synthetic flood)."""
+
+    def __init__(self, context: dict, events: list, live: bool = True, lost: int = 0):
+        self.rec = recording.Recording({"context": context}, events, lost)
+        self.path = "flood"
+        self.context, self.mechanism, self.live, self._lost = context, "tp_btf", live, lost
+        self._lock = threading.Lock()
+        self._pos, self._released, self.closed = 0, len(events), 0
+
+
+def conv_boundary(path: str, conversations: int) -> int:
+    """How many events of a recording it takes to complete its first conversations."""
+    from tracer.correlate import Correlator
+    rec = recording.read(path)
+    corr = Correlator(rec.context)
+    for i, ev in enumerate(rec.events):
+        corr.add(ev)
+        if len(corr.conversations) > conversations:
+            return i
+    return len(rec.events)
+
+
+# -- the list, detail and path on each experiment -------------------------------------------------
+@pytest.mark.asyncio
+async def test_exp2_list_detail_and_path():
+    ident, ns = facts("exp2")
+    app = build_app(ReplaySource(trace("exp2")))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        got = rows(app)
+        assert [r.summary for r in got] == [
+            "ARP who-has 192.168.2.1 tell 192.168.2.11",
+            *(f"ICMP echo 192.168.2.11 > 192.168.2.1 id {ident} seq {s}" for s in (1, 2))]
+        assert got[1].path == "veth0 > veth1 > icmp_rcv ⇒ lo > icmp_rcv > socket"
+        assert got[1].label == "✓ reply delivered to ping" and got[1].outcome == "delivered"
+        assert got[0].label == "✓ answered"
+        # A replay starts on the first row, not following.
+        assert cursor_row(app) is got[0]
+        assert status(app, "mode") == "■ REPLAY exp2.jsonl"
+        assert status(app, "lost") == "lost 0" and status(app, "probes") == "probes tp_btf"
+        assert status(app, "shown") == "3 of 3 conversations shown"
+
+        await pilot.press("down")
+        assert cursor_row(app) is got[1]
+        detail = detail_text(app)
+        for expected in (f"ICMP echo request 192.168.2.11 > 192.168.2.1 id {ident} seq 1", "veth_xmit",
+                         "netif_rx", "icmp_rcv", "loopback_xmit", "skb_copy_datagram_iovec",
+                         ns, "consume_skb at icmp_rcv",
+                         "but the socket is bound to veth0 (ping -I), so it leaves through veth0",
+                         "route: 192.168.2.11 is local (veth0), so it goes through lo",
+                         f"delivered to ping (pid {ident}), 84 bytes"):
+            assert expected in detail, expected
+        assert "µs" in detail  # time since the previous hop
+        path = path_text(app)
+        for box in ("│ veth0 veth_xmit │", "│ veth1 netif_rx  │", "│ stack icmp_rcv  │", "│ lo loopback_xmit │",
+                    "│ socket ping      │", "✓ answered", "✓ delivered to ping"):
+            assert box in path, box
+        # Request and reply side by side: both columns on the first box line.
+        first = next(line for line in path.splitlines() if "veth0 veth_xmit" in line)
+        assert "lo loopback_xmit" in first
+
+
+@pytest.mark.asyncio
+async def test_exp1_next_drop_and_advice():
+    app = build_app(ReplaySource(trace("exp1")))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        got = rows(app)
+        assert got[0].summary == "ARP who-has 192.168.2.1 tell 192.168.2.11 (x3)"
+        assert got[0].label == "■ no reply" and got[0].failure
+        assert [r.label for r in got[1:]] == ["✗ dropped: NEIGH_FAILED"] * 2
+        assert got[1].path == "(never sent) ⇒ lo > icmp_rcv > socket"
+        await pilot.press("d")
+        assert cursor_row(app) is got[1]
+        detail = detail_text(app)
+        assert "kfree_skb at neigh_invalidate (NEIGH_FAILED)" in detail
+        assert "queued until ARP resolves; never transmitted" in detail
+        assert "went unanswered 3 times" in detail
+        assert "fix: nobody can answer: give 192.168.2.1 to an interface" in detail
+        assert "ARP: neighbour entry for 192.168.2.1 created on veth0" in detail
+        assert "veth0 never sent" in path_text(app) and "✗ NEIGH_FAILED" in path_text(app)
+        await pilot.press("d")
+        assert cursor_row(app) is got[2]
+        await pilot.press("d")
+        await pilot.pause()
+        assert cursor_row(app) is got[2]
+        assert any("no drop or unanswered request below" in n for n in notes(app))
+        await pilot.press("D", "D")
+        assert cursor_row(app) is got[0]
+        assert "(x3, identical)" in detail_text(app)
+
+
+@pytest.mark.asyncio
+async def test_exp2_default_explains_accept_local():
+    app = build_app(ReplaySource(trace("exp2-default")))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        arp = rows(app)[0]
+        assert arp.label == "■ no reply"
+        detail = detail_text(app)
+        assert "accept_local=0 on veth1" in detail
+        assert "sysctl -w net.ipv4.conf.veth1.accept_local=1" in detail
+
+
+@pytest.mark.asyncio
+async def test_exp3_unowned_address():
+    app = build_app(ReplaySource(trace("exp3")))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert [r.outcome for r in rows(app)] == ["consumed", "dropped", "dropped"]
+        assert "192.168.2.2" in rows(app)[1].summary
+
+
+# -- keys -----------------------------------------------------------------------------------
+@pytest.mark.asyncio
+async def test_filter_terms_and_escape():
+    app = build_app(ReplaySource(trace("exp1")))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+
+        async def apply(text: str):
+            await pilot.press("slash")
+            bar = app.query_one("#filter-bar")
+            assert bar.has_focus and bar.display
+            bar.value = text
+            await pilot.press("enter")
+            await pilot.pause()
+
+        await apply("arp")
+        assert [r.conv.kind for r in rows(app)] == ["arp"]
+        assert status(app, "filter") == "filter: arp"
+        assert not app.query_one("#filter-bar").display
+        await apply("dropped")
+        assert len(rows(app)) == 2 and all(r.outcome == "dropped" for r in rows(app))
+        await apply("lo")                     # an interface of the traced namespace
+        assert [r.conv.kind for r in rows(app)] == ["echo", "echo"]
+        await apply('!arp "seq 2"')           # negation + quoted text, all terms must match
+        assert [r.summary[-5:] for r in rows(app)] == ["seq 2"]
+        await apply("host:192.168.2.1 proto:arp")
+        assert [r.conv.kind for r in rows(app)] == ["arp"]
+        await apply("nothing-matches-this")
+        assert rows(app) == []
+        assert "Nothing matches the filter" in detail_text(app)
+        await pilot.press("escape")           # on the main screen: clears the filter
+        await pilot.pause()
+        assert len(rows(app)) == 3 and status(app, "filter") == "filter: none"
+        # A bad term keeps the bar open and says why.
+        await pilot.press("slash")
+        app.query_one("#filter-bar").value = "verdict:maybe"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.query_one("#filter-bar").display
+        assert any("unknown verdict" in n for n in notes(app))
+        await pilot.press("escape")           # in the bar: closes it, filter unchanged
+        await pilot.pause()
+        assert not app.query_one("#filter-bar").display and len(rows(app)) == 3
+
+
+def test_filter_classifies_terms():
+    f = Filter("icmp 192.168.2.1 veth1 dropped !arp hello dev:lo", {"veth1", "lo"})
+    assert f.terms == [(False, "proto", "icmp"), (False, "addr", "192.168.2.1"), (False, "dev", "veth1"),
+                       (False, "verdict", "dropped"), (True, "proto", "arp"), (False, "text", "hello"),
+                       (False, "dev", "lo")]
+    with pytest.raises(FilterError):
+        Filter("host:not-an-address")
+
+
+@pytest.mark.asyncio
+async def test_pause_resume_and_follow():
+    src = GatedSource(trace("exp2"), live=True)
+    first = conv_boundary(trace("exp2"), 1)
+    src.release(first)
+    app = build_app(src)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, lambda: len(rows(app)) == 1)
+        assert status(app, "mode") == "● LIVE" and status(app, "follow") == "following newest"
+        await pilot.press("p")
+        assert status(app, "mode") == "⏸ PAUSED (p resumes)"
+        src.release()
+        await settle(pilot, lambda: app.feed.received == len(src.rec.events))
+        await pilot.pause(0.3)
+        assert len(rows(app)) == 1, "the list must not move while paused"
+        await pilot.press("p")
+        await settle(pilot, lambda: len(rows(app)) == 3)
+        assert status(app, "mode") == "● LIVE"
+        assert cursor_row(app) is rows(app)[-1], "following: the newest row is selected"
+        await pilot.press("up")
+        assert status(app, "follow") == "not following" and cursor_row(app) is rows(app)[1]
+        await pilot.press("f")
+        await pilot.pause()
+        assert status(app, "follow") == "following newest" and cursor_row(app) is rows(app)[-1]
+
+
+@pytest.mark.asyncio
+async def test_save_recording(tmp_path):
+    out = tmp_path / "saved.jsonl"
+    app = build_app(ReplaySource(trace("exp2")))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("s")
+        await pilot.pause()
+        assert isinstance(app.screen, SaveScreen)
+        app.screen.query_one("#save-path").value = str(out)
+        await pilot.press("enter")
+        await settle(pilot, lambda: any("saved 52 events" in n for n in notes(app)))
+    rec = recording.read(str(out))
+    orig = recording.read(trace("exp2"))
+    assert [e.to_json() for e in rec.events] == [e.to_json() for e in orig.events]
+    assert rec.lost == 0 and rec.context == orig.context
+    assert rec.header["command"] == orig.header["command"]
+
+
+@pytest.mark.asyncio
+async def test_export_svg_without_and_with_diagram_module(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "ui.diagram", None)  # as before `vethtrace render` exists
+    app = build_app(ReplaySource(trace("exp2")))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("e")
+        await pilot.pause()
+        assert EXPORT_MISSING in notes(app)
+
+        calls = []
+
+        def render_conversation(conv, corr, path):
+            calls.append((conv, corr, path))
+            (tmp_path / path).write_text("<svg/>")
+
+        monkeypatch.setitem(sys.modules, "ui.diagram", types.SimpleNamespace(render_conversation=render_conversation))
+        monkeypatch.chdir(tmp_path)
+        await pilot.press("down", "e")
+        await settle(pilot, lambda: any("saved the diagram" in n for n in notes(app)))
+        (conv, corr, path), = calls
+        assert conv is rows(app)[1].conv and corr is app.feed.corr
+        assert path == f"vethtrace-conversation-{conv.id}.svg"
+
+
+@pytest.mark.asyncio
+@pytest.mark.skipif(shutil.which("dot") is None, reason="graphviz's dot is not installed (scripts/setup installs it)")
+async def test_export_svg_with_the_real_diagram_module(monkeypatch, tmp_path):
+    pytest.importorskip("ui.diagram")
+    monkeypatch.chdir(tmp_path)
+    app = build_app(ReplaySource(trace("exp2")))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("down", "e")
+        await settle(pilot, lambda: any("diagram" in n for n in notes(app)), timeout=30)
+        conv = rows(app)[1].conv
+    out = tmp_path / f"vethtrace-conversation-{conv.id}.svg"
+    assert out.exists(), notes(app)
+    assert b"<svg" in out.read_bytes()[:1000]
+
+
+@pytest.mark.asyncio
+async def test_help_screen_lists_the_keys():
+    app = build_app(ReplaySource(trace("exp2")))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("question_mark")
+        await pilot.pause(0.3)  # a few ticks run with the help on top
+        assert isinstance(app.screen, HelpScreen)
+        text = "".join(plain(s.content) for s in app.screen.query("Static"))
+        for key, what in tui.HELP_KEYS:
+            assert key in text and what[:30] in text
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not isinstance(app.screen, HelpScreen)
+
+
+@pytest.mark.parametrize("key", ["q", "ctrl+c"])
+@pytest.mark.asyncio
+async def test_quit_stops_the_reader_and_closes_the_source(key):
+    src = GatedSource(trace("exp2"))
+    src.release()
+    app = build_app(src)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        reader = app.feed._thread
+        assert reader.is_alive() and not src.closed
+        await pilot.press(key)
+        await pilot.pause()
+    assert not app.is_running
+    assert src.closed == 1 and not reader.is_alive()
+    assert "probes detached" in app.exit_summary()
+
+
+@pytest.mark.asyncio
+async def test_lost_events_are_prominent_and_unfinished_rows_incomplete():
+    # Drop the ends of the last echo reply: with events lost it is "incomplete", not "in flight".
+    rec = recording.read(trace("exp2"))
+    last = rec.events[-1].ts
+    ends = [e for e in rec.events if e.kind in ("consume", "kfree", "deliver") and e.pkt is not None
+            and e.pkt.icmp_type == 0 and e.pkt.icmp_seq == 2]
+    events = [e for e in rec.events if e not in ends]
+    # A later event, so the unfinished reply has been quiet for more than a second.
+    events.append(Event(last + 2_000_000_000, "neigh_update", netns=rec.context["netns"], dev="veth0",
+                        neigh={"addr": "192.168.2.1", "lladdr": "00:00:00:00:00:00"}, arg=4, arg2=2))
+    src = ListSource(rec.context, events, live=True, lost=7)
+    app = build_app(src)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, lambda: len(rows(app)) == 3 and rows(app)[-1].outcome == "lost", timeout=5)
+        assert status(app, "lost") == " LOST 7 EVENTS "
+        assert app.query_one("#st-lost").has_class("lost")
+        assert rows(app)[-1].label == "? incomplete (events lost)"
+        # The kernel reported losses while this batch waited: nothing in it is trusted.
+        assert [r.label for r in rows(app)[:2]] == ["? events lost (answered?)",
+                                                     "? events lost (reply delivered to ping?)"]
+        await pilot.press("slash")
+        app.query_one("#filter-bar").value = "incomplete !arp"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert len(rows(app)) == 2
+
+
+@pytest.mark.asyncio
+async def test_conversations_around_a_loss_are_marked():
+    """The kernel's lost counter rises while the second echo exchange is read: that
+    exchange's verdict is marked as unreliable, the first one's is not."""
+    src = GatedSource(trace("exp2"), live=True)
+    first = conv_boundary(trace("exp2"), 2)  # the ARP exchange and the first echo
+    src.release(first)
+    app = build_app(src)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, lambda: len(rows(app)) == 2 and app.feed.received == first)
+        src._lost = 40
+        src.release()
+        await settle(pilot, lambda: len(rows(app)) == 3)
+        got = rows(app)
+        assert [r.lost for r in got] == [False, False, True]
+        assert got[2].label == "? events lost (reply delivered to ping?)" and not got[2].failure
+        assert status(app, "lost") == " LOST 40 EVENTS "
+        await pilot.press("end")
+        assert "The kernel lost events around this conversation" in detail_text(app)
+
+
+@pytest.mark.asyncio
+async def test_command_output_pane():
+    app = build_app(ReplaySource(trace("exp2")), command=["sh", "-c", "echo hello from the command; exit 3"])
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, lambda: app.runner.status is not None)
+        await pilot.pause(0.2)
+        log = app.query_one("#command-log")
+        assert "hello from the command" in "\n".join(log.lines)
+        assert "exited with status 3" in str(log.border_title)
+    assert app.exit_status == 3
+
+
+@pytest.mark.asyncio
+async def test_waiting_hint_when_live_and_quiet():
+    src = GatedSource(trace("exp2"), live=True)  # nothing released
+    app = build_app(src)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause(0.3)
+        text = detail_text(app)
+        assert "Waiting for packets" in text
+        assert f"ip netns exec {facts('exp2')[1]} ping -c 3 192.168.2.1" in text
+
+
+# -- a flood: bounded memory, failures first, the rest counted -------------------------------------
+def flood_events(copies: int, drop_every: int) -> tuple[dict, list]:
+    """exp2's second echo exchange repeated `copies` times (new seq, skb addresses reused
+    as the kernel does), with exp1's NEIGH_FAILED exchange mixed in every `drop_every`."""
+    ok = recording.read(trace("exp2"))
+    bad = recording.read(trace("exp1"))
+
+    def template(rec, seq):
+        evs = [e for e in rec.events if e.pkt is not None and (e.pkt.icmp_seq == seq or
+               (e.pkt.inner is not None and e.pkt.inner.icmp_seq == seq))]
+        t0 = evs[0].ts
+        return [(e, e.ts - t0) for e in evs]
+
+    good, fail = template(ok, 2), template(bad, 1)
+    out, ts = [], 10**12
+    for i in range(copies):
+        tmpl = fail if drop_every and i % drop_every == drop_every - 1 else good
+        for e, dt in tmpl:
+            d = e.to_json()
+            d["ts"] = ts + (dt if tmpl is good else dt // 1000)
+            d["netns"] = ok.context["netns"]
+            for key in ("skb", "head"):  # each copy in its own buffers (copies overlap in time)
+                if key in d:
+                    d[key] = f"{int(d[key], 16) + (i << 24):x}"
+            data = bytearray.fromhex(d["data"])
+            off = 14 if e.l2 else 0
+            seq_at = off + (data[off] & 0x0F) * 4 + 6
+            if e.pkt.inner is not None:  # the quoted request inside an ICMP error
+                seq_at += 8 + (data[off + (data[off] & 0x0F) * 4 + 8] & 0x0F) * 4
+            data[seq_at:seq_at + 2] = (i % 65536).to_bytes(2, "big")
+            data[off + 4:off + 6] = (i % 65536).to_bytes(2, "big")  # IP id: each copy is a new packet
+            d["data"] = data.hex()
+            out.append(Event.from_json(d))
+        ts += 100_000
+    out.sort(key=lambda e: e.ts)
+    return ok.context, out
+
+
+@pytest.mark.asyncio
+async def test_flood_is_bounded_and_failures_are_shown(monkeypatch):
+    monkeypatch.setattr(tui, "MAX_ROWS", 60)
+    monkeypatch.setattr(tui, "BACKLOG", 40)
+    monkeypatch.setattr(tui, "ROWS_PER_TICK", 10)
+    monkeypatch.setattr(tui, "KEEP_JOURNEYS", 400)
+    monkeypatch.setattr(tui, "MAX_RAW", 3_000)
+    context, events = flood_events(1500, drop_every=300)
+    src = ListSource(context, events, live=True)
+    app = build_app(src)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, lambda: app.feed.received == len(events) and not app.backlog
+                     and not app.fail_backlog and app.feed.conversations_seen >= 1500, timeout=30)
+        assert len(app.rows) <= 60 and len(rows(app)) <= 60
+        assert len(app.feed.raw) == 3_000
+        assert len(app.feed.corr.journeys) <= 400 * 1.25
+        assert app.skipped > 0 and app.shown_total < app.feed.conversations_seen
+        shown = status(app, "shown")
+        assert f"of {app.feed.conversations_seen:,} conversations shown" in shown and "skipped" in shown
+        # Every NEIGH_FAILED exchange made it to the list although most rows were skipped.
+        dropped = [r for r in app.rows if r.outcome == "dropped"]
+        assert len(dropped) == 5
+        await pilot.press("f")  # stop following, then find the drops from the top
+        await pilot.press("home", "d")
+        assert cursor_row(app).failure
+    assert "packet events were in shown conversations" in app.exit_summary()
+
+
+def test_an_unanswered_arp_exchange_stays_cheap_to_show():
+    """One-ip lab, ping left running: every second another ARP request joins the same
+    unanswered exchange.  Rows and panes look at the newest MAX_JOURNEYS only."""
+    from tracer.correlate import Correlator
+    from ui.widgets import MAX_JOURNEYS, detail_renderable, path_renderable
+    rec = recording.read(trace("exp1"))
+    corr = Correlator(rec.context)
+    corr.feed(rec.events)
+    arp = corr.conversations[0]
+    template = sorted({id(e): e for j in arp.journeys for e in j.events}.values(), key=lambda e: e.ts)
+    span = template[-1].ts - template[0].ts + 1_000_000
+    for i in range(1, 400):
+        for e in template:
+            d = e.to_json()
+            d["ts"] += i * span
+            for key in ("skb", "head"):
+                if key in d:
+                    d[key] = f"{int(d[key], 16) + (i << 24):x}"
+            corr.add(Event.from_json(d))
+    assert len(arp.journeys) > MAX_JOURNEYS
+    row = Row(arp)
+    import time as _time
+    start = _time.perf_counter()
+    row.update(corr, rec.events[0].ts)
+    assert _time.perf_counter() - start < 0.25
+    assert row.label == "■ no reply" and row.summary.endswith(f"(x{len(arp.journeys)})")
+    detail = plain(detail_renderable(row, corr))
+    assert f"{len(arp.journeys) - MAX_JOURNEYS:,} earlier packets of this conversation are not shown" in detail
+    assert "(x200, identical)" in detail
+    assert "ARP req (x200)" in plain(path_renderable(row, corr))
+
+
+# -- snapshots ----------------------------------------------------------------------------------
+# The live tests re-record tests/traces (new pids, namespace names, timings), so the snapshots
+# are taken from frozen copies in tests/__snapshots__/inputs: a picture changes only when the
+# TUI does.  Review a changed picture before `--snapshot-update`.
+SNAP_INPUTS = Path(__file__).parent / "__snapshots__" / "inputs"
+
+
+async def _caught_up(pilot):
+    await settle(pilot)
+
+
+def test_snapshot_main_screen(snap_compare):
+    """exp2 (two-ips-fixed): ARP answered, two echo exchanges; the first row selected."""
+    assert snap_compare(build_app(ReplaySource(str(SNAP_INPUTS / "exp2.jsonl"))), terminal_size=SIZE,
+                        run_before=_caught_up)
+
+
+def test_snapshot_detail_of_a_drop(snap_compare):
+    """exp1 (one-ip): `d` selects the first echo request, dropped with NEIGH_FAILED: its hops,
+    the reason and the advice in the detail, request and ICMP error side by side."""
+    assert snap_compare(build_app(ReplaySource(str(SNAP_INPUTS / "exp1.jsonl"))), terminal_size=SIZE,
+                        run_before=_caught_up, press=["d"])
+
+
+def test_snapshot_help_screen(snap_compare):
+    """`?` over the main screen: the keys, verdict colours, filter terms, status bar."""
+    assert snap_compare(build_app(ReplaySource(str(SNAP_INPUTS / "exp2.jsonl"))), terminal_size=SIZE,
+                        run_before=_caught_up, press=["question_mark"])
