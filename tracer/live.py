@@ -11,7 +11,7 @@ import signal
 
 from . import kernel
 from .ksyms import KernelSymbols
-from .loader import FilterConfig, Probes, ProbeError
+from .loader import POLL_BATCH, FilterConfig, Probes, ProbeError
 from .record import Decoder
 from .kernel import SetupError
 
@@ -43,6 +43,7 @@ def socket_ifindex(name: str) -> int:
 
 SPOOL_MAX = 500_000   # raw records held in memory when decoding falls behind (~110 MB)
 CHUNK = 4096          # records decoded per poll, so the ring buffer is emptied often
+DRAIN_LIMIT = 65536   # records moved from the ring buffer to the spool per poll, at most
 
 
 class LazySymbols:
@@ -144,8 +145,13 @@ class LiveSource:
         return self.decoder.decode_batch(batch)
 
     def poll(self, timeout_ms: int = 100):
-        """Events ready now (waiting up to timeout_ms when there are none), at most CHUNK."""
-        self._fill(self.probes.poll(0 if self._spool else timeout_ms))
+        """Events ready now (waiting up to timeout_ms when there are none), at most CHUNK.
+        The ring buffer is emptied into the spool first (bounded per call), so a burst
+        waits in the spool instead of overflowing the ring."""
+        raws = self.probes.poll(0 if self._spool else timeout_ms)
+        if len(raws) >= POLL_BATCH:
+            raws += self.probes.drain(limit=DRAIN_LIMIT)
+        self._fill(raws)
         return self._take(CHUNK)
 
     def drain(self):

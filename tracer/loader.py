@@ -201,14 +201,16 @@ class Probes:
         rc = self.lib.ring_buffer__poll(self.rb, timeout_ms)
         return self._take(rc)
 
-    def drain(self) -> list[bytes]:
-        """Every record ready now, without waiting."""
+    def drain(self, limit: int | None = None) -> list[bytes]:
+        """Records ready now, without waiting: all of them, or about `limit` (in a flood the
+        producers may outpace us, so an unbounded drain would never end)."""
         out: list[bytes] = []
-        while True:
+        while limit is None or len(out) < limit:
             batch = self._take(self.lib.ring_buffer__consume(self.rb))
             out += batch
             if len(batch) < POLL_BATCH:
-                return out
+                break
+        return out
 
     def _take(self, rc: int) -> list[bytes]:
         if self._error is not None:
