@@ -15,9 +15,10 @@ The correlator works the same on a live stream and on a recording: it only sees 
 from __future__ import annotations
 
 from collections import OrderedDict
+from itertools import islice
 
 from .events import Event
-from .packet import ICMP_ECHO, ICMP_ECHOREPLY, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP
+from .packet import ICMP_ECHO, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP
 
 CLONE_WINDOW_NS = 1_000_000_000     # a clone shows up shortly after its original
 COPY_WINDOW_NS = 5_000_000_000      # a packet parked for ARP waits up to 3 retries
@@ -281,9 +282,7 @@ class Correlator:
         elif kind == "receive":
             if last is None or last.dev != ev.dev:
                 hops.append(Hop(ev.dev, ev.dev, ev.netns, ev.ts, "netif_rx"))
-            name = f"stack: {stack_handler(j.pkt)}"
-            ev_dev = ""
-            hops.append(Hop(name, ev_dev, ev.netns, ev.ts, kind))
+            hops.append(Hop(f"stack: {stack_handler(j.pkt)}", "", ev.netns, ev.ts, kind))
             return
         elif kind == "func":
             name = f"stack: {ev.where}"
@@ -358,7 +357,7 @@ class Correlator:
             del self._fib[:-32]
             return
         # Input lookup: decides a packet just received on iif.
-        for j in reversed(list(self._live.values())[-16:]):
+        for j in islice(reversed(self._live.values()), 16):  # the most recently started
             p = j.pkt
             if p is not None and p.src == f["src"] and p.dst == f["dst"]:
                 j.routes.append(ev)
