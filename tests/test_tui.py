@@ -578,9 +578,9 @@ def test_an_unanswered_arp_exchange_stays_cheap_to_show():
 
 # -- snapshots ----------------------------------------------------------------------------------
 # The live tests re-record tests/traces (new pids, namespace names, timings), so the snapshots
-# are taken from frozen copies in tests/__snapshots__/inputs: a picture changes only when the
+# are taken from frozen copies in tests/data/tui: a picture changes only when the
 # TUI does.  Review a changed picture before `--snapshot-update`.
-SNAP_INPUTS = Path(__file__).parent / "__snapshots__" / "inputs"
+SNAP_INPUTS = Path(__file__).parent / "data" / "tui"
 
 
 async def _caught_up(pilot):

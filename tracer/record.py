@@ -60,39 +60,58 @@ class Decoder:
         self._names: dict[bytes, str] = {}
 
     def decode(self, raw: bytes) -> Event:
-        if len(raw) != EVENT_SIZE:
-            raise RecordError(f"record of {len(raw)} bytes, expected {EVENT_SIZE}: "
+        return self.decode_batch([raw])[0]
+
+    def decode_batch(self, raws) -> list[Event]:
+        """Decode records; the hot path of every live command, so one C-level unpack for the
+        batch and the Event's slots filled directly (names repeat, so they are cached)."""
+        if not raws:
+            return []
+        sizes = set(map(len, raws))
+        if sizes != {EVENT_SIZE}:
+            bad = next(n for n in sizes if n != EVENT_SIZE)
+            raise RecordError(f"record of {bad} bytes, expected {EVENT_SIZE}: "
                               "probes and tracer are from different builds")
-        (ts, skb, head, location, netns, ifindex, length, arg, arg2, pid, protocol, kind,
-         data_kind, cpu, data_len, _, ifname, comm, data) = EVENT.unpack(raw)
-        name = KINDS.get(kind)
-        if name is None:
-            raise RecordError(f"unknown event kind {kind}")
-        # Hot path: fill the Event's slots directly; names repeat, so they are cached.
-        e = Event.__new__(Event)
-        e.ts, e.kind, e.cpu, e.netns, e.ifindex = ts, name, cpu, netns, ifindex
-        e.dev, e.comm = self._name(ifname), self._name(comm)
-        e.skb, e.head, e.len, e.protocol, e.pid, e.arg, e.arg2 = skb, head, length, protocol, pid, arg, arg2
-        e.fib = e.neigh = e.pkt = None
-        e.data, e.l2, e.reason = b"", False, ""
-        if data_kind == DATA_L2 or data_kind == DATA_L3:
-            e.data = data[:data_len]
-            e.l2 = data_kind == DATA_L2
-            e.pkt = parse_cached(e.data, protocol, e.l2)
-        elif data_kind == DATA_FIB:
-            saddr, daddr, iif, oif, proto, _ = FIB.unpack_from(data)
-            e.fib = {"src": socket.inet_ntoa(saddr), "dst": socket.inet_ntoa(daddr),
-                     "iif": iif, "oif": oif, "proto": proto}
-        elif data_kind == DATA_NEIGH:
-            key, lladdr, _ = NEIGH.unpack_from(data)
-            e.neigh = {"addr": socket.inet_ntoa(key), "lladdr": lladdr.hex(":")}
-        if kind == KIND_FUNC:
-            e.where = FUNCS.get(arg, f"fn{arg}")
-        else:
-            e.where = self.symbols.resolve(location) if location else ""
-        if kind == KIND_KFREE:
-            e.reason = self.drop_reasons.get(arg, str(arg)).removeprefix("SKB_DROP_REASON_")
-        return e
+        out = []
+        append = out.append
+        new = Event.__new__
+        names = self._names
+        name_of = self._name
+        resolve = self.symbols.resolve
+        reasons = self.drop_reasons
+        for (ts, skb, head, location, netns, ifindex, length, arg, arg2, pid, protocol, kind,
+             data_kind, cpu, data_len, _, ifname, comm, data) in EVENT.iter_unpack(b"".join(raws)):
+            name = KINDS.get(kind)
+            if name is None:
+                raise RecordError(f"unknown event kind {kind}")
+            e = new(Event)
+            e.ts, e.kind, e.cpu, e.netns, e.ifindex = ts, name, cpu, netns, ifindex
+            e.dev = names.get(ifname) or name_of(ifname)
+            e.comm = names.get(comm) or name_of(comm)
+            e.skb, e.head, e.len, e.protocol, e.pid, e.arg, e.arg2 = skb, head, length, protocol, pid, arg, arg2
+            e.fib = e.neigh = None
+            e.reason = ""
+            if data_kind == DATA_L2 or data_kind == DATA_L3:
+                e.data = payload = data[:data_len]
+                e.l2 = l2 = data_kind == DATA_L2
+                e.pkt = parse_cached(payload, protocol, l2)
+            else:
+                e.data, e.l2, e.pkt = b"", False, None
+                if data_kind == DATA_FIB:
+                    saddr, daddr, iif, oif, proto, _ = FIB.unpack_from(data)
+                    e.fib = {"src": socket.inet_ntoa(saddr), "dst": socket.inet_ntoa(daddr),
+                             "iif": iif, "oif": oif, "proto": proto}
+                elif data_kind == DATA_NEIGH:
+                    key, lladdr, _ = NEIGH.unpack_from(data)
+                    e.neigh = {"addr": socket.inet_ntoa(key), "lladdr": lladdr.hex(":")}
+            if kind == KIND_FUNC:
+                e.where = FUNCS.get(arg, f"fn{arg}")
+            else:
+                e.where = resolve(location) if location else ""
+            if kind == KIND_KFREE:
+                e.reason = reasons.get(arg, str(arg)).removeprefix("SKB_DROP_REASON_")
+            append(e)
+        return out
 
     def _name(self, raw: bytes) -> str:
         name = self._names.get(raw)
@@ -102,5 +121,3 @@ class Decoder:
             name = self._names[raw] = _cstr(raw)
         return name
 
-    def decode_batch(self, raws) -> list[Event]:
-        return [self.decode(r) for r in raws]
