@@ -191,6 +191,14 @@ class PingView:
         if conv is not None:
             self.show(conv)
 
+    def explained(self, raw: bytes) -> bool:
+        """Has the packet behind a line of ping's (a reply or an error) been seen arriving?"""
+        m = SEQ_RE.search(raw)
+        if not m:
+            return True
+        conv = self.corr.echo(int(m.group(1)), self.target)
+        return conv is not None and any(j.delivered for j in conv.journeys if j.role in ("reply", "error"))
+
     def show_background(self, before: int | None = None) -> None:
         """ARP exchanges and other packets that happened before, not yet shown."""
         for conv in self.corr.conversations:
@@ -295,8 +303,10 @@ def _run_ping(ping_args: list[str], src: LiveSource, corr: Correlator, view: Pin
                 buf += data.replace(b"\r\n", b"\n")
                 while b"\n" in buf:
                     raw, buf = buf.split(b"\n", 1)
-                    time.sleep(SETTLE_S)
                     _feed(src.drain(), corr, kept)
+                    if not view.explained(raw):  # its last events may still be on their way
+                        time.sleep(SETTLE_S)
+                        _feed(src.drain(), corr, kept)
                     view.line(raw)
         if buf:
             view.line(buf)
