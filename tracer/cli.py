@@ -389,12 +389,12 @@ class StopSignals:
             signal.signal(s, h)
 
 
-def _stop(proc, grace: float = 3.0) -> int:
-    """End a child we started: ask politely, then insist.  Returns its status."""
+def _stop(proc, sig: int = signal.SIGTERM, grace: float = 3.0) -> int:
+    """End a child we started: ask politely (sig), then insist.  Returns its status."""
     if proc is None:
         return 0
     if proc.poll() is None:
-        proc.terminate()
+        proc.send_signal(sig)
         try:
             proc.wait(timeout=grace)
         except subprocess.TimeoutExpired:
@@ -569,12 +569,7 @@ def cmd_demo(args) -> int:
                 rc = child.wait()
             except KeyboardInterrupt:
                 # Let vethtrace ping stop ping and print its summary, then remove the lab.
-                child.send_signal(signal.SIGINT)
-                try:
-                    child.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    child.kill()
-                    child.wait()
+                _stop(child, signal.SIGINT, grace=5.0)
                 raise
     finally:
         for s, h in old.items():
