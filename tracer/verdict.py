@@ -26,15 +26,20 @@ REASON_HINTS = {
 }
 
 
+# Verdict tags: what a consumed packet's end means, for code (the text is for people).
+UNANSWERED, PARKED = "unanswered", "parked"
+
+
 @dataclass
 class Verdict:
     outcome: str
     text: str
     advice: str = ""
+    tag: str = ""  # UNANSWERED, PARKED or ""
 
     @property
     def failure(self) -> bool:
-        return self.outcome == DROPPED or (self.outcome == CONSUMED and "without a reply" in self.text)
+        return self.outcome == DROPPED or self.tag == UNANSWERED
 
 
 class Context:
@@ -93,7 +98,7 @@ def verdict(j: Journey, corr: Correlator) -> Verdict:
             return Verdict(ANSWERED, "consumed by icmp_rcv, which answered it with an echo reply")
         return Verdict(CONSUMED, "consumed by icmp_rcv")
     if fn.startswith("__neigh_event_send"):
-        return Verdict(CONSUMED, "parked by __neigh_event_send while ARP resolves; never sent")
+        return Verdict(CONSUMED, "parked by __neigh_event_send while ARP resolves; never sent", tag=PARKED)
     return Verdict(CONSUMED, f"consumed by {fn}")
 
 
@@ -116,7 +121,7 @@ def _arp_consumed(j: Journey, corr: Correlator, ctx: Context, fn: str) -> Verdic
     if owner is None:
         return Verdict(CONSUMED, f"{base}: no interface in this namespace owns {target}",
                        f"nobody can answer: give {target} to an interface (ip addr add {target}/24 dev ...), "
-                       "or ping an address that exists")
+                       "or ping an address that exists", tag=UNANSWERED)
     if ctx.owner(sender) is not None:
         rx = j.hops[-2].dev if len(j.hops) >= 2 else owner
         al = ctx.value(rx, "accept_local")
@@ -126,9 +131,9 @@ def _arp_consumed(j: Journey, corr: Correlator, ctx: Context, fn: str) -> Verdic
                        f"namespace, and with {state} the kernel ignores requests from a local source",
                        f"allow it: {ctx.exec_prefix()}sysctl -w net.ipv4.conf.{rx}.accept_local=1 "
                        f"net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.{rx}.rp_filter=0 "
-                       f"(or `vethtrace lab up two-ips-fixed`)")
+                       f"(or `vethtrace lab up two-ips-fixed`)", tag=UNANSWERED)
     return Verdict(CONSUMED, f"{base}: {owner} owns {target} but the kernel chose not to answer "
-                             "(check arp_ignore, arp_filter and rp_filter on it)")
+                             "(check arp_ignore, arp_filter and rp_filter on it)", tag=UNANSWERED)
 
 
 def _dropped(j: Journey, corr: Correlator, ctx: Context, end) -> Verdict:

@@ -24,7 +24,7 @@ from textual.widget import Widget
 
 from tracer.correlate import Conversation, Correlator, Hop, Journey
 from tracer.events import nud_name
-from tracer.verdict import (ANSWERED, CONSUMED, DELIVERED, DROPPED, IN_FLIGHT, Verdict,
+from tracer.verdict import (ANSWERED, CONSUMED, DELIVERED, DROPPED, IN_FLIGHT, PARKED, UNANSWERED, Verdict,
                             conversation_outcome, verdict)
 from ui.text import MARKS, ROLE_LABEL, Style, journey_lines, path_key, route_text
 
@@ -143,9 +143,9 @@ def journey_label(j: Journey, v: Verdict) -> str:
     if v.outcome == DROPPED and end is not None:
         return f"{mark} dropped: {end.reason or 'NOT_SPECIFIED'}"
     if v.outcome == CONSUMED:
-        if "without a reply" in v.text:
+        if v.tag == UNANSWERED:
             return f"{mark} no reply"
-        if "parked" in v.text:
+        if v.tag == PARKED:
             return f"{mark} parked for ARP"
         return f"{mark} consumed by {end.func}" if end is not None else f"{mark} consumed"
     return f"{mark} in flight"
