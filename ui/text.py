@@ -78,28 +78,31 @@ def route_text(ev, corr: Correlator, j: Journey | None = None) -> str:
     return text
 
 
+def fold_retries(journeys, key) -> list[tuple[Journey, int]]:
+    """Consecutive journeys with equal key(journey) folded into (first, times)."""
+    out: list[tuple[Journey, int]] = []
+    previous = None
+    for j in journeys:
+        k = key(j)
+        if out and k == previous:
+            out[-1] = (out[-1][0], out[-1][1] + 1)
+            continue
+        out.append((j, 1))
+        previous = k
+    return out
+
+
 def conversation_lines(conv: Conversation, corr: Correlator, style: Style, indent: str = "    ") -> list[str]:
     """Each journey of the conversation; identical retries (same packet, path and verdict)
     are printed once with a count."""
+    blocks = {j.id: journey_lines(j, corr, style, indent) for j in conv.journeys}
     lines: list[str] = []
-    previous, repeats = None, 0
-    for j in conv.journeys:
-        block = journey_lines(j, corr, style, indent)
-        if block == previous:
-            repeats += 1
-            continue
-        _flush(lines, previous, repeats)
-        previous, repeats = block, 1
-    _flush(lines, previous, repeats)
+    for j, times in fold_retries(conv.journeys, lambda j: blocks[j.id]):
+        block = blocks[j.id]
+        if times > 1:
+            block = [block[0] + f"  (x{times})", *block[1:]]
+        lines.extend(block)
     return lines
-
-
-def _flush(lines: list[str], block, repeats: int) -> None:
-    if block is None:
-        return
-    if repeats > 1:
-        block = [block[0] + f"  (x{repeats})", *block[1:]]
-    lines.extend(block)
 
 
 def path_key(j: Journey, corr: Correlator) -> tuple[str, str, str]:

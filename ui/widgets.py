@@ -26,7 +26,7 @@ from tracer.correlate import Conversation, Correlator, Hop, Journey
 from tracer.events import nud_name
 from tracer.verdict import (ANSWERED, CONSUMED, DELIVERED, DROPPED, IN_FLIGHT, PARKED, UNANSWERED, Verdict,
                             conversation_outcome, verdict)
-from ui.text import MARKS, ROLE_LABEL, Style, journey_lines, path_key, route_text
+from ui.text import MARKS, ROLE_LABEL, Style, fold_retries, journey_lines, path_key, route_text
 
 LOST = "lost"  # a row whose journeys never ended while the kernel was losing events
 MARK = dict(MARKS, **{LOST: "?"})
@@ -85,16 +85,8 @@ def journey_groups(conv: Conversation, corr: Correlator, exact: bool = False) ->
     detail pane); otherwise when packet, path and end are the same (the list, cheaper).
     Only the last MAX_JOURNEYS journeys are looked at (an ARP exchange that is never
     answered gathers one per second for as long as the ping runs)."""
-    out: list[tuple[Journey, int]] = []
-    previous = None
-    for j in conv.journeys[-MAX_JOURNEYS:]:
-        block = journey_lines(j, corr, _PLAIN) if exact else _retry_key(j)
-        if out and block == previous:
-            out[-1] = (out[-1][0], out[-1][1] + 1)
-            continue
-        out.append((j, 1))
-        previous = block
-    return out
+    key = (lambda j: journey_lines(j, corr, _PLAIN)) if exact else _retry_key
+    return fold_retries(conv.journeys[-MAX_JOURNEYS:], key)
 
 
 def conversation_summary(conv: Conversation) -> str:
