@@ -41,6 +41,7 @@ from conftest import ROOT, is_root, needs_root
 
 from tracer import lab as labmod
 from tracer import recording
+from tracer.lab import pid_alive
 
 DATA = ROOT / "tests" / "data" / "errors"
 GOOD_RECORDING = DATA / "two-ips-fixed-ping.jsonl"  # `vethtrace record -- ping -c 1 ...` in a two-ips-fixed lab
@@ -150,20 +151,6 @@ def orphaned_vethtrace_programs(before: dict[int, str]) -> dict[int, str]:
 def netns_names() -> list[str]:
     out = subprocess.run(["ip", "-j", "netns", "list"], capture_output=True, text=True, check=True).stdout
     return [e["name"] for e in json.loads(out or "[]") if isinstance(e, dict) and "name" in e]
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie is dead for our purposes
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def children(pid: int) -> set[int]:

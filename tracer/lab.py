@@ -440,14 +440,19 @@ def status() -> list[LabStatus]:
     return result
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Is the process still running?  A zombie counts as gone."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def cleanup_stale() -> list[str]:
@@ -465,7 +470,7 @@ def cleanup_stale() -> list[str]:
         m = _TEST_NAME_RE.match(ns)
         if not m:
             continue
-        if _pid_alive(int(m.group(1) or m.group(2))):
+        if pid_alive(int(m.group(1) or m.group(2))):
             continue
         if down(ns):
             removed.append(ns)

@@ -119,7 +119,7 @@ def aggregate_graph(journeys, corr: Correlator) -> nx.DiGraph:
                 d = g.edges[u, w]
             d["roles"][j.role] = d["roles"].get(j.role, 0) + 1
             d["outcomes"][v.outcome] = d["outcomes"].get(v.outcome, 0) + 1
-    for u, w, d in g.edges(data=True):
+    for _, _, d in g.edges(data=True):
         d["role"] = max(d["roles"], key=d["roles"].get)
         d["outcome"] = max(d["outcomes"], key=d["outcomes"].get)
     _mark_veth_pairs(g, corr)
@@ -132,7 +132,7 @@ def _mark_veth_pairs(g, corr: Correlator) -> None:
     for i in corr.context.get("interfaces", []):
         if i.get("peer") and i.get("name"):
             peers[i["name"]] = i["peer"]
-    for node, d in g.nodes(data=True):
+    for _, d in g.nodes(data=True):
         if d["kind"] == "device" and d["name"] in peers:
             other = place_node(d["netns"], "device", peers[d["name"]])
             if other in g:
