@@ -38,7 +38,7 @@ class Packet:
 
     __slots__ = ("l3", "src", "dst", "ip_proto", "ip_id", "ttl", "arp_op", "sha", "tha",
                  "icmp_type", "icmp_code", "icmp_id", "icmp_seq", "sport", "dport", "inner",
-                 "eth_src", "eth_dst")
+                 "eth_src", "eth_dst", "_text")
 
     def __init__(self, l3: str):
         self.l3 = l3
@@ -49,6 +49,7 @@ class Packet:
         self.sport = self.dport = None
         self.inner: Packet | None = None
         self.eth_src = self.eth_dst = None
+        self._text: str | None = None
 
     # -- what the correlator keys on ----------------------------------------------------
     @property
@@ -68,7 +69,14 @@ class Packet:
         return self.icmp_type in (ICMP_DEST_UNREACH, ICMP_TIME_EXCEEDED, 4, 5, 12)
 
     def summary(self) -> str:
-        """One line in tcpdump's spirit: `ARP who-has 192.168.2.1 tell 192.168.2.11`."""
+        """One line in tcpdump's spirit: `ARP who-has 192.168.2.1 tell 192.168.2.11`.
+        Packets are shared by every event with the same bytes (events.parse_cached), so the
+        line is made once: recording writes it for every event."""
+        if self._text is None:
+            self._text = self._describe()
+        return self._text
+
+    def _describe(self) -> str:
         if self.l3 == "ARP":
             if self.arp_op == 1:
                 return f"ARP who-has {self.dst} tell {self.src}"
@@ -97,7 +105,7 @@ class Packet:
         out = {"l3": self.l3}
         for name in self.__slots__[1:]:
             value = getattr(self, name)
-            if value is None or name == "l3":
+            if value is None or name.startswith("_"):
                 continue
             out[name] = value.to_json() if name == "inner" else value
         return out
