@@ -19,7 +19,7 @@ from .kernel import SetupError
 from .lab import LabError
 from .live import LiveSource, build_filters
 from .recording import RecordingError
-from .sources import LiveEvents, ReplaySource
+from .sources import LiveEvents, ReplaySource, replay
 from .verdict import conversation_outcome
 from ui.text import Style, conversation_lines, event_lines, journey_lines, summary_lines
 
@@ -426,7 +426,7 @@ def cmd_trace(args) -> int:
             while not stop.requested and (deadline is None or time.monotonic() < deadline):
                 events = src.poll(100)
                 if args.json:
-                    recording.write_lines(sys.stdout.buffer, events)
+                    recording.write_lines(sys.stdout.buffer, events, rows=False)
                 corr.feed(events)
                 flush()
         if not args.json:
@@ -436,10 +436,8 @@ def cmd_trace(args) -> int:
 
 
 def cmd_show(args) -> int:
-    rec = recording.read(args.file)
+    rec, corr = replay(args.file)
     style = Style()
-    corr = Correlator(rec.context)
-    corr.feed(rec.events)
     head = rec.header
     print(style.dim(f"recording: {' '.join(head.get('command') or []) or 'no command'}; kernel {head.get('kernel', '?')}; "
                     f"probes {head.get('mechanism', '?')}"))
@@ -468,15 +466,8 @@ def _draw(journeys, corr, path: str, title: str, aggregate: bool | None = None) 
         raise SetupError(str(exc)) from None
 
 
-def _replay(path: str):
-    rec = recording.read(path)
-    corr = Correlator(rec.context)
-    corr.feed(rec.events)
-    return rec, corr
-
-
 def cmd_render(args) -> int:
-    rec, corr = _replay(args.file)
+    rec, corr = replay(args.file)
     name = " ".join(rec.header.get("command") or []) or args.file
     if args.conversation is not None:
         conv = next((c for c in corr.conversations if c.id == args.conversation), None)
@@ -492,7 +483,7 @@ def cmd_render(args) -> int:
 
 def cmd_export(args) -> int:
     from . import pcapng
-    rec, corr = _replay(args.file)
+    rec, corr = replay(args.file)
     try:
         n = pcapng.export(args.pcapng, corr, rec.header.get("wall_offset_ns", 0))
     except OSError as exc:

@@ -121,10 +121,8 @@ def same_packet(a, b) -> bool:
 
 
 def identity(p) -> tuple | None:
-    """What makes two skbs carry the same IPv4 packet."""
-    if p is None or p.l3 != "IPv4" or p.src is None:
-        return None
-    return (p.src, p.dst, p.ip_proto, p.ip_id, p.icmp_type, p.icmp_id, p.icmp_seq, p.sport, p.dport)
+    """What makes two skbs carry the same IPv4 packet (see Packet.identity)."""
+    return None if p is None else p.identity
 
 
 class Correlator:
@@ -150,52 +148,58 @@ class Correlator:
 
     # -- feeding ----------------------------------------------------------------------
     def feed(self, events) -> None:
+        # The hot path of every command, so one loop with locals, no call per event.
+        live, heads, hop = self._live, self._heads, self._hop
+        n = 0
         for ev in events:
-            self.add(ev)
+            n += 1
+            kind = ev.kind
+            if kind == "fib":
+                self._route(ev)
+                continue
+            if kind == "neigh_create" or kind == "neigh_update":
+                log = self._neigh.setdefault(ev.neigh["addr"], [])
+                log.append(ev)
+                del log[:-64]
+                continue
+            skb, pkt = ev.skb, ev.pkt
+            j = live.get(skb)
+            if j is not None and kind == "xmit" and pkt is not j.pkt and not same_packet(pkt, j.pkt):
+                # The address carries another packet now: this journey's free was lost.
+                j.live.discard(skb)
+                del live[skb]
+                j = None
+            if j is None:
+                j = self._continuation(ev) or self._new(ev)
+                j.live.add(skb)
+                live[skb] = j
+            head = ev.head
+            if head:
+                j.heads.add(head)
+                heads[head] = j
+            j.events.append(ev)
+            j.last = ev.ts
+            if j.pkt is None and pkt is not None:
+                j.pkt = pkt
+                self._classify(j, ev.ts)
+            hop(j, ev, kind)
+            if kind == "kfree" or kind == "consume":
+                j.frees.append(ev)
+                j.end = ev
+                j.live.discard(skb)
+                del live[skb]
+                if not j.live:
+                    self._finish(j)
+            elif kind == "deliver":
+                j.delivered.append(ev)
+            elif kind == "icmp_send":
+                j.icmp_errors.append(ev)
+        self.events += n
         if self.keep is not None and len(self.journeys) > self.keep * 1.25:
             self._prune()  # journeys that lost their end never reach _finish
 
     def add(self, ev: Event) -> None:
-        self.events += 1
-        kind = ev.kind
-        if kind == "fib":
-            self._route(ev)
-            return
-        if kind in ("neigh_create", "neigh_update"):
-            log = self._neigh.setdefault(ev.neigh["addr"], [])
-            log.append(ev)
-            del log[:-64]
-            return
-        j = self._live.get(ev.skb)
-        if j is not None and kind == "xmit" and not same_packet(ev.pkt, j.pkt):
-            # The address carries another packet now: this journey's free was lost.
-            j.live.discard(ev.skb)
-            del self._live[ev.skb]
-            j = None
-        if j is None:
-            j = self._continuation(ev) or self._new(ev)
-            j.live.add(ev.skb)
-            self._live[ev.skb] = j
-        if ev.head:
-            j.heads.add(ev.head)
-            self._heads[ev.head] = j
-        j.events.append(ev)
-        j.last = ev.ts
-        if j.pkt is None and ev.pkt is not None:
-            j.pkt = ev.pkt
-            self._classify(j, ev.ts)
-        self._hop(j, ev)
-        if kind == "kfree" or kind == "consume":
-            j.frees.append(ev)
-            j.end = ev
-            j.live.discard(ev.skb)
-            del self._live[ev.skb]
-            if not j.live:
-                self._finish(j)
-        elif kind == "deliver":
-            j.delivered.append(ev)
-        elif kind == "icmp_send":
-            j.icmp_errors.append(ev)
+        self.feed((ev,))
 
     def _new(self, ev: Event) -> Journey:
         self._next_journey += 1
@@ -268,13 +272,11 @@ class Correlator:
         self.pruned += len(drop)
 
     # -- hops -------------------------------------------------------------------------
-    def _hop(self, j: Journey, ev: Event) -> None:
-        kind = ev.kind
+    def _hop(self, j: Journey, ev: Event, kind: str) -> None:
         hops = j.hops
         last = hops[-1] if hops else None
         if kind == "xmit" or (kind == "func" and ev.where.endswith("_xmit")):
-            fn = ev.func if kind == "xmit" else ev.where
-            name = f"{ev.dev} ({fn})" if fn else ev.dev
+            name = _xmit_names.get((ev.dev, ev.where)) or _xmit_name(ev.dev, ev.where, kind)
         elif kind == "netif_rx":
             if last is not None and last.dev == ev.dev:
                 return  # lo hands the packet straight back: one hop
@@ -282,15 +284,16 @@ class Correlator:
         elif kind == "receive":
             if last is None or last.dev != ev.dev:
                 hops.append(Hop(ev.dev, ev.dev, ev.netns, ev.ts, "netif_rx"))
-            hops.append(Hop(f"stack: {stack_handler(j.pkt)}", "", ev.netns, ev.ts, kind))
+            hops.append(Hop(_STACK_HOPS[stack_handler(j.pkt)], "", ev.netns, ev.ts, kind))
             return
-        elif kind == "func":
-            name = f"stack: {ev.where}"
+        elif kind == "kfree" or kind == "consume":
+            if last is not None and last.name.startswith("stack: "):
+                self._refine_stack_hop(last, ev)
+            return
         elif kind == "deliver":
             name = f"socket ({ev.comm})"
-        elif kind in ("kfree", "consume"):
-            self._refine_stack_hop(j, ev)
-            return
+        elif kind == "func":
+            name = f"stack: {ev.where}"
         else:
             return
         if last is not None and last.name == name:
@@ -298,14 +301,11 @@ class Correlator:
         hops.append(Hop(name, ev.dev if kind != "deliver" else "", ev.netns, ev.ts, kind))
 
     @staticmethod
-    def _refine_stack_hop(j: Journey, ev: Event) -> None:
+    def _refine_stack_hop(hop: Hop, ev: Event) -> None:
         """An IPv4 packet freed by ICMP code reached icmp_rcv; one dropped by the IP
         layer did not get past ip_rcv."""
-        if not j.hops or not j.hops[-1].name.startswith("stack: "):
-            return
-        fn = ev.func
-        if fn.startswith(("ip_rcv", "ip_route", "ip_local_deliver", "ip_forward", "ip_list_rcv", "ip_sublist")):
-            j.hops[-1].name = "stack: ip_rcv"
+        if ev.where.startswith(("ip_rcv", "ip_route", "ip_local_deliver", "ip_forward", "ip_list_rcv", "ip_sublist")):
+            hop.name = "stack: ip_rcv"
 
     # -- conversations ----------------------------------------------------------------
     def _classify(self, j: Journey, ts: int) -> None:
@@ -354,7 +354,8 @@ class Correlator:
         if f["iif"] in (0, LOOPBACK_IFINDEX):
             # Output lookup: made before the packet exists; kept for the next packet to dst.
             self._fib.append(ev)
-            del self._fib[:-32]
+            if len(self._fib) > 64:
+                del self._fib[:-32]
             return
         # Input lookup: decides a packet just received on iif.
         for j in islice(reversed(self._live.values()), 16):  # the most recently started
@@ -395,6 +396,20 @@ class Correlator:
 
     def neigh_changes(self, addr: str) -> list[Event]:
         return list(self._neigh.get(addr, []))
+
+
+_STACK_HOPS = {h: f"stack: {h}" for h in (*STACK_HANDLERS.values(), "arp_rcv", "ip_rcv", "ipv6_rcv",
+                                           "netif_receive_skb")}  # every stack_handler() answer
+_xmit_names: dict[tuple[str, str], str] = {}
+
+
+def _xmit_name(dev: str, where: str, kind: str) -> str:
+    """`veth0 (veth_xmit)`: the device and the function that transmitted (made once per pair)."""
+    fn = where.split("+", 1)[0] if kind == "xmit" else where
+    if len(_xmit_names) > 1024:
+        _xmit_names.clear()
+    name = _xmit_names[(dev, where)] = f"{dev} ({fn})" if fn else dev
+    return name
 
 
 def stack_handler(p) -> str:

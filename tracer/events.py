@@ -41,64 +41,36 @@ class Event:
         self.len, self.protocol, self.pid, self.comm = len, protocol, pid, comm
         self.where, self.reason, self.arg, self.arg2 = where, reason, arg, arg2
         self.data, self.l2, self.fib, self.neigh = data, l2, fib, neigh
-        self.pkt = parse_cached(data, protocol, l2) if data else None
+        self.pkt = pk.cached(data, protocol, l2) if data else None
 
     @property
     def func(self) -> str:
         """The function name of `where`, without the offset."""
         return self.where.split("+", 1)[0]
 
+    # -- the two JSON forms: a row (recordings, format 2) and an object (format 1, --json)
+    def to_row(self) -> list:
+        """The event as a JSON array, in FIELDS order (skb and head as hex strings, empty
+        strings and zeros for what the kind does not have)."""
+        skb = self.skb
+        return [self.ts, self.kind, self.cpu, self.netns, self.ifindex, self.dev,
+                f"{skb:x}" if skb else "", f"{self.head:x}" if skb else "", self.len, self.protocol,
+                self.pid, self.comm, self.where, self.reason, self.arg, self.arg2,
+                self.data.hex(), self.l2, self.pkt.summary() if self.pkt is not None else "",
+                self.fib, self.neigh]
+
     def to_json(self) -> dict:
-        out = {"ts": self.ts, "kind": self.kind, "cpu": self.cpu, "netns": self.netns}
-        if self.ifindex:
-            out["ifindex"], out["dev"] = self.ifindex, self.dev
-        if self.skb:
-            out["skb"], out["head"], out["len"] = f"{self.skb:x}", f"{self.head:x}", self.len
-            out["protocol"] = self.protocol
-        for name in ("pid", "comm", "where", "reason", "arg", "arg2", "fib", "neigh"):
-            value = getattr(self, name)
-            if value:
-                out[name] = value
-        if self.data:
-            out["data"] = self.data.hex()
-            out["l2"] = self.l2
-        if self.pkt is not None:
-            out["summary"] = self.pkt.summary()  # for people and jq; readers re-parse `data`
-        return out
+        """The event as a JSON object, leaving out what the kind does not have."""
+        return {k: v for k, v in zip(FIELDS, self.to_row()) if v or k in ("ts", "kind", "cpu", "netns")
+                or (k == "l2" and self.data)}
 
     @classmethod
     def from_json(cls, d: dict) -> "Event":
-        # Hot path of every replay: fill the slots directly instead of going through kwargs.
-        e = cls.__new__(cls)
-        g = d.get
-        e.ts, e.kind = d["ts"], d["kind"]
-        e.cpu, e.netns, e.ifindex, e.dev = g("cpu", 0), g("netns", 0), g("ifindex", 0), g("dev", "")
-        skb = g("skb")
-        if skb:
-            e.skb, e.head, e.len, e.protocol = int(skb, 16), int(d["head"], 16), d["len"], d["protocol"]
-        else:
-            e.skb = e.head = e.len = e.protocol = 0
-        e.pid, e.comm, e.where, e.reason = g("pid", 0), g("comm", ""), g("where", ""), g("reason", "")
-        e.arg, e.arg2, e.fib, e.neigh = g("arg", 0), g("arg2", 0), g("fib"), g("neigh")
-        data = g("data")
-        if data:
-            e.data, e.l2 = _hex.get(data) or _unhex(data), d["l2"]
-        else:
-            e.data, e.l2 = b"", False
-        # A damaged file must fail here, with a line number, not deep in the correlator.
-        if (type(e.ts) is not int or type(e.kind) is not str or e.kind not in KIND_IDS
-                or type(e.where) is not str or type(e.dev) is not str or type(e.comm) is not str
-                or type(e.reason) is not str or type(e.arg) is not int or type(e.arg2) is not int
-                or type(e.len) is not int or type(e.protocol) is not int or type(e.l2) is not bool
-                or type(e.netns) is not int or type(e.ifindex) is not int or type(e.cpu) is not int
-                or type(e.pid) is not int):
-            raise TypeError("a field has the wrong type or the kind is unknown")
-        if e.fib is not None and not _valid(e.fib, FIB_TYPES):
-            raise TypeError("malformed fib")
-        if e.neigh is not None and not _valid(e.neigh, NEIGH_TYPES):
-            raise TypeError("malformed neigh")
-        e.pkt = parse_cached(e.data, e.protocol, e.l2) if e.data else None
-        return e
+        if not isinstance(d, dict):
+            raise TypeError("not a JSON object")
+        if "ts" not in d or "kind" not in d:
+            raise KeyError("ts and kind are required")
+        return from_rows([[d.get(k, v) for k, v in DEFAULTS.items()]])[0]
 
     def describe(self) -> str:
         """One readable line, for listings and --verbose output."""
@@ -133,31 +105,103 @@ class Event:
 FIB_TYPES = {"src": str, "dst": str, "iif": int, "oif": int, "proto": int}
 NEIGH_TYPES = {"addr": str, "lladdr": str}
 
+# The event's JSON fields, in the order of a recording row (format 2); DEFAULTS gives what
+# an object (format 1) leaves out.  `summary` is for people and jq: readers re-parse `data`.
+DEFAULTS = {"ts": 0, "kind": "", "cpu": 0, "netns": 0, "ifindex": 0, "dev": "", "skb": "", "head": "",
+            "len": 0, "protocol": 0, "pid": 0, "comm": "", "where": "", "reason": "", "arg": 0,
+            "arg2": 0, "data": "", "l2": False, "summary": "", "fib": None, "neigh": None}
+FIELDS = tuple(DEFAULTS)
+
 
 def _valid(d, types: dict) -> bool:
     return isinstance(d, dict) and all(type(d.get(k)) is t for k, t in types.items())
 
 
-_hex: dict[str, bytes] = {}
+def _valid_fib(d) -> bool:
+    """_valid(d, FIB_TYPES), spelled out: a quarter of all events are route lookups."""
+    if type(d) is not dict:
+        return False
+    g = d.get
+    return (type(g("src")) is str and type(g("dst")) is str and type(g("iif")) is int
+            and type(g("oif")) is int and type(g("proto")) is int)
 
 
-def _unhex(text: str) -> bytes:
-    """The same packet bytes appear at several hops: convert them once."""
-    if len(_hex) > 4096:
-        _hex.clear()
-    b = _hex[text] = bytes.fromhex(text)
-    return b
+def from_rows(rows) -> list[Event]:
+    """Events from JSON rows (Event.to_row's form).  The hot path of every replay, so one
+    loop fills the slots directly.  A damaged row raises ValueError, TypeError or KeyError:
+    a file must fail here, where the reader knows the line, not deep in the correlator."""
+    out = []
+    append = out.append
+    new = Event.__new__
+    packets, packet_entry = _packets, _packet_entry
+    addrs, addr, valid_fib = _addrs, _addr, _valid_fib
+    for (ts, kind, cpu, netns, ifindex, dev, skb, head, length, protocol, pid, comm, where, reason,
+         arg, arg2, data, l2, _summary, fib, neigh) in rows:
+        if (type(ts) is not int or type(kind) is not str or type(cpu) is not int or type(netns) is not int
+                or type(ifindex) is not int or type(dev) is not str or type(length) is not int
+                or type(protocol) is not int or type(pid) is not int or type(comm) is not str
+                or type(where) is not str or type(reason) is not str or type(arg) is not int
+                or type(arg2) is not int or type(l2) is not bool or kind not in KIND_IDS):
+            raise TypeError("a field has the wrong type or the kind is unknown")
+        if fib is not None and not valid_fib(fib):
+            raise TypeError("malformed fib")
+        if neigh is not None and not _valid(neigh, NEIGH_TYPES):
+            raise TypeError("malformed neigh")
+        e = new(Event)
+        e.ts = ts
+        e.kind = kind
+        e.cpu = cpu
+        e.netns = netns
+        e.ifindex = ifindex
+        e.dev = dev
+        e.len = length
+        e.protocol = protocol
+        e.pid = pid
+        e.comm = comm
+        e.where = where
+        e.reason = reason
+        e.arg = arg
+        e.arg2 = arg2
+        e.l2 = l2
+        e.fib = fib
+        e.neigh = neigh
+        if skb:
+            e.skb = addrs.get(skb) or addr(skb)
+            e.head = addrs.get(head) or addr(head)
+        else:
+            e.skb = e.head = 0
+        if data:
+            e.data, e.pkt = packets.get((data, protocol, l2)) or packet_entry(data, protocol, l2)
+        else:
+            e.data = b""
+            e.pkt = None
+        append(e)
+    return out
 
 
-_cache: dict[tuple, pk.Packet | None] = {}
+_packets: dict[tuple, tuple] = {}
+_addrs: dict[str, int] = {}
 
 
-def parse_cached(data: bytes, protocol: int, l2: bool):
-    """The same bytes are seen at several hops; parse them once."""
-    key = (data, protocol, l2)
-    p = _cache.get(key, _cache)
-    if p is _cache:
-        if len(_cache) > 4096:
-            _cache.clear()
-        p = _cache[key] = pk.parse(data, protocol, l2)
-    return p
+def _addr(text: str) -> int:
+    """A kernel address in hex; skb addresses are reused all the time, so convert once."""
+    if len(_addrs) > 8192:
+        _addrs.clear()
+    n = _addrs[text] = int(text, 16)
+    return n
+
+
+def _packet_entry(text: str, protocol: int, l2: bool) -> tuple:
+    """Hex text -> (bytes, Packet): the same packet appears at several hops, in a row."""
+    if len(_packets) > 8192:
+        _packets.clear()
+    data = bytes.fromhex(text)
+    entry = _packets[(text, protocol, l2)] = (data, pk.shared(data, protocol, l2))
+    return entry
+
+
+def clear_caches() -> None:
+    """Forget every converted and parsed packet (benchmarks start cold)."""
+    _packets.clear()
+    _addrs.clear()
+    pk.clear_caches()

@@ -22,7 +22,6 @@ IP_PROTO_NAMES = {1: "ICMP", 6: "TCP", 17: "UDP", 58: "ICMPv6"}
 
 _ntoa = socket.inet_ntoa
 _u16 = struct.Struct("!H").unpack_from
-_eth = struct.Struct("!6s6sH").unpack_from
 _arp = struct.Struct("!HHBBH6s4s6s4s").unpack_from
 _ip = struct.Struct("!BBHHHBBH4s4s").unpack_from
 _icmp = struct.Struct("!BBHHH").unpack_from
@@ -37,8 +36,7 @@ class Packet:
     """What one packet is, as far as its first bytes tell."""
 
     __slots__ = ("l3", "src", "dst", "ip_proto", "ip_id", "ttl", "arp_op", "sha", "tha",
-                 "icmp_type", "icmp_code", "icmp_id", "icmp_seq", "sport", "dport", "inner",
-                 "eth_src", "eth_dst", "_text")
+                 "icmp_type", "icmp_code", "icmp_id", "icmp_seq", "sport", "dport", "inner", "_text", "_identity")
 
     def __init__(self, l3: str):
         self.l3 = l3
@@ -48,8 +46,8 @@ class Packet:
         self.icmp_type = self.icmp_code = self.icmp_id = self.icmp_seq = None
         self.sport = self.dport = None
         self.inner: Packet | None = None
-        self.eth_src = self.eth_dst = None
         self._text: str | None = None
+        self._identity: tuple | None | bool = False  # False: not worked out yet
 
     # -- what the correlator keys on ----------------------------------------------------
     @property
@@ -68,9 +66,19 @@ class Packet:
     def is_icmp_error(self) -> bool:
         return self.icmp_type in (ICMP_DEST_UNREACH, ICMP_TIME_EXCEEDED, 4, 5, 12)
 
+    @property
+    def identity(self) -> tuple | None:
+        """What makes two skbs carry the same IPv4 packet (None if not IPv4): made once,
+        the correlator asks for every new skb."""
+        if self._identity is False:
+            self._identity = None if self.l3 != "IPv4" or self.src is None else (
+                self.src, self.dst, self.ip_proto, self.ip_id, self.icmp_type, self.icmp_id, self.icmp_seq,
+                self.sport, self.dport)
+        return self._identity
+
     def summary(self) -> str:
         """One line in tcpdump's spirit: `ARP who-has 192.168.2.1 tell 192.168.2.11`.
-        Packets are shared by every event with the same bytes (events.parse_cached), so the
+        Packets are shared by every event that carries the same packet (`cached`), so the
         line is made once: recording writes it for every event."""
         if self._text is None:
             self._text = self._describe()
@@ -112,21 +120,58 @@ class Packet:
 
 
 def parse(data: bytes, protocol: int, l2: bool) -> Packet | None:
-    """Parse copied bytes; `l2` says they start at an Ethernet header."""
+    """Parse copied bytes; `l2` says they start at an Ethernet header.  Only the first
+    L3_PARSED bytes of the network header are looked at, so that the same packet copied
+    from its Ethernet header at one hop and from its IP header at another parses once
+    (see `cached`)."""
     if not data:
         return None
-    off = 0
-    eth = None
     if l2:
         if len(data) < 14:
             return None
-        eth = _eth(data, 0)
-        protocol = eth[2]
-        off = 14
-    p = _parse_l3(data, off, protocol)
-    if p is not None and eth is not None:
-        p.eth_dst, p.eth_src = mac(eth[0]), mac(eth[1])
+        protocol = _u16(data, 12)[0]
+        data = data[14:]
+    return _parse_l3(data[:L3_PARSED], 0, protocol)
+
+
+L3_PARSED = 80  # IPv4 header with options, ICMP header, and an ICMP error's quoted headers
+_by_copy: dict[tuple, Packet | None] = {}
+_by_l3: dict[tuple, Packet | None] = {}
+
+
+def cached(data: bytes, protocol: int, l2: bool) -> Packet | None:
+    """`parse`, done once per packet: a packet is seen at several hops, as the same bytes
+    (hits the first cache) or copied from another header (hits the second, `shared`).
+    Equal packets share one Packet object.  Both caches are bounded."""
+    key = (data, protocol, l2)
+    p = _by_copy.get(key, _by_copy)
+    if p is _by_copy:
+        if len(_by_copy) > 8192:
+            _by_copy.clear()
+        p = _by_copy[key] = shared(data, protocol, l2)
     return p
+
+
+def shared(data: bytes, protocol: int, l2: bool) -> Packet | None:
+    """The Packet for these bytes, keyed on the network header bytes that `parse` reads."""
+    if l2:
+        if len(data) < 14:
+            return None
+        key = (_u16(data, 12)[0], data[14:14 + L3_PARSED])
+    else:
+        key = (protocol, data[:L3_PARSED])
+    p = _by_l3.get(key, _by_l3)
+    if p is _by_l3:
+        if len(_by_l3) > 8192:
+            _by_l3.clear()
+        p = _by_l3[key] = _parse_l3(key[1], 0, key[0])
+    return p
+
+
+def clear_caches() -> None:
+    """Forget every parsed packet (benchmarks start cold)."""
+    _by_copy.clear()
+    _by_l3.clear()
 
 
 def _parse_l3(data: bytes, off: int, protocol: int, quoted: bool = False) -> Packet | None:

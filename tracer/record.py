@@ -7,7 +7,8 @@ from __future__ import annotations
 import socket
 import struct
 
-from .events import FUNCS, KINDS, Event, parse_cached
+from . import packet as pk
+from .events import FUNCS, KINDS, Event
 
 RECORD_VERSION = 1
 DATA_MAX = 96
@@ -79,6 +80,7 @@ class Decoder:
         name_of = self._name
         resolve = self.symbols.resolve
         reasons = self.drop_reasons
+        packet_of = pk.cached
         for (ts, skb, head, location, netns, ifindex, length, arg, arg2, pid, protocol, kind,
              data_kind, cpu, data_len, _, ifname, comm, data) in EVENT.iter_unpack(b"".join(raws)):
             name = KINDS.get(kind)
@@ -94,7 +96,7 @@ class Decoder:
             if data_kind == DATA_L2 or data_kind == DATA_L3:
                 e.data = payload = data[:data_len]
                 e.l2 = l2 = data_kind == DATA_L2
-                e.pkt = parse_cached(payload, protocol, l2)
+                e.pkt = packet_of(payload, protocol, l2)
             else:
                 e.data, e.l2, e.pkt = b"", False, None
                 if data_kind == DATA_FIB:

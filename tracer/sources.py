@@ -3,13 +3,45 @@ recordings, so a view is built from either and tests build it from recorded trac
 
 A source has: `poll(timeout_ms) -> list[Event]`, `lost() -> int | None`, `mechanism`,
 `context` (namespace facts for verdicts), `live` (bool), `close()`.
+
+`replay(path)` is the one-shot form the other commands use (show, render, export).
 """
 from __future__ import annotations
 
+import gc
 import time
+from contextlib import contextmanager
 
 from . import kernel, recording
+from .correlate import Correlator
 from .live import LiveSource
+
+
+@contextmanager
+def collector_paused():
+    """Python's cyclic garbage collector off for a bulk replay.  While a recording is read
+    and correlated, everything made stays reachable until the end (events, packets,
+    journeys) or dies by reference count (parsed lines), so there is no cyclic garbage to
+    find, and each collection would rescan hundreds of thousands of live objects for
+    nothing (bench/run.py measures the difference).  Afterwards the survivors are frozen
+    out of later collections."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if was:
+            gc.enable()
+
+
+def replay(path: str) -> tuple[recording.Recording, Correlator]:
+    """Read a recording and correlate it: what `vethtrace show` does before printing."""
+    with collector_paused():
+        rec = recording.read(path)
+        corr = Correlator(rec.context)
+        corr.feed(rec.events)
+    return rec, corr
 
 
 class ReplaySource:
@@ -19,7 +51,8 @@ class ReplaySource:
 
     def __init__(self, path: str, batch: int | None = None):
         self.path = path
-        self.rec = recording.read(path)
+        with collector_paused():
+            self.rec = recording.read(path)
         self.batch = batch or len(self.rec.events) or 1
         self._pos = 0
         self.mechanism = self.rec.header.get("mechanism", "recording")
