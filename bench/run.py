@@ -48,7 +48,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tracer import events as events_mod  # noqa: E402
-from tracer import lab, recording  # noqa: E402
+from tracer import lab, recording, sources  # noqa: E402
+from tracer.cli import GC_THRESHOLDS as CLI_GC_THRESHOLDS  # noqa: E402
 from tracer.correlate import Correlator  # noqa: E402
 from tracer.events import KIND_IDS  # noqa: E402
 from tracer.ksyms import KernelSymbols  # noqa: E402
@@ -68,20 +69,6 @@ SUMMARY_RE = re.compile(r"--- vethtrace: (\d+) packets, (\d+) distinct paths, (\
 PING_STATS_RE = re.compile(r"(\d+) packets transmitted, (\d+) received.*?time (\d+)ms")
 
 DEFAULT_GC_THRESHOLDS = gc.get_threshold()   # Python's own, before anything changes them
-
-
-def _cli_gc_thresholds() -> tuple | None:
-    """The gc.set_threshold(...) the vethtrace CLI makes at start-up, read from its source
-    (it is not exposed as a constant); None if it sets none."""
-    try:
-        src = (ROOT / "tracer" / "cli.py").read_text()
-    except OSError:
-        return None
-    m = re.search(r"gc\.set_threshold\(\s*([\d_]+)\s*(?:,\s*([\d_]+)\s*)?(?:,\s*([\d_]+)\s*)?\)", src)
-    return tuple(int(x.replace("_", "")) for x in m.groups() if x) if m else None
-
-
-CLI_GC_THRESHOLDS = _cli_gc_thresholds()
 
 SIZES = {
     # replay_pings: pings in the replay recording (13 events each); paced at 1000/s so
@@ -289,19 +276,33 @@ class GCMeter:
         gc.callbacks.remove(self._cb)
 
 
-def _replay_jsonl(path: str):
-    events_mod._cache.clear()  # the packet-parse cache would otherwise be warm from the last run
-    t0 = time.perf_counter()
-    rec = recording.read(path)
-    t1 = time.perf_counter()
-    corr = Correlator(rec.context)
-    corr.feed(rec.events)
-    t2 = time.perf_counter()
+def _replay_jsonl(path: str, paused: bool = True):
+    """`vethtrace show`'s path (sources.replay: the collector paused), timed in two stages;
+    paused=False is a library user calling recording.read and Correlator.feed directly."""
+    events_mod.clear_caches()  # the packet caches would otherwise be warm from the last run
+    with sources.collector_paused() if paused else contextlib.nullcontext():
+        t0 = time.perf_counter()
+        rec = recording.read(path)
+        t1 = time.perf_counter()
+        corr = Correlator(rec.context)
+        corr.feed(rec.events)
+        t2 = time.perf_counter()
+    gc.unfreeze()  # collector_paused froze the survivors; let the next run start clean
     return len(rec.events), t1 - t0, t2 - t1, corr
 
 
+def write_format1(rec, path: str) -> None:
+    """The same recording in format 1 (one JSON object per event), to show what rows gain."""
+    head = {k: v for k, v in rec.header.items() if k != "fields"}
+    head["version"] = 1
+    with open(path, "wb") as f:
+        f.write(json.dumps(head).encode() + b"\n")
+        recording.write_lines(f, rec.events, rows=False)
+        f.write(json.dumps({"footer": True, "events": len(rec.events), "lost": rec.lost or 0}).encode() + b"\n")
+
+
 def _replay_raw(raws: list[bytes], decoder: Decoder, context: dict):
-    events_mod._cache.clear()
+    events_mod.clear_caches()
     t0 = time.perf_counter()
     evs = decoder.decode_batch(raws)
     t1 = time.perf_counter()
@@ -313,7 +314,7 @@ def _replay_raw(raws: list[bytes], decoder: Decoder, context: dict):
 
 def _record_write_path(raws: list[bytes], decoder: Decoder):
     """What `vethtrace record` does per event: decode, to_json, orjson, write (to memory)."""
-    events_mod._cache.clear()
+    events_mod.clear_caches()
     buf = io.BytesIO()
     t0 = time.perf_counter()
     n = recording.write_lines(buf, decoder.decode_batch(raws))
@@ -399,6 +400,9 @@ def part_replay(cfg: dict, tmpdir: str, recording_path: str | None, profile: boo
     rec = recording.read(path)
     n = len(rec.events)
     out["events"] = n
+    out["format"] = rec.header.get("version")
+    path1 = os.path.join(tmpdir, "replay-format1.jsonl")
+    write_format1(rec, path1)
     packer = RawPacker(rec.events, tmpdir)
     raws = [packer.pack(e) for e in rec.events]
     # the packed records must decode to the recorded events, or the raw figure is meaningless
@@ -408,8 +412,8 @@ def part_replay(cfg: dict, tmpdir: str, recording_path: str | None, profile: boo
     del rec
     gc.collect()
 
-    def best(fn, *args, gc_mode=None):
-        """Best of replay_reps runs under one garbage-collector setting (None = off)."""
+    def best(fn, gc_mode=None):
+        """Best of replay_reps runs of fn() under one garbage-collector setting (None = off)."""
         runs = []
         saved = gc.get_threshold()
         for _ in range(cfg["replay_reps"]):
@@ -420,7 +424,7 @@ def part_replay(cfg: dict, tmpdir: str, recording_path: str | None, profile: boo
                 gc.set_threshold(*gc_mode)
             try:
                 with GCMeter() as meter:
-                    count, a, b, corr = fn(*args)
+                    count, a, b, corr = fn()
             finally:
                 gc.enable()
                 gc.set_threshold(*saved)
@@ -436,17 +440,21 @@ def part_replay(cfg: dict, tmpdir: str, recording_path: str | None, profile: boo
                     gc_young_collections=meter.count[0] + meter.count[1], journeys=nj, conversations=nc)
 
     # Python's cyclic collector rescans every live Event/Journey as the heap grows, so the
-    # figures depend on its thresholds: measured as the vethtrace CLI sets them (the
-    # headline), with Python's defaults (any library user), and with it off (diagnostic).
-    modes = {"cli": CLI_GC_THRESHOLDS or DEFAULT_GC_THRESHOLDS, "python_default": DEFAULT_GC_THRESHOLDS,
-             "off": None}
-    out["gc_thresholds"] = {k: v for k, v in modes.items()}
-    out["gc_thresholds_from_cli"] = CLI_GC_THRESHOLDS is not None
+    # figures depend on it.  The headline is what vethtrace does: a replay pauses the
+    # collector (sources.collector_paused); live decoding runs under the thresholds the CLI
+    # sets.  Also measured: Python's defaults without the pause (a library user calling
+    # recording.read + Correlator.feed), and the collector off (diagnostic).
+    modes = {"cli": CLI_GC_THRESHOLDS, "python_default": DEFAULT_GC_THRESHOLDS, "off": None}
+    out["gc_thresholds"] = dict(modes)
     out["by_gc"] = {}
     for mode, thresholds in modes.items():
-        out["by_gc"][mode] = {"jsonl": best(_replay_jsonl, path, gc_mode=thresholds),
-                              "raw": best(_replay_raw, raws, packer.decoder, context, gc_mode=thresholds)}
+        paused = mode == "cli"
+        out["by_gc"][mode] = {
+            "jsonl": best(lambda: _replay_jsonl(path, paused), gc_mode=thresholds),
+            "raw": best(lambda: _replay_raw(raws, packer.decoder, context), gc_mode=thresholds)}
     out["jsonl"], out["raw"] = out["by_gc"]["cli"]["jsonl"], out["by_gc"]["cli"]["raw"]
+    out["format1"] = best(lambda: _replay_jsonl(path1), gc_mode=CLI_GC_THRESHOLDS)
+    os.unlink(path1)
 
     writes = []
     saved = gc.get_threshold()
@@ -807,10 +815,13 @@ def print_report(res: dict) -> None:
         else:
             p(f"   input: {rec['source']} ({r['events']} events)")
         gcs = r["gc_thresholds"]
-        p(f"   garbage collector thresholds as the vethtrace CLI sets them: {tuple(gcs['cli'])}"
-          + ("" if r["gc_thresholds_from_cli"] else " (the CLI sets none: Python's defaults)"))
-        for key, label, s1, s2 in (("jsonl", "JSONL: read + from_json + Correlator.feed", "read+parse", "correlate"),
-                                   ("raw", "raw 192-byte records: Decoder.decode + feed", "decode", "correlate")):
+        p(f"   garbage collector: paused for a replay (sources.collector_paused); live decoding under the "
+          f"CLI's thresholds {tuple(gcs['cli'])}")
+        for key, label, s1, s2 in (("jsonl", f"recording (format {r.get('format')}): read + correlate", "read+parse",
+                                    "correlate"),
+                                   ("raw", "raw 192-byte records: Decoder.decode + feed", "decode", "correlate"),
+                                   ("format1", "same recording in format 1 (JSON objects)", "read+parse",
+                                    "correlate")):
             d = r[key]
             p(f"   {label:<46} {d['events_per_s']:>10,} events/s   x{d['vs_floor']:.2f} of floor 300k, "
               f"x{d['vs_aim']:.2f} of aim 1M")
@@ -821,7 +832,7 @@ def print_report(res: dict) -> None:
         d = r["jsonl"]
         p(f"      both: {d['journeys']} journeys, {d['conversations']} conversations")
         p(f"   {'same, other garbage collector settings:':<46} {'JSONL':>10}          {'raw':>10}")
-        for mode, label in (("python_default", f"Python default {tuple(gcs['python_default'])}"),
+        for mode, label in (("python_default", f"Python default {tuple(gcs['python_default'])}, no pause"),
                             ("off", "collector off (gc.disable)")):
             j, w_ = r["by_gc"][mode]["jsonl"], r["by_gc"][mode]["raw"]
             p(f"      {label:<43} {j['events_per_s']:>10,} x{j['vs_floor']:.2f}  {w_['events_per_s']:>10,} "

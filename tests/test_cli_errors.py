@@ -482,6 +482,19 @@ def test_show_bad_recording(case, tmp_path):
     assert_one_line_error(r, re.escape(str(path)), *words)
 
 
+def test_show_damaged_format2_row(tmp_path):
+    """What vethtrace writes now (rows): a row with a damaged column is one line too."""
+    rec = recording.read(str(GOOD_RECORDING))
+    path = tmp_path / "v2.jsonl"
+    recording.write_file(str(path), recording.header(rec.context, "tp_btf", ["ping"]), rec.events, 0)
+    lines = path.read_text().splitlines()
+    row = json.loads(lines[3])
+    row[6] = 12  # skb: a number where the hex string goes
+    lines[3] = json.dumps(row)
+    path.write_text("\n".join(lines) + "\n")
+    assert_one_line_error(vethtrace("show", str(path)), re.escape(str(path)), r"line 4", r"damaged")
+
+
 def test_show_bad_recording_on_stdin():
     r = vethtrace("show", "-", input=b"garbage\n")
     assert_one_line_error(r, r"not a vethtrace recording")

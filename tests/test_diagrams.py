@@ -137,13 +137,21 @@ def test_pcapng_opens_in_tshark(tmp_path):
     assert any("Who has 192.168.2.1" in info for _, info in by_iface["veth0"])
 
 
-def test_schema_validates_every_recorded_line():
+def test_schema_validates_every_recorded_line(tmp_path):
     jsonschema = pytest.importorskip("jsonschema")
     res = run("schema")
     schema = json.loads(res.stdout)
     validator = jsonschema.Draft202012Validator(schema)
-    for trace in sorted(TRACES.glob("*.jsonl")):
-        for n, line in enumerate(trace.read_text().splitlines(), 1):
-            errors = list(validator.iter_errors(json.loads(line)))
-            assert not errors, f"{trace.name}:{n}: {errors[0].message}"
+    for trace in sorted(TRACES.glob("*.jsonl")):  # format 1, and the same rewritten in format 2
+        rec = recording.read(str(trace))
+        v2 = tmp_path / trace.name
+        recording.write_file(str(v2), recording.header(rec.context, "tp_btf"), rec.events, 0)
+        for path in (trace, v2):
+            for n, line in enumerate(path.read_text().splitlines(), 1):
+                errors = list(validator.iter_errors(json.loads(line)))
+                assert not errors, f"{path}:{n}: {errors[0].message}"
     assert list(validator.iter_errors({"ts": 1}))  # an event needs its kind
+    row = json.loads(v2.read_text().splitlines()[1])
+    assert not list(validator.iter_errors(row))
+    assert list(validator.iter_errors(row[:-1]))  # a row needs every column
+    assert list(validator.iter_errors([*row[:1], "xmit?", *row[2:]]))  # and a known kind

@@ -141,11 +141,15 @@ def _split_ping(argv: list[str]) -> list[str]:
     return ["ping", *own, *(["--", *rest] if rest else [])]
 
 
+# Traces make millions of small long-lived objects; the default GC thresholds would rescan
+# them all constantly (bench/run.py: replay 2x slower).  The correlator breaks its own
+# reference cycles when it prunes, so rare collections are enough.  Replays of a recording
+# pause the collector altogether (sources.collector_paused).
+GC_THRESHOLDS = (500_000, 1000, 1000)
+
+
 def main(argv: list[str] | None = None) -> int:
-    # Traces make millions of small long-lived objects; the default GC thresholds would
-    # rescan them all constantly (bench/run.py: replay 2x slower).  The correlator breaks
-    # its own reference cycles when it prunes, so rare collections are enough.
-    gc.set_threshold(500_000, 1000, 1000)
+    gc.set_threshold(*GC_THRESHOLDS)
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["ping"]:
         argv = _split_ping(argv)

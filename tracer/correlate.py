@@ -182,15 +182,19 @@ class Correlator:
             if j.pkt is None and pkt is not None:
                 j.pkt = pkt
                 self._classify(j, ev.ts)
-            hop(j, ev, kind)
             if kind == "kfree" or kind == "consume":
+                hops = j.hops
+                if hops and hops[-1].name.startswith("stack: "):
+                    _refine_stack_hop(hops[-1], ev)
                 j.frees.append(ev)
                 j.end = ev
                 j.live.discard(skb)
                 del live[skb]
                 if not j.live:
                     self._finish(j)
-            elif kind == "deliver":
+                continue
+            hop(j, ev, kind)
+            if kind == "deliver":
                 j.delivered.append(ev)
             elif kind == "icmp_send":
                 j.icmp_errors.append(ev)
@@ -286,10 +290,6 @@ class Correlator:
                 hops.append(Hop(ev.dev, ev.dev, ev.netns, ev.ts, "netif_rx"))
             hops.append(Hop(_STACK_HOPS[stack_handler(j.pkt)], "", ev.netns, ev.ts, kind))
             return
-        elif kind == "kfree" or kind == "consume":
-            if last is not None and last.name.startswith("stack: "):
-                self._refine_stack_hop(last, ev)
-            return
         elif kind == "deliver":
             name = f"socket ({ev.comm})"
         elif kind == "func":
@@ -299,13 +299,6 @@ class Correlator:
         if last is not None and last.name == name:
             return
         hops.append(Hop(name, ev.dev if kind != "deliver" else "", ev.netns, ev.ts, kind))
-
-    @staticmethod
-    def _refine_stack_hop(hop: Hop, ev: Event) -> None:
-        """An IPv4 packet freed by ICMP code reached icmp_rcv; one dropped by the IP
-        layer did not get past ip_rcv."""
-        if ev.where.startswith(("ip_rcv", "ip_route", "ip_local_deliver", "ip_forward", "ip_list_rcv", "ip_sublist")):
-            hop.name = "stack: ip_rcv"
 
     # -- conversations ----------------------------------------------------------------
     def _classify(self, j: Journey, ts: int) -> None:
@@ -396,6 +389,13 @@ class Correlator:
 
     def neigh_changes(self, addr: str) -> list[Event]:
         return list(self._neigh.get(addr, []))
+
+
+def _refine_stack_hop(hop: Hop, ev: Event) -> None:
+    """A stack hop is named from the protocol (icmp_rcv); a packet dropped by the IP layer
+    never got past ip_rcv."""
+    if ev.where.startswith(("ip_rcv", "ip_route", "ip_local_deliver", "ip_forward", "ip_list_rcv", "ip_sublist")):
+        hop.name = "stack: ip_rcv"
 
 
 _STACK_HOPS = {h: f"stack: {h}" for h in (*STACK_HANDLERS.values(), "arp_rcv", "ip_rcv", "ipv6_rcv",

@@ -1,13 +1,14 @@
 """The JSON schema of the recording format (printed by `vethtrace schema`).
 
 A recording is JSON lines: a header, then events, then optionally a footer.  Each line
-matches exactly one of the three definitions below.  The format is versioned by the
-header's "version"; readers accept versions up to their own and refuse newer ones with a
-message saying to upgrade.
+matches exactly one of the definitions below: an event is a row (format 2, an array in the
+order of the header's "fields") or an object (format 1, still read).  The format is
+versioned by the header's "version"; readers accept versions up to their own and refuse
+newer ones with a message saying to upgrade.
 """
 from __future__ import annotations
 
-from .events import KINDS
+from .events import FIELDS, KINDS
 from .recording import FORMAT, VERSION
 
 _INT = {"type": "integer"}
@@ -19,8 +20,10 @@ SCHEMA = {
     "$id": f"vethtrace-recording-v{VERSION}",
     "title": f"vethtrace recording, format version {VERSION}",
     "description": "JSON lines: line 1 is a header, then one event per line, then optionally a footer. "
-                   "Each line is one JSON object matching one of the definitions.",
-    "oneOf": [{"$ref": "#/$defs/header"}, {"$ref": "#/$defs/event"}, {"$ref": "#/$defs/footer"}],
+                   "Each line matches one of the definitions: in format 2 an event is a row (a JSON "
+                   "array whose columns the header's fields name), in format 1 an object.",
+    "oneOf": [{"$ref": "#/$defs/header"}, {"$ref": "#/$defs/event_row"}, {"$ref": "#/$defs/event"},
+              {"$ref": "#/$defs/footer"}],
     "$defs": {
         "header": {
             "type": "object",
@@ -33,6 +36,7 @@ SCHEMA = {
                 "mechanism": {"type": "string", "description": "probe mechanism: tp_btf or fentry + tp_btf"},
                 "wall_offset_ns": {"type": "integer", "description": "add to an event's ts to get Unix time in ns"},
                 "command": {"type": "array", "items": _STR, "description": "the command traced, if any"},
+                "fields": {"const": list(FIELDS), "description": "format 2: the columns of an event row"},
                 "context": {
                     "type": "object",
                     "description": "the traced network namespace, as the verdicts need it",
@@ -87,3 +91,23 @@ SCHEMA = {
         },
     },
 }
+
+
+def _row(event: dict) -> dict:
+    """Format 2's event row: the event object's fields as columns, in FIELDS order; a
+    field the kind does not have is "" or 0 (null for fib and neigh)."""
+    props = event["properties"]
+    cols = []
+    for name in FIELDS:
+        col = dict(props[name])
+        if name in ("fib", "neigh"):
+            col = {"oneOf": [{"type": "null"}, col]}
+        col["title"] = name
+        cols.append(col)
+    return {"type": "array", "description": "format 2: one event, columns named by the header's fields",
+            "prefixItems": cols, "minItems": len(FIELDS), "items": False}
+
+
+SCHEMA["$defs"]["event_row"] = _row(SCHEMA["$defs"]["event"])
+SCHEMA["$defs"]["event"]["description"] = "format 1: one event as an object, leaving out what its kind does not have"
+
