@@ -13,7 +13,7 @@ from tracer import recording
 from tracer.correlate import Correlator, device_crossings
 from tracer.events import Event
 from tracer.verdict import DELIVERED, verdict
-from ui.text import Style, summary_lines
+from ui.text import Style, conversation_lines, summary_lines
 
 
 def load(name: str):
@@ -129,3 +129,35 @@ def test_reused_address_with_other_content_starts_a_new_journey_when_the_free_wa
                ev(3, "xmit", 0xA, 0x200, ARP_REQ2, where="veth_xmit")])
     assert len(corr.journeys) == 2
     assert corr.journeys[0].end is None and corr.journeys[1].pkt.dst == "192.168.2.2"
+
+
+def with_seq(e: Event, k: int) -> bytes:
+    """The event's packet bytes with the ICMP echo sequence number moved on by 100*k."""
+    data = bytearray(e.data)
+    if e.pkt is None or e.pkt.icmp_seq is None:
+        return bytes(data)
+    ip = 14 if e.l2 else 0
+    seq = ip + (data[ip] & 0x0F) * 4 + 6
+    data[seq:seq + 2] = (e.pkt.icmp_seq + 100 * k).to_bytes(2, "big")
+    return bytes(data)
+
+
+def test_route_notes_do_not_depend_on_how_long_the_recording_is():
+    """Route lookups are explained for the first packets of a long replay as for the last:
+    each journey keeps the output lookups made before it, not only the newest few."""
+    events = load("exp2").events
+    base = max(e.ts for e in events) - min(e.ts for e in events) + 2 * 10**9  # beyond every window
+    corr = Correlator(load("exp2").context)
+    rounds = 40  # exp2 makes a handful of lookups per round: far more than any per-destination cap
+    for k in range(rounds):
+        corr.feed([Event.from_json({**e.to_json(), "ts": e.ts + base * k, "data": with_seq(e, k).hex()})
+                   for e in events])
+    style = Style(colour=False)
+
+    def notes(conv):
+        return [line.strip() for line in conversation_lines(conv, corr, style) if line.strip().startswith("route:")]
+
+    echoes = [c for c in corr.conversations if c.kind == "echo"]
+    assert len(echoes) == rounds * len(echo_convs(correlate(load("exp2"))))
+    assert notes(echoes[0]) and notes(echoes[0]) == notes(echoes[-1])
+    assert any("bound to veth0" in n for n in notes(echoes[0]))

@@ -23,6 +23,8 @@ from .packet import ICMP_ECHO, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP
 CLONE_WINDOW_NS = 1_000_000_000     # a clone shows up shortly after its original
 COPY_WINDOW_NS = 5_000_000_000      # a packet parked for ARP waits up to 3 retries
 ROUTE_WINDOW_NS = 1_000_000_000
+OUT_ROUTES_KEPT = 8                 # output route lookups kept per destination
+MAX_DESTINATIONS = 4096             # destinations whose lookups are kept (bounded memory)
 LOOPBACK_IFINDEX = 1
 MAX_ENDED = 50_000                  # ended journeys kept for look-ups (bounded memory)
 STALE_NS = COPY_WINDOW_NS           # a journey quiet this long will not see its end: it was lost
@@ -51,7 +53,7 @@ class Hop:
 
 class Journey:
     __slots__ = ("id", "events", "hops", "pkt", "live", "heads", "start", "last", "end",
-                 "delivered", "frees", "routes", "icmp_errors", "conversation", "role", "netns")
+                 "delivered", "frees", "routes", "out_routes", "icmp_errors", "conversation", "role", "netns")
 
     def __init__(self, jid: int, ev: Event):
         self.id = jid
@@ -64,7 +66,8 @@ class Journey:
         self.end: Event | None = None   # the free that ended it
         self.delivered: list[Event] = []
         self.frees: list[Event] = []
-        self.routes: list[Event] = []
+        self.routes: list[Event] = []      # input route lookups that decided this packet
+        self.out_routes: tuple = ()        # output lookups to its destination made before it (routes_before)
         self.icmp_errors: list[Event] = []  # icmp_send events about this packet
         self.conversation: Conversation | None = None
         self.role = ""
@@ -142,7 +145,9 @@ class Correlator:
         self._heads: dict[int, Journey] = {}
         self._parked: dict[tuple, Journey] = {}   # identity -> journey ended by consume
         self._conv: dict[tuple, Conversation] = {}
-        self._fib: list[Event] = []               # output route lookups waiting for their packet
+        # output route lookups by (netns, dst), the last few each, as immutable tuples: a
+        # journey keeps the tuple current when it starts (routes_before), whatever comes later
+        self._out_routes: dict[tuple[int, str], tuple[Event, ...]] = {}
         self._ended: OrderedDict[int, Journey] = OrderedDict()
         self.on_journey_end = None                # optional callback(journey)
 
@@ -303,6 +308,8 @@ class Correlator:
     # -- conversations ----------------------------------------------------------------
     def _classify(self, j: Journey, ts: int) -> None:
         p = j.pkt
+        if p.l3 == "IPv4":
+            j.out_routes = self._out_routes.get((j.netns, p.dst), ())
         if p.l3 == "ARP" and p.src is not None:
             key = ("arp", tuple(sorted((p.src, p.dst))))
             conv = self._conv.get(key)
@@ -346,9 +353,11 @@ class Correlator:
         f = ev.fib
         if f["iif"] in (0, LOOPBACK_IFINDEX):
             # Output lookup: made before the packet exists; kept for the next packet to dst.
-            self._fib.append(ev)
-            if len(self._fib) > 64:
-                del self._fib[:-32]
+            key = (ev.netns, f["dst"])
+            routes = self._out_routes
+            routes[key] = (*routes.pop(key, ())[-(OUT_ROUTES_KEPT - 1):], ev)  # re-inserted: most recent last
+            if len(routes) > MAX_DESTINATIONS:
+                del routes[next(iter(routes))]
             return
         # Input lookup: decides a packet just received on iif.
         for j in islice(reversed(self._live.values()), 16):  # the most recently started
@@ -362,9 +371,8 @@ class Correlator:
         p = j.pkt
         if p is None or p.l3 != "IPv4":
             return []
-        out = [ev for ev in self._fib
-               if ev.netns == j.netns and ev.fib["dst"] == p.dst and 0 <= j.start - ev.ts < ROUTE_WINDOW_NS
-               and ev.fib["src"] in ("0.0.0.0", p.src)]
+        out = [ev for ev in j.out_routes
+               if 0 <= j.start - ev.ts < ROUTE_WINDOW_NS and ev.fib["src"] in ("0.0.0.0", p.src)]
         # A lookup constrained to an output device (ping -I) is the one that decided.
         bound = [ev for ev in out if ev.fib["oif"] not in (0, LOOPBACK_IFINDEX)]
         return (bound or out)[-1:]
