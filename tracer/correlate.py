@@ -67,7 +67,7 @@ class Journey:
         self.delivered: list[Event] = []
         self.frees: list[Event] = []
         self.routes: list[Event] = []      # input route lookups that decided this packet
-        self.out_routes: tuple = ()        # output lookups to its destination made before it (routes_before)
+        self.out_routes: tuple = ()        # (lookups, n): output lookups to its destination before it
         self.icmp_errors: list[Event] = []  # icmp_send events about this packet
         self.conversation: Conversation | None = None
         self.role = ""
@@ -145,9 +145,9 @@ class Correlator:
         self._heads: dict[int, Journey] = {}
         self._parked: dict[tuple, Journey] = {}   # identity -> journey ended by consume
         self._conv: dict[tuple, Conversation] = {}
-        # output route lookups by (netns, dst), the last few each, as immutable tuples: a
-        # journey keeps the tuple current when it starts (routes_before), whatever comes later
-        self._out_routes: dict[tuple[int, str], tuple[Event, ...]] = {}
+        # output route lookups by (netns, dst), in append-only lists replaced when long: a
+        # journey keeps (list, length) as it was when it started (routes_before)
+        self._out_routes: dict[tuple[int, str], list[Event]] = {}
         self._ended: OrderedDict[int, Journey] = OrderedDict()
         self.on_journey_end = None                # optional callback(journey)
 
@@ -309,7 +309,9 @@ class Correlator:
     def _classify(self, j: Journey, ts: int) -> None:
         p = j.pkt
         if p.l3 == "IPv4":
-            j.out_routes = self._out_routes.get((j.netns, p.dst), ())
+            lookups = self._out_routes.get((j.netns, p.dst))
+            if lookups:
+                j.out_routes = (lookups, len(lookups))
         if p.l3 == "ARP" and p.src is not None:
             key = ("arp", tuple(sorted((p.src, p.dst))))
             conv = self._conv.get(key)
@@ -354,10 +356,13 @@ class Correlator:
         if f["iif"] in (0, LOOPBACK_IFINDEX):
             # Output lookup: made before the packet exists; kept for the next packet to dst.
             key = (ev.netns, f["dst"])
-            routes = self._out_routes
-            routes[key] = (*routes.pop(key, ())[-(OUT_ROUTES_KEPT - 1):], ev)  # re-inserted: most recent last
-            if len(routes) > MAX_DESTINATIONS:
-                del routes[next(iter(routes))]
+            lookups = self._out_routes.get(key)
+            if lookups is None or len(lookups) >= 4 * OUT_ROUTES_KEPT:
+                # a fresh list: snapshots of the old one held by journeys stay as they were
+                lookups = self._out_routes[key] = (lookups or [])[-OUT_ROUTES_KEPT:]
+                if len(self._out_routes) > MAX_DESTINATIONS:
+                    del self._out_routes[next(iter(self._out_routes))]
+            lookups.append(ev)
             return
         # Input lookup: decides a packet just received on iif.
         for j in islice(reversed(self._live.values()), 16):  # the most recently started
@@ -371,7 +376,8 @@ class Correlator:
         p = j.pkt
         if p is None or p.l3 != "IPv4":
             return []
-        out = [ev for ev in j.out_routes
+        lookups, n = j.out_routes or ((), 0)
+        out = [ev for ev in lookups[max(0, n - OUT_ROUTES_KEPT):n]
                if 0 <= j.start - ev.ts < ROUTE_WINDOW_NS and ev.fib["src"] in ("0.0.0.0", p.src)]
         # A lookup constrained to an output device (ping -I) is the one that decided.
         bound = [ev for ev in out if ev.fib["oif"] not in (0, LOOPBACK_IFINDEX)]
