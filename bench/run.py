@@ -831,7 +831,7 @@ def print_report(res: dict) -> None:
               f"runs {d['all_runs_s']} s")
         d = r["jsonl"]
         p(f"      both: {d['journeys']} journeys, {d['conversations']} conversations")
-        p(f"   {'same, other garbage collector settings:':<46} {'JSONL':>10}          {'raw':>10}")
+        p(f"   {'same, other garbage collector settings:':<46} {'recording':>10}          {'raw':>10}")
         for mode, label in (("python_default", f"Python default {tuple(gcs['python_default'])}, no pause"),
                             ("off", "collector off (gc.disable)")):
             j, w_ = r["by_gc"][mode]["jsonl"], r["by_gc"][mode]["raw"]
@@ -839,7 +839,7 @@ def print_report(res: dict) -> None:
               f"x{w_['vs_floor']:.2f} of floor   (collector {j['gc_s'] / j['seconds']:.0%} / "
               f"{w_['gc_s'] / w_['seconds']:.0%} of the time)")
         w = r["record_write_path"]
-        p(f"   {'(for comparison) record write path: decode+to_json':<46} {w['events_per_s']:>10,} events/s "
+        p(f"   {'(for comparison) record write path: decode+to_row':<46} {w['events_per_s']:>10,} events/s "
           f"(CLI collector settings)")
         if r["raw_roundtrip_mismatches"]:
             p(f"   NOTE: {r['raw_roundtrip_mismatches']} packed records did not decode to the recorded event")

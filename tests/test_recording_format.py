@@ -169,3 +169,28 @@ def test_fast_fib_check_agrees_with_the_general_one():
              {**good, "extra": 1}, {"dst": "1.2.3.4", **{k: v for k, v in good.items() if k != "dst"}}]
     for d in cases:
         assert _valid_fib(d) == _valid(d, FIB_TYPES), d
+
+
+def test_show_json_names_every_event_with_its_journey_and_conversation(tmp_path):
+    """`vethtrace show FILE --json`: the rows as objects, for jq, placed like `show` places them."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+    old = recording.read(str(TRACES / "exp2.jsonl"))
+    path = tmp_path / "v2.jsonl"
+    rewrite(old, path)
+    res = subprocess.run([sys.executable, "-m", "tracer", "show", "--json", str(path)], capture_output=True,
+                         cwd=ROOT, check=True)
+    objs = [json.loads(line) for line in res.stdout.splitlines()]
+    assert [Event.from_json(o).to_json() for o in objs] == [e.to_json() for e in old.events]
+    corr = Correlator(old.context)
+    corr.feed(old.events)
+    by_journey = {}
+    for o in objs:
+        if o["journey"] is not None:
+            by_journey.setdefault(o["journey"], []).append(o["ts"])
+    assert by_journey == {j.id: [e.ts for e in j.events] for j in corr.journeys}
+    conv_of = {j.id: j.conversation.id for j in corr.journeys}
+    assert all(o["conversation"] == conv_of[o["journey"]] for o in objs if o["journey"] is not None)
+    assert {o["kind"] for o in objs if o["journey"] is None} <= {"fib", "neigh_create", "neigh_update"}

@@ -83,6 +83,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("file", help="recording made by `vethtrace record` ('-' for stdin)")
     p.add_argument("--events", action="store_true", help="list the events too")
     p.add_argument("--devices", action="store_true", help="list what crossed each device, as tcpdump on it would show")
+    p.add_argument("--json", action="store_true", help="print each event as a JSON object (for jq), with the ids of "
+                   "its journey and conversation, instead of the text")
 
     p = sub.add_parser("lab", help="build, list or remove the article's lab namespaces")
     p.add_argument("action", choices=["up", "down", "status"])
@@ -441,6 +443,8 @@ def cmd_trace(args) -> int:
 
 def cmd_show(args) -> int:
     rec, corr = replay(args.file)
+    if args.json:
+        return _show_json(rec, corr)
     style = Style()
     head = rec.header
     print(style.dim(f"recording: {' '.join(head.get('command') or []) or 'no command'}; kernel {head.get('kernel', '?')}; "
@@ -458,6 +462,26 @@ def cmd_show(args) -> int:
                 print(f"    {direction:<3} {text}")
     if args.events:
         print("\n".join(event_lines(rec.events)))
+    return 0
+
+
+def _show_json(rec, corr) -> int:
+    """Events as JSON objects in recorded order (the recording's rows, named), each with
+    the journey and conversation `show` puts it in (null for route and neighbour events)."""
+    placed = {}
+    for j in corr.journeys:
+        ids = (j.id, j.conversation.id if j.conversation is not None else None)
+        for e in j.events:
+            placed[id(e)] = ids
+    out = sys.stdout.buffer
+    for k in range(0, len(rec.events), 4096):
+        lines = []
+        for e in rec.events[k:k + 4096]:
+            d = e.to_json()
+            d["journey"], d["conversation"] = placed.get(id(e), (None, None))
+            lines.append(recording.dumps(d))
+        out.write(b"\n".join(lines) + b"\n")
+    out.flush()
     return 0
 
 

@@ -18,12 +18,12 @@ import time
 try:
     import orjson
 
-    def _dumps(obj) -> bytes:
+    def dumps(obj) -> bytes:
         return orjson.dumps(obj)
 
     _loads = orjson.loads
 except ImportError:  # pragma: no cover - orjson is a declared dependency
-    def _dumps(obj) -> bytes:
+    def dumps(obj) -> bytes:
         return json.dumps(obj, separators=(",", ":")).encode()
 
     _loads = json.loads
@@ -56,21 +56,21 @@ class Writer:
     def __init__(self, f, head: dict):
         self.f = f
         self.count = 0
-        self.f.write(_dumps(head) + b"\n")
+        self.f.write(dumps(head) + b"\n")
         self.f.flush()  # a recording killed before any event still has its header
 
     def write(self, events) -> None:
         self.count += write_lines(self.f, events)
 
     def close(self, lost: int) -> None:
-        self.f.write(_dumps({"footer": True, "events": self.count, "lost": lost}) + b"\n")
+        self.f.write(dumps({"footer": True, "events": self.count, "lost": lost}) + b"\n")
         self.f.flush()
 
 
 def write_lines(f, events, rows: bool = True) -> int:
     """Events as JSON lines, rows (format 2) or objects (format 1, `trace --json`); returns
     how many."""
-    lines = [_dumps(e.to_row()) for e in events] if rows else [_dumps(e.to_json()) for e in events]
+    lines = [dumps(e.to_row()) for e in events] if rows else [dumps(e.to_json()) for e in events]
     if lines:
         f.write(b"\n".join(lines) + b"\n")
         f.flush()
