@@ -52,6 +52,34 @@ def test_doctor_names_the_mechanism():
         assert "skipped fentry probes" in res.stdout
 
 
+def _mechanism(want_fentry):
+    from tracer.live import LiveSource, build_filters
+    with LiveSource(build_filters(), want_fentry=want_fentry) as src:
+        return src.mechanism, list(src.report.skipped)
+
+
+def test_fentry_refusal_is_remembered_until_reboot():
+    """Trying fentry costs a second load of the object where it is refused, so a refusal is
+    remembered for the boot; doctor (want_fentry=True) always tries again."""
+    from tracer import loader
+    mech, skipped = _mechanism(True)
+    if mech == "fentry + tp_btf":  # a kernel that allows fentry remembers nothing
+        assert not loader.FENTRY_MEMO.exists()
+        assert _mechanism("auto")[0] == "fentry + tp_btf"
+        return
+    assert mech == "tp_btf" and any(x.startswith("fentry probes: refused") for x in skipped), skipped
+    key = loader.FENTRY_MEMO.read_text().splitlines()[0]
+    assert key == f"{open('/proc/sys/kernel/random/boot_id').read().strip()} {os.uname().release}"
+    mech, skipped = _mechanism("auto")
+    assert mech == "tp_btf" and any("remembered" in x for x in skipped), skipped
+    # a memo from another boot is not believed: fentry is tried again, and the memo renewed
+    loader.FENTRY_MEMO.write_text("another-boot 0.0\nEPERM\n")
+    mech, skipped = _mechanism("auto")
+    assert mech == "tp_btf" and not any("remembered" in x for x in skipped), skipped
+    assert loader.FENTRY_MEMO.read_text().splitlines()[0] == key
+    assert _mechanism(False)[0] == "tp_btf"
+
+
 def test_namespace_filter_keeps_other_namespaces_out(tmp_path):
     out = tmp_path / "a.jsonl"
     with lab.lab("two-ips-fixed", name=lab.unique_name()) as a, lab.lab("two-ips-fixed", name=lab.unique_name()) as b:

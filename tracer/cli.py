@@ -612,7 +612,7 @@ def cmd_doctor(args) -> int:
         print(f"{'ok ' if ok else 'NO '} {name:<38} {detail}")
     if os.geteuid() == 0 and os.path.exists(kernel.btf_path()):
         try:
-            with LiveSource(build_filters()) as src:
+            with LiveSource(build_filters(), want_fentry=True) as src:  # tries fentry again
                 print(f"\nprobe mechanism: {src.mechanism}")
                 for s in src.report.skipped:
                     print(f"  skipped {s}")

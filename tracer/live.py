@@ -71,7 +71,9 @@ class LiveSource:
     the ring buffer into a spool of raw records (cheap), then decodes at most CHUNK of them.
     Records the spool cannot hold are counted with the kernel's lost events."""
 
-    def __init__(self, filters: FilterConfig, want_fentry: bool = True, ring_mb: int = 32):
+    def __init__(self, filters: FilterConfig, want_fentry: bool | str = "auto", ring_mb: int = 32):
+        """want_fentry: "auto" tries fentry unless this kernel refused it earlier since boot
+        (loader.fentry_refused_this_boot), True always tries, False never does."""
         if not 1 <= ring_mb <= 1024 or ring_mb & (ring_mb - 1):
             raise SetupError(f"--buffer-mb {ring_mb}: give a power of two between 1 and 1024")
         kernel.require_root()

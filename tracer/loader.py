@@ -27,6 +27,52 @@ POLL_BATCH = 4096  # records per poll; libbpf 1.1's ring_buffer__poll otherwise 
 EAGAIN = 11
 
 
+# Whether this kernel refuses fentry does not change until reboot, and trying costs a whole
+# extra load of the object (about 0.07 s of 0.19 s to attach, bench/run.py), so a refusal
+# is remembered in /run (a tmpfs, emptied at boot) with the boot id it belongs to.
+FENTRY_MEMO = Path("/run/vethtrace/fentry-refused")
+
+
+def _boot_key() -> str:
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+    return f"{boot} {os.uname().release}"
+
+
+def fentry_refused_this_boot() -> str | None:
+    """The reason fentry was refused earlier since this boot, if it was."""
+    key = _boot_key()
+    try:
+        remembered, _, reason = FENTRY_MEMO.read_text().partition("\n")
+    except OSError:
+        return None
+    if not key or remembered != key:
+        return None
+    return reason.strip() or "refused"
+
+
+def remember_fentry_refusal(reason: str) -> None:
+    key = _boot_key()
+    if not key:
+        return
+    try:
+        FENTRY_MEMO.parent.mkdir(mode=0o755, exist_ok=True)
+        tmp = FENTRY_MEMO.with_name(f".{FENTRY_MEMO.name}.{os.getpid()}")
+        tmp.write_text(f"{key}\n{reason}\n")
+        os.replace(tmp, FENTRY_MEMO)
+    except OSError:
+        pass  # only a shortcut: without it the next run tries again
+
+
+def forget_fentry_refusal() -> None:
+    try:
+        FENTRY_MEMO.unlink()
+    except OSError:
+        pass
+
+
 class ProbeError(RuntimeError):
     """A problem the user can act on; the message is one line."""
 
@@ -77,7 +123,7 @@ class LoadReport:
 class Probes:
     """The loaded and attached probe object and its ring buffer."""
 
-    def __init__(self, config: FilterConfig, btf: libbpf.BTF, want_fentry: bool = True,
+    def __init__(self, config: FilterConfig, btf: libbpf.BTF, want_fentry: bool | str = "auto",
                  obj_path: Path | None = None, ring_bytes: int = 16 << 20):
         self.config = config
         self.ring_bytes = ring_bytes
@@ -108,15 +154,23 @@ class Probes:
 
     def start(self) -> None:
         libbpf.capture_messages()
-        if self.want_fentry:
+        remembered = fentry_refused_this_boot() if self.want_fentry == "auto" else None
+        if remembered:
+            self._load(fentry=False)
+            self.report.skipped.insert(0, f"fentry probes: refused by this kernel ({remembered}; remembered "
+                                          "from an earlier run since boot, `vethtrace doctor` tries again)")
+            self.report.mechanism = "tp_btf"
+        elif self.want_fentry:
             try:
                 self._load(fentry=True)
                 self.report.mechanism = "fentry + tp_btf"
+                forget_fentry_refusal()
             except OSError as exc:
                 self._close_object()
                 self.report = LoadReport(skipped=[f"fentry probes: refused by this kernel ({exc.strerror})"])
                 self._load(fentry=False)
                 self.report.mechanism = "tp_btf"
+                remember_fentry_refusal(exc.strerror or str(exc))  # only once tp_btf alone loaded
         else:
             self._load(fentry=False)
             self.report.mechanism = "tp_btf"
