@@ -29,6 +29,10 @@ LOOPBACK_IFINDEX = 1
 MAX_ENDED = 50_000                  # ended journeys kept for look-ups (bounded memory)
 STALE_NS = COPY_WINDOW_NS           # a journey quiet this long will not see its end: it was lost
 
+# Events whose copied bytes start at the Ethernet header the device set, so the same packet
+# always parses the same there: a different packet at a live address means the free of the
+# one before was lost (ring buffer full), not that the packet changed.
+CONTENT_CHECKED = frozenset({"xmit", "netif_rx", "receive"})
 STACK_HANDLERS = {IPPROTO_ICMP: "icmp_rcv", IPPROTO_TCP: "tcp_v4_rcv", IPPROTO_UDP: "udp_rcv"}
 
 
@@ -169,7 +173,7 @@ class Correlator:
                 continue
             skb, pkt = ev.skb, ev.pkt
             j = live.get(skb)
-            if j is not None and kind == "xmit" and pkt is not j.pkt and not same_packet(pkt, j.pkt):
+            if j is not None and pkt is not j.pkt and kind in CONTENT_CHECKED and not same_packet(pkt, j.pkt):
                 # The address carries another packet now: this journey's free was lost.
                 j.live.discard(skb)
                 del live[skb]
