@@ -127,6 +127,11 @@ def same_packet(a, b) -> bool:
         (b.l3, b.src, b.dst, b.ip_proto, b.ip_id, b.arp_op, b.icmp_type, b.icmp_seq)
 
 
+def _ends(p) -> tuple:
+    """The packet's two addresses in a fixed order: the same for a request and its reply."""
+    return (p.src, p.dst) if p.src <= p.dst else (p.dst, p.src)
+
+
 def identity(p) -> tuple | None:
     """What makes two skbs carry the same IPv4 packet (see Packet.identity)."""
     return None if p is None else p.identity
@@ -224,7 +229,7 @@ class Correlator:
 
     def _continuation(self, ev: Event) -> Journey | None:
         """Is this new skb a clone or copy of a packet we already follow?"""
-        ident = identity(ev.pkt)
+        ident = ev.pkt.identity if ev.pkt is not None else None
         j = self._heads.get(ev.head) if ev.head else None
         if j is not None and ev.ts - j.last < CLONE_WINDOW_NS and (ident is None or ident == identity(j.pkt)):
             return self._reopen(j)
@@ -317,21 +322,20 @@ class Correlator:
             if lookups:
                 j.out_routes = (lookups, len(lookups))
         if p.l3 == "ARP" and p.src is not None:
-            key = ("arp", tuple(sorted((p.src, p.dst))))
+            key = ("arp", _ends(p))
             conv = self._conv.get(key)
             # A request after the last exchange was answered starts a new conversation.
             if conv is None or (p.is_arp_request and conv.with_role("arp reply")):
                 conv = self._open(key, "arp", ts)
             j.role = "arp request" if p.is_arp_request else "arp reply" if p.is_arp_reply else "arp"
         elif p.l3 == "IPv4" and p.ip_proto == IPPROTO_ICMP and p.is_echo:
-            ends = tuple(sorted((p.src, p.dst)))
-            key = ("echo", ends, p.icmp_id, p.icmp_seq)
+            key = ("echo", _ends(p), p.icmp_id, p.icmp_seq)
             conv = self._conv.get(key) or self._open(key, "echo", ts)
             j.role = "request" if p.icmp_type == ICMP_ECHO else "reply"
         elif p.l3 == "IPv4" and p.ip_proto == IPPROTO_ICMP and p.inner is not None:
             q = p.inner
             if q.icmp_type == ICMP_ECHO:
-                key = ("echo", tuple(sorted((q.src, q.dst))), q.icmp_id, q.icmp_seq)
+                key = ("echo", _ends(q), q.icmp_id, q.icmp_seq)
                 conv = self._conv.get(key) or self._open(key, "echo", ts)
             else:
                 conv = self._open(("icmp-error", j.id), "icmp-error", ts)
