@@ -287,7 +287,6 @@ def _replay_jsonl(path: str, paused: bool = True):
         corr = Correlator(rec.context)
         corr.feed(rec.events)
         t2 = time.perf_counter()
-    gc.unfreeze()  # collector_paused froze the survivors; let the next run start clean
     return len(rec.events), t1 - t0, t2 - t1, corr
 
 

@@ -155,3 +155,7 @@ def test_schema_validates_every_recorded_line(tmp_path):
     assert not list(validator.iter_errors(row))
     assert list(validator.iter_errors(row[:-1]))  # a row needs every column
     assert list(validator.iter_errors([*row[:1], "xmit?", *row[2:]]))  # and a known kind
+    head = json.loads(v2.read_text().splitlines()[0])
+    assert not list(validator.iter_errors(head))
+    del head["fields"]
+    assert list(validator.iter_errors(head))  # a format 2 header names its columns

@@ -194,3 +194,39 @@ def test_show_json_names_every_event_with_its_journey_and_conversation(tmp_path)
     conv_of = {j.id: j.conversation.id for j in corr.journeys}
     assert all(o["conversation"] == conv_of[o["journey"]] for o in objs if o["journey"] is not None)
     assert {o["kind"] for o in objs if o["journey"] is None} <= {"fib", "neigh_create", "neigh_update"}
+
+
+@pytest.mark.parametrize("where", ["last line of a chunk", "first line of the next"])
+def test_damage_at_a_chunk_boundary_names_its_line(tmp_path, where):
+    """The reader sets aside a chunk's last line when it starts with "{" (the footer, most
+    likely): an object or a truncated row there is still reported with its own line."""
+    head, rows = _big(tmp_path, recording.CHUNK + 50)
+    lines = [json.dumps(head)] + [json.dumps(r) for r in rows]
+    bad = recording.CHUNK if where == "last line of a chunk" else recording.CHUNK + 1  # line numbers
+    lines[bad - 1] = '{"ts": 1, "kind": "xmit"}' if where == "last line of a chunk" else lines[bad - 1][:30]
+    path = tmp_path / "boundary.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(recording.RecordingError, match=rf"line {bad} is not a valid event"):
+        recording.read(str(path))
+
+
+@pytest.mark.parametrize("footer, words", [('{"footer": true, "lost": "many"}', r"footer's lost"),
+                                           ('{"footer": true, "lo', r"damaged")])
+def test_damaged_footer_names_its_line(tmp_path, footer, words):
+    head, rows = _big(tmp_path, recording.CHUNK - 1)  # the footer is the chunk's last line
+    path = tmp_path / "footer.jsonl"
+    path.write_text("\n".join([json.dumps(head)] + [json.dumps(r) for r in rows] + [footer]) + "\n")
+    with pytest.raises(recording.RecordingError, match=rf"line {len(rows) + 2} .*{words}"):
+        recording.read(str(path))
+
+
+@pytest.mark.parametrize("kind, column", [("fib", 19), ("neigh_update", 20)])
+def test_route_or_neighbour_row_without_its_object_is_damage(tmp_path, kind, column):
+    """null is the usual value of the fib and neigh columns, except on their own kinds."""
+    head, rows = _big(tmp_path, 200)
+    bad = next(i for i, r in enumerate(rows) if r[1] == kind)
+    rows[bad][column] = None
+    path = tmp_path / "null.jsonl"
+    _write(path, head, rows)
+    with pytest.raises(recording.RecordingError, match=rf"line {bad + 2} is not a valid event"):
+        recording.read(str(path))

@@ -422,7 +422,7 @@ def cmd_trace(args) -> int:
             now = time.monotonic_ns()  # the probes' clock (bpf_ktime_get_ns)
             for jid, j in list(pending.items()):
                 if everything or now - j.last > GRACE_NS:
-                    if j.ended:
+                    if j.ended or j.cut:
                         print("\n".join(journey_lines(j, corr, style, indent="")), flush=True)
                     del pending[jid]
 
@@ -467,7 +467,8 @@ def cmd_show(args) -> int:
 
 def _show_json(rec, corr) -> int:
     """Events as JSON objects in recorded order (the recording's rows, named), each with
-    the journey and conversation `show` puts it in (null for route and neighbour events)."""
+    the journey and conversation `show` puts it in: null for route and neighbour events,
+    and the conversation also for a journey whose packet could not be parsed."""
     placed = {}
     for j in corr.journeys:
         ids = (j.id, j.conversation.id if j.conversation is not None else None)

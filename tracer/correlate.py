@@ -29,10 +29,11 @@ LOOPBACK_IFINDEX = 1
 MAX_ENDED = 50_000                  # ended journeys kept for look-ups (bounded memory)
 STALE_NS = COPY_WINDOW_NS           # a journey quiet this long will not see its end: it was lost
 
-# Events whose copied bytes start at the Ethernet header the device set, so the same packet
-# always parses the same there: a different packet at a live address means the free of the
-# one before was lost (ring buffer full), not that the packet changed.
-CONTENT_CHECKED = frozenset({"xmit", "netif_rx", "receive"})
+# Where a live skb address found carrying a different packet means the free of the one
+# before was lost (ring buffer full): a transmit starts a packet's life on a device.  Not
+# netif_rx or receive: a tunnel decapsulates into the same skb and hands the inner packet
+# to the stack, and the copy taken there may start at the IP header.
+CONTENT_CHECKED = frozenset({"xmit"})
 STACK_HANDLERS = {IPPROTO_ICMP: "icmp_rcv", IPPROTO_TCP: "tcp_v4_rcv", IPPROTO_UDP: "udp_rcv"}
 
 
@@ -80,6 +81,12 @@ class Journey:
     @property
     def ended(self) -> bool:
         return self.end is not None and not self.live
+
+    @property
+    def cut(self) -> bool:
+        """Over without an end seen: its skb went to another packet before its free was
+        reported (the kernel lost events)."""
+        return self.end is None and not self.live and bool(self.events)
 
     @property
     def path(self) -> str:
@@ -182,6 +189,8 @@ class Correlator:
                 # The address carries another packet now: this journey's free was lost.
                 j.live.discard(skb)
                 del live[skb]
+                if j.cut and self.on_journey_end is not None:
+                    self.on_journey_end(j)  # over, though its end was never seen
                 j = None
             if j is None:
                 j = self._continuation(ev) or self._new(ev)

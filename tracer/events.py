@@ -16,6 +16,7 @@ FUNCS = {1: "veth_xmit", 2: "arp_rcv", 3: "icmp_rcv", 4: "loopback_xmit"}
 # NUD_* states of a neighbour entry
 NUD = {0x00: "NONE", 0x01: "INCOMPLETE", 0x02: "REACHABLE", 0x04: "STALE", 0x08: "DELAY",
        0x10: "PROBE", 0x20: "FAILED", 0x40: "NOARP", 0x80: "PERMANENT"}
+NEIGH_KINDS = frozenset({"neigh_create", "neigh_update"})
 PACKET_KINDS = frozenset({"xmit", "netif_rx", "receive", "kfree", "consume", "icmp_send", "deliver", "func"})
 
 
@@ -143,10 +144,16 @@ def from_rows(rows) -> list[Event]:
                 or type(where) is not str or type(reason) is not str or type(arg) is not int
                 or type(arg2) is not int or type(l2) is not bool or kind not in KIND_IDS):
             raise TypeError("a field has the wrong type or the kind is unknown")
-        if fib is not None and not valid_fib(fib):
-            raise TypeError("malformed fib")
-        if neigh is not None and not _valid(neigh, NEIGH_TYPES):
-            raise TypeError("malformed neigh")
+        if fib is not None:
+            if not valid_fib(fib):
+                raise TypeError("malformed fib")
+        elif kind == "fib":
+            raise TypeError("a route lookup without its fib")
+        if neigh is not None:
+            if not _valid(neigh, NEIGH_TYPES):
+                raise TypeError("malformed neigh")
+        elif kind in NEIGH_KINDS:
+            raise TypeError("a neighbour event without its neigh")
         e = new(Event)
         e.ts = ts
         e.kind = kind

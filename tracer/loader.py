@@ -7,6 +7,8 @@ file-descriptor based, so even a killed process leaves nothing behind.
 from __future__ import annotations
 
 import ctypes
+import errno
+import hashlib
 import os
 import subprocess
 from dataclasses import dataclass, field
@@ -27,40 +29,45 @@ POLL_BATCH = 4096  # records per poll; libbpf 1.1's ring_buffer__poll otherwise 
 EAGAIN = 11
 
 
-# Whether this kernel refuses fentry does not change until reboot, and trying costs a whole
-# extra load of the object (about 0.07 s of 0.19 s to attach, bench/run.py), so a refusal
-# is remembered in /run (a tmpfs, emptied at boot) with the boot id it belongs to.
+# Whether this kernel permits fentry programs at all (EPERM here: no BPF trampolines) does
+# not change until reboot, and trying costs a whole extra load of the object (about 0.07 s
+# of 0.19 s to attach, bench/run.py), so such a refusal is remembered in /run (a tmpfs,
+# emptied at boot), keyed by the boot, the kernel and the probe object.  Other load errors
+# (a verifier rejection, say) are not remembered: the next run tries again.
 FENTRY_MEMO = Path("/run/vethtrace/fentry-refused")
+BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+REFUSALS = {errno.EPERM, errno.EOPNOTSUPP, 524}  # 524: the kernel's ENOTSUPP
 
 
-def _boot_key() -> str:
+def _memo_key(obj_path: Path) -> str:
     try:
-        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        boot = BOOT_ID.read_text().strip()
+        digest = hashlib.sha256(obj_path.read_bytes()).hexdigest()[:16]
     except OSError:
         return ""
-    return f"{boot} {os.uname().release}"
+    return f"{boot} {os.uname().release} {digest}" if boot else ""
 
 
-def fentry_refused_this_boot() -> str | None:
-    """The reason fentry was refused earlier since this boot, if it was."""
-    key = _boot_key()
+def fentry_refused_this_boot(obj_path: Path) -> str | None:
+    """The reason this kernel refused these fentry probes earlier since boot, if it did."""
+    key = _memo_key(obj_path)
     try:
         remembered, _, reason = FENTRY_MEMO.read_text().partition("\n")
-    except OSError:
+    except (OSError, ValueError):  # missing, unreadable, or not text
         return None
     if not key or remembered != key:
         return None
     return reason.strip() or "refused"
 
 
-def remember_fentry_refusal(reason: str) -> None:
-    key = _boot_key()
-    if not key:
+def remember_fentry_refusal(obj_path: Path, exc: OSError) -> None:
+    key = _memo_key(obj_path)
+    if not key or exc.errno not in REFUSALS:
         return
     try:
         FENTRY_MEMO.parent.mkdir(mode=0o755, exist_ok=True)
         tmp = FENTRY_MEMO.with_name(f".{FENTRY_MEMO.name}.{os.getpid()}")
-        tmp.write_text(f"{key}\n{reason}\n")
+        tmp.write_text(f"{key}\n{exc.strerror or exc}\n")
         os.replace(tmp, FENTRY_MEMO)
     except OSError:
         pass  # only a shortcut: without it the next run tries again
@@ -154,7 +161,7 @@ class Probes:
 
     def start(self) -> None:
         libbpf.capture_messages()
-        remembered = fentry_refused_this_boot() if self.want_fentry == "auto" else None
+        remembered = fentry_refused_this_boot(self.obj_path) if self.want_fentry == "auto" else None
         if remembered:
             self._load(fentry=False)
             self.report.skipped.insert(0, f"fentry probes: refused by this kernel ({remembered}; remembered "
@@ -170,7 +177,7 @@ class Probes:
                 self.report = LoadReport(skipped=[f"fentry probes: refused by this kernel ({exc.strerror})"])
                 self._load(fentry=False)
                 self.report.mechanism = "tp_btf"
-                remember_fentry_refusal(exc.strerror or str(exc))  # only once tp_btf alone loaded
+                remember_fentry_refusal(self.obj_path, exc)  # only once tp_btf alone loaded
         else:
             self._load(fentry=False)
             self.report.mechanism = "tp_btf"

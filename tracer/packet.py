@@ -134,7 +134,11 @@ def parse(data: bytes, protocol: int, l2: bool) -> Packet | None:
     return _parse_l3(data[:L3_PARSED], 0, protocol)
 
 
-L3_PARSED = 80  # IPv4 header with options, ICMP header, and an ICMP error's quoted headers
+# Network-header bytes parse() reads: an IPv4 header and its ICMP header, or an ICMP error
+# with the IP and ICMP headers it quotes (56 bytes without IP options).  An Ethernet copy
+# (96 bytes) holds 82 bytes of the network header and an IP copy of a ping 84, so both
+# copies of a packet share their first 80 bytes, and their parse.
+L3_PARSED = 80
 _by_copy: dict[tuple, Packet | None] = {}
 _by_l3: dict[tuple, Packet | None] = {}
 

@@ -28,6 +28,8 @@ SCHEMA = {
         "header": {
             "type": "object",
             "required": ["vethtrace", "version", "context"],
+            "if": {"properties": {"version": {"minimum": 2}}},
+            "then": {"required": ["fields"]},
             "properties": {
                 "vethtrace": {"const": FORMAT},
                 "version": {"type": "integer", "minimum": 1, "maximum": VERSION},

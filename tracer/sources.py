@@ -23,14 +23,12 @@ def collector_paused():
     and correlated, everything made stays reachable until the end (events, packets,
     journeys) or dies by reference count (parsed lines), so there is no cyclic garbage to
     find, and each collection would rescan hundreds of thousands of live objects for
-    nothing (bench/run.py measures the difference).  Afterwards the survivors are frozen
-    out of later collections."""
+    nothing (bench/run.py measures the difference)."""
     was = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
-        gc.freeze()
         if was:
             gc.enable()
 

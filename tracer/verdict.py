@@ -83,6 +83,9 @@ def verdict(j: Journey, corr: Correlator) -> Verdict:
             text += (f" through its raw socket (the original was freed at {e.func}, NO_SOCKET: "
                      "no ICMP datagram socket wanted it; normal)")
         return Verdict(DELIVERED, text)
+    if j.cut:
+        return Verdict(IN_FLIGHT, "no end seen: the kernel lost events (its sk_buff carried another packet "
+                                  "before its free was reported)")
     if j.end is None or j.live:
         return Verdict(IN_FLIGHT, "no end seen: still in flight when the trace stopped")
     end = j.end
