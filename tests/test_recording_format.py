@@ -230,3 +230,93 @@ def test_route_or_neighbour_row_without_its_object_is_damage(tmp_path, kind, col
     _write(path, head, rows)
     with pytest.raises(recording.RecordingError, match=rf"line {bad + 2} is not a valid event"):
         recording.read(str(path))
+
+
+# -- the reader's two stages in two processes (recording.Reader, _forked) -------------------
+def _no_children() -> bool:
+    import os
+    try:
+        os.waitpid(-1, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return False
+
+
+def test_forked_and_inline_readers_give_the_same_events(tmp_path, monkeypatch):
+    head, rows = _big(tmp_path, recording.CHUNK * 3 + 5)
+    path = tmp_path / "big.jsonl"
+    _write(path, head, rows)
+    assert path.stat().st_size >= recording.FORK_MIN_BYTES
+    reader = recording.Reader(str(path))
+    assert recording._fork_worthwhile(reader._f, reader.version)  # this test is about the fork
+    reader.close()
+    forked = recording.read(str(path))
+    assert _no_children()
+    monkeypatch.setenv("VETHTRACE_READER", "inline")
+    inline = recording.read(str(path))
+    assert len(forked.events) == len(inline.events) == len(rows)
+    assert [e.to_json() for e in forked.events] == [e.to_json() for e in inline.events]
+    assert forked.lost == inline.lost == 3
+    # packets are shared the same way: one Packet per packet, however many copies
+    assert len({id(e.pkt) for e in forked.events}) == len({id(e.pkt) for e in inline.events})
+
+
+def test_forked_reader_reports_damage_and_leaves_no_process(tmp_path):
+    head, rows = _big(tmp_path, recording.CHUNK * 2 + 5)
+    rows[recording.CHUNK + 7][0] = "soon"
+    path = tmp_path / "damaged-big.jsonl"
+    _write(path, head, rows)
+    with pytest.raises(recording.RecordingError, match=rf"line {recording.CHUNK + 9} is not a valid event"):
+        recording.read(str(path))
+    assert _no_children()
+
+
+def test_stopping_early_stops_the_reading_process(tmp_path):
+    head, rows = _big(tmp_path, recording.CHUNK * 4)
+    path = tmp_path / "big.jsonl"
+    _write(path, head, rows)
+    reader = recording.Reader(str(path))
+    chunks = reader.chunks()
+    assert len(next(chunks)) > 0
+    chunks.close()  # what an exception or Ctrl-C in the consumer does
+    assert _no_children() and reader._f.closed
+
+
+def test_show_reads_a_big_recording_from_a_pipe_like_from_the_file(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+    head, rows = _big(tmp_path, recording.CHUNK + 5)
+    path = tmp_path / "big.jsonl"
+    _write(path, head, rows)
+    cmd = [sys.executable, "-m", "tracer", "show"]
+    from_file = subprocess.run([*cmd, str(path)], capture_output=True, cwd=ROOT, check=True).stdout
+    piped = subprocess.run([*cmd, "-"], input=path.read_bytes(), capture_output=True, cwd=ROOT, check=True).stdout
+    assert piped == from_file and b"--- vethtrace:" in piped
+
+
+def test_ctrl_c_while_a_child_reads_leaves_no_process(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import ROOT
+    head, rows = _big(tmp_path, recording.CHUNK * 12)
+    path = tmp_path / "ctrl-c-big.jsonl"
+    _write(path, head, rows)
+    proc = subprocess.Popen([sys.executable, "-m", "tracer", "show", str(path)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 10
+    children = []
+    while not children and time.monotonic() < deadline and proc.poll() is None:
+        out = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout
+        children = [int(x) for x in out.split()]
+    assert children, "the reader never forked (is a second CPU available?)"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130 and b"Traceback" not in err, err
+    time.sleep(0.1)
+    left = subprocess.run(["pgrep", "-f", str(path)], capture_output=True, text=True).stdout.split()
+    assert not left, f"processes still reading {path}: {left}"

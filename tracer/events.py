@@ -67,11 +67,7 @@ class Event:
 
     @classmethod
     def from_json(cls, d: dict) -> "Event":
-        if not isinstance(d, dict):
-            raise TypeError("not a JSON object")
-        if "ts" not in d or "kind" not in d:
-            raise KeyError("ts and kind are required")
-        return from_rows([[d.get(k, v) for k, v in DEFAULTS.items()]])[0]
+        return from_rows([object_row(d)])[0]
 
     def describe(self) -> str:
         """One readable line, for listings and --verbose output."""
@@ -127,88 +123,143 @@ def _valid_fib(d) -> bool:
             and type(g("oif")) is int and type(g("proto")) is int)
 
 
-def from_rows(rows) -> list[Event]:
-    """Events from JSON rows (Event.to_row's form).  The hot path of every replay, so one
-    loop fills the slots directly.  A damaged row raises ValueError, TypeError or KeyError:
-    a file must fail here, where the reader knows the line, not deep in the correlator."""
-    out = []
-    append = out.append
-    new = Event.__new__
-    packets, packet_entry = _packets, _packet_entry
-    addrs, addr, valid_fib = _addrs, _addr, _valid_fib
-    for (ts, kind, cpu, netns, ifindex, dev, skb, head, length, protocol, pid, comm, where, reason,
-         arg, arg2, data, l2, _summary, fib, neigh) in rows:
-        if (type(ts) is not int or type(kind) is not str or type(cpu) is not int or type(netns) is not int
-                or type(ifindex) is not int or type(dev) is not str or type(length) is not int
-                or type(protocol) is not int or type(pid) is not int or type(comm) is not str
-                or type(where) is not str or type(reason) is not str or type(arg) is not int
-                or type(arg2) is not int or type(l2) is not bool or kind not in KIND_IDS):
-            raise TypeError("a field has the wrong type or the kind is unknown")
-        if fib is not None:
-            if not valid_fib(fib):
-                raise TypeError("malformed fib")
-        elif kind == "fib":
-            raise TypeError("a route lookup without its fib")
-        if neigh is not None:
-            if not _valid(neigh, NEIGH_TYPES):
-                raise TypeError("malformed neigh")
-        elif kind in NEIGH_KINDS:
-            raise TypeError("a neighbour event without its neigh")
-        e = new(Event)
-        e.ts = ts
-        e.kind = kind
-        e.cpu = cpu
-        e.netns = netns
-        e.ifindex = ifindex
-        e.dev = dev
-        e.len = length
-        e.protocol = protocol
-        e.pid = pid
-        e.comm = comm
-        e.where = where
-        e.reason = reason
-        e.arg = arg
-        e.arg2 = arg2
-        e.l2 = l2
-        e.fib = fib
-        e.neigh = neigh
-        if skb:
-            e.skb = addrs.get(skb) or addr(skb)
-            e.head = addrs.get(head) or addr(head)
-        else:
-            e.skb = e.head = 0
-        if data:
-            e.data, e.pkt = packets.get((data, protocol, l2)) or packet_entry(data, protocol, l2)
-        else:
-            e.data = b""
-            e.pkt = None
-        append(e)
-    return out
+class RowDecoder:
+    """JSON rows (Event.to_row's form) -> Events, in two stages that may run in two
+    processes (recording.Reader): `prepare` checks and converts a row in place (skb and
+    head to numbers, the packet bytes to a packet number), `events` builds the Events.
+
+    Packet numbers: the same bytes show up at several hops, so `prepare` gives each
+    distinct copy a number and sends its bytes only the first time (in the summary
+    column, which readers do not need); `events` keeps what each number stands for.
+    Numbers are slots of a table of TABLE entries, reused in order after a reset, so
+    memory stays bounded and both sides agree without talking."""
+
+    TABLE = 8192
+
+    def __init__(self):
+        self._numbers: dict[tuple, int] = {}   # prepare's side: (hex, protocol, l2) -> number
+        self._addrs: dict[str, int] = {}
+        self._table: list = [None] * self.TABLE  # events' side: number -> (bytes, Packet)
+
+    def reset(self) -> None:
+        """Forget every packet number (after a row that failed half-way, say)."""
+        self._numbers.clear()
+
+    def decode(self, rows: list[list]) -> list[Event]:
+        return self.events(self.prepare(rows))
+
+    def prepare(self, rows: list[list]) -> list[list]:
+        """Check and convert rows in place.  A damaged row raises ValueError, TypeError or
+        KeyError: a file must fail here, where the reader knows the line, not deep in the
+        correlator."""
+        numbers, addrs = self._numbers, self._addrs
+        fromhex, valid_fib = bytes.fromhex, _valid_fib
+        try:
+            for row in rows:
+                (ts, kind, cpu, netns, ifindex, dev, skb, head, length, protocol, pid, comm, where, reason,
+                 arg, arg2, data, l2, _summary, fib, neigh) = row
+                if (type(ts) is not int or type(kind) is not str or type(cpu) is not int
+                        or type(netns) is not int or type(ifindex) is not int or type(dev) is not str
+                        or type(length) is not int or type(protocol) is not int or type(pid) is not int
+                        or type(comm) is not str or type(where) is not str or type(reason) is not str
+                        or type(arg) is not int or type(arg2) is not int or type(l2) is not bool
+                        or kind not in KIND_IDS):
+                    raise TypeError("a field has the wrong type or the kind is unknown")
+                if fib is not None:
+                    if not valid_fib(fib):
+                        raise TypeError("malformed fib")
+                elif kind == "fib":
+                    raise TypeError("a route lookup without its fib")
+                if neigh is not None:
+                    if not _valid(neigh, NEIGH_TYPES):
+                        raise TypeError("malformed neigh")
+                elif kind in NEIGH_KINDS:
+                    raise TypeError("a neighbour event without its neigh")
+                if skb:
+                    row[6] = addrs.get(skb) or self._addr(skb)
+                    row[7] = addrs.get(head) or self._addr(head)
+                else:
+                    row[6] = row[7] = 0
+                if data:
+                    key = (data, protocol, l2)
+                    n = numbers.get(key)
+                    if n is None:
+                        n = len(numbers)
+                        if n == self.TABLE:
+                            numbers.clear()
+                            n = 0
+                        row[18] = fromhex(data)  # first sight: the bytes travel along
+                        numbers[key] = n
+                    else:
+                        row[18] = None
+                    row[16] = n
+                else:
+                    row[16], row[18] = -1, None
+        except BaseException:
+            self.reset()  # numbers given to rows that will not reach `events`
+            raise
+        return rows
+
+    def events(self, rows: list[list]) -> list[Event]:
+        """Events from prepared rows: one loop that fills the slots directly."""
+        out = []
+        append = out.append
+        new = Event.__new__
+        table, shared = self._table, pk.shared
+        for (ts, kind, cpu, netns, ifindex, dev, skb, head, length, protocol, pid, comm, where, reason,
+             arg, arg2, number, l2, first, fib, neigh) in rows:
+            e = new(Event)
+            e.ts = ts
+            e.kind = kind
+            e.cpu = cpu
+            e.netns = netns
+            e.ifindex = ifindex
+            e.dev = dev
+            e.skb = skb
+            e.head = head
+            e.len = length
+            e.protocol = protocol
+            e.pid = pid
+            e.comm = comm
+            e.where = where
+            e.reason = reason
+            e.arg = arg
+            e.arg2 = arg2
+            e.l2 = l2
+            e.fib = fib
+            e.neigh = neigh
+            if number < 0:
+                e.data = b""
+                e.pkt = None
+            else:
+                if first is not None:
+                    table[number] = (first, shared(first, protocol, l2))
+                e.data, e.pkt = table[number]
+            append(e)
+        return out
+
+    def _addr(self, text: str) -> int:
+        """A kernel address in hex; skb addresses are reused all the time, so convert once."""
+        if len(self._addrs) > 8192:
+            self._addrs.clear()
+        n = self._addrs[text] = int(text, 16)
+        return n
 
 
-_packets: dict[tuple, tuple] = {}
-_addrs: dict[str, int] = {}
+def object_row(d: dict) -> list:
+    """An event object (format 1, `--json`) as a row."""
+    if not isinstance(d, dict):
+        raise TypeError("not a JSON object")
+    if "ts" not in d or "kind" not in d:
+        raise KeyError("ts and kind are required")
+    return [d.get(k, v) for k, v in DEFAULTS.items()]
 
 
-def _addr(text: str) -> int:
-    """A kernel address in hex; skb addresses are reused all the time, so convert once."""
-    if len(_addrs) > 8192:
-        _addrs.clear()
-    n = _addrs[text] = int(text, 16)
-    return n
-
-
-def _packet_entry(text: str, protocol: int, l2: bool) -> tuple:
-    """Hex text -> (bytes, Packet): the same packet appears at several hops, in a row."""
-    if len(_packets) > 8192:
-        _packets.clear()
-    data = bytes.fromhex(text)
-    entry = _packets[(text, protocol, l2)] = (data, pk.shared(data, protocol, l2))
-    return entry
+def from_rows(rows: list[list]) -> list[Event]:
+    """Events from rows (left as they are; RowDecoder converts its rows in place)."""
+    return RowDecoder().decode([list(r) for r in rows])
 
 
 def clear_caches() -> None:
-    """Forget every converted and parsed packet (benchmarks start cold)."""
-    _packets.clear()
-    _addrs.clear()
+    """Forget every parsed packet (benchmarks start cold)."""
     pk.clear_caches()

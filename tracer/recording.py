@@ -11,9 +11,15 @@ events the kernel could not deliver.  Format 1 files are still read.
 from __future__ import annotations
 
 import json
+import marshal
 import os
 import platform
+import signal
+import stat
+import sys
+import threading
 import time
+from collections.abc import Iterator
 
 try:
     import orjson
@@ -21,16 +27,16 @@ try:
     def dumps(obj) -> bytes:
         return orjson.dumps(obj)
 
-    _loads = orjson.loads
+    loads = orjson.loads
 except ImportError:  # pragma: no cover - orjson is a declared dependency
     def dumps(obj) -> bytes:
         return json.dumps(obj, separators=(",", ":")).encode()
 
-    _loads = json.loads
+    loads = json.loads
 
 from itertools import islice
 
-from .events import FIELDS, Event, from_rows
+from .events import FIELDS, Event, RowDecoder, object_row
 
 FORMAT = "recording"
 VERSION = 2
@@ -93,7 +99,6 @@ class Recording:
 def _open(path: str):
     try:
         if path == "-":
-            import sys
             return sys.stdin.buffer
         return open(path, "rb")
     except IsADirectoryError:
@@ -104,72 +109,122 @@ def _open(path: str):
         raise RecordingError(f"cannot read {path}: {exc.strerror}") from None
 
 
-def read(path: str) -> Recording:
-    f = _open(path)
-    try:
-        first = f.readline()
-        if not first.strip():
-            raise RecordingError(f"{path} is empty, not a vethtrace recording")
+class Reader:
+    """A recording opened for reading, its header checked (RecordingError says what is
+    wrong).  `chunks()` yields its events in order, a list at a time, so a replay can
+    correlate while the rest is still being parsed; `lost` is known once all are read.
+
+    Reading has two stages (events.RowDecoder): parsing and checking lines, and building
+    Events.  With a second CPU free, a big format 2 file is parsed by a child process
+    (`_forked`) while this one builds events and correlates: the two halves of the work
+    take about the same time, so a replay runs nearly twice as fast (bench/run.py).
+    VETHTRACE_READER=inline keeps both stages in this process."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.lost: int | None = None
+        self._f = _open(path)
         try:
-            head = _loads(first)
-        except ValueError:
-            raise RecordingError(f"{path} is not a vethtrace recording (line 1 is not JSON)") from None
-        if not isinstance(head, dict) or head.get("vethtrace") != FORMAT:
-            raise RecordingError(f"{path} is not a vethtrace recording (no vethtrace header on line 1)")
-        version = head.get("version")
-        if type(version) is not int or version < 1:
-            raise RecordingError(f"{path}: the header's version is {version!r}, not a format version; "
-                                 "the file is damaged")
-        if version > VERSION:
-            raise RecordingError(f"{path} is recording format version {version}; this vethtrace reads "
-                                 f"up to {VERSION}: upgrade vethtrace")
-        problem = _header_problem(head)
-        if problem:
-            raise RecordingError(f"{path}: damaged header ({problem})")
-        events, lost = _events(f, path, version)
-        return Recording(head, events, lost)
-    finally:
-        if f is not getattr(__import__("sys").stdin, "buffer", None):
-            f.close()
+            self.header = _read_header(self._f, path)
+        except BaseException:
+            self.close()
+            raise
+        self.version = self.header["version"]
+
+    @property
+    def context(self) -> dict:
+        return self.header.get("context", {})
+
+    def chunks(self) -> Iterator[list[Event]]:
+        dec = RowDecoder()
+        if _fork_worthwhile(self._f, self.version):
+            stage = _forked(self._f, self.path, self.version)
+        else:
+            stage = _prepared(self._f, self.path, self.version, dec)
+        try:
+            for kind, payload in stage:
+                if kind == "rows":
+                    yield dec.events(payload)
+                else:
+                    self.lost = payload
+        finally:
+            stage.close()  # a forked child is stopped and reaped, even on Ctrl-C
+            self.close()
+
+    def close(self) -> None:
+        if self._f is not getattr(sys.stdin, "buffer", None):
+            self._f.close()
 
 
-def _events(f, path: str, version: int) -> tuple[list[Event], int | None]:
-    """The event lines after the header, and the footer's count of lost events (None if
-    the recording has no footer: it was killed).  A format 2 file is parsed a chunk at a
-    time on the fast path (every line a row); a chunk with anything else in it (the
-    footer, a blank line, damage) goes through `_lines`, which knows each line's number."""
+def read(path: str) -> Recording:
+    """A whole recording: header, events and footer."""
+    reader = Reader(path)
     events: list[Event] = []
+    for chunk in reader.chunks():
+        events += chunk
+    return Recording(reader.header, events, reader.lost)
+
+
+def _read_header(f, path: str) -> dict:
+    first = f.readline()
+    if not first.strip():
+        raise RecordingError(f"{path} is empty, not a vethtrace recording")
+    try:
+        head = loads(first)
+    except ValueError:
+        raise RecordingError(f"{path} is not a vethtrace recording (line 1 is not JSON)") from None
+    if not isinstance(head, dict) or head.get("vethtrace") != FORMAT:
+        raise RecordingError(f"{path} is not a vethtrace recording (no vethtrace header on line 1)")
+    version = head.get("version")
+    if type(version) is not int or version < 1:
+        raise RecordingError(f"{path}: the header's version is {version!r}, not a format version; "
+                             "the file is damaged")
+    if version > VERSION:
+        raise RecordingError(f"{path} is recording format version {version}; this vethtrace reads "
+                             f"up to {VERSION}: upgrade vethtrace")
+    problem = _header_problem(head)
+    if problem:
+        raise RecordingError(f"{path}: damaged header ({problem})")
+    return head
+
+
+def _prepared(f, path: str, version: int, dec: RowDecoder):
+    """The first stage: ("rows", prepared rows) per chunk of lines, then ("end", lost), the
+    footer's count of lost events (None if the recording has no footer: it was killed).
+    A format 2 chunk is parsed whole on the fast path (every line a row); a chunk with
+    anything else in it (the footer, a blank line, damage) goes through `_lines`, which
+    knows each line's number."""
     lost = None
     n = 2  # the number of the chunk's first line
     while True:
         chunk = list(islice(f, CHUNK))
         if not chunk:
-            return events, lost
+            break
         tail = [chunk.pop()] if chunk[-1].startswith(b"{") else []  # the footer, most likely
-        try:
-            if version < 2:
-                raise ValueError("format 1: objects, line by line")
-            events += from_rows(list(map(_loads, chunk)))
-        except (ValueError, KeyError, TypeError, AttributeError):
-            more, footer = _lines(chunk, n, path, version)
-            events += more
-            lost = footer if footer is not None else lost
-        n += len(chunk)
-        if tail:
-            more, footer = _lines(tail, n, path, version)
-            events += more
-            lost = footer if footer is not None else lost
-            n += 1
+        for part in (chunk, tail):
+            if not part:
+                continue
+            try:
+                if version < 2 or part is tail:
+                    raise ValueError("line by line")
+                rows = dec.prepare(list(map(loads, part)))
+            except (ValueError, KeyError, TypeError, AttributeError):
+                rows, footer = _lines(part, n, path, version, dec)
+                lost = footer if footer is not None else lost
+            if rows:
+                yield "rows", rows
+            n += len(part)
+    yield "end", lost
 
 
-def _lines(chunk: list[bytes], n: int, path: str, version: int) -> tuple[list[Event], int | None]:
-    """The slow path of `_events`: line by line, saying which line is damaged."""
-    events, lost = [], None
+def _lines(chunk: list[bytes], n: int, path: str, version: int, dec: RowDecoder) -> tuple[list, int | None]:
+    """The slow path of `_prepared`: line by line, saying which line is damaged."""
+    rows, lost = [], None
     for n, line in enumerate(chunk, start=n):
         if not line.strip():
             continue
         try:
-            d = _loads(line)
+            d = loads(line)
             if isinstance(d, dict) and d.get("footer"):
                 lost = d.get("lost", 0)
                 if type(lost) is not int:
@@ -177,13 +232,78 @@ def _lines(chunk: list[bytes], n: int, path: str, version: int) -> tuple[list[Ev
             elif version >= 2:
                 if not isinstance(d, list):
                     raise TypeError("not a JSON array (an event row)")
-                events += from_rows([d])
+                rows += dec.prepare([d])
             else:
-                events.append(Event.from_json(d))
+                rows += dec.prepare([object_row(d)])
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise RecordingError(f"{path}: line {n} is not a valid event ({type(exc).__name__}: "
                                  f"{str(exc)[:80]}); the file is damaged") from None
-    return events, lost
+    return rows, lost
+
+
+FORK_MIN_BYTES = 1 << 20  # smaller recordings are read before a child process would start
+
+
+def _fork_worthwhile(f, version: int) -> bool:
+    if version < 2 or os.environ.get("VETHTRACE_READER") == "inline":
+        return False
+    if len(os.sched_getaffinity(0)) < 2 or threading.active_count() > 1:
+        return False  # no CPU to spare, or threads that a fork would copy mid-step
+    try:
+        st = os.fstat(f.fileno())
+    except (OSError, ValueError):
+        return False
+    return not stat.S_ISREG(st.st_mode) or st.st_size - f.tell() >= FORK_MIN_BYTES
+
+
+def _forked(f, path: str, version: int):
+    """`_prepared` in a child process; its items come back through a pipe, each as a
+    length and a marshal blob.  Leaving this generator (done, error, Ctrl-C) stops and
+    reaps the child."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: parses, sends, and never returns
+        status = 1
+        try:
+            os.close(r)
+            with open(w, "wb", buffering=1 << 20) as out:
+                try:
+                    for item in _prepared(f, path, version, RowDecoder()):
+                        _send(out, item)
+                except RecordingError as exc:
+                    _send(out, ("error", str(exc)))
+            status = 0
+        except BaseException:  # noqa: BLE001 - the parent notices the missing end
+            pass
+        finally:
+            os._exit(status)
+    os.close(w)
+    inp = open(r, "rb", buffering=1 << 20)
+    try:
+        while True:
+            size = inp.read(4)
+            blob = inp.read(int.from_bytes(size, "little")) if len(size) == 4 else b""
+            if not blob:
+                raise RecordingError(f"{path}: the process reading it stopped early")
+            kind, payload = marshal.loads(blob)
+            if kind == "error":
+                raise RecordingError(payload)
+            yield kind, payload
+            if kind == "end":
+                return
+    finally:
+        inp.close()
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        os.waitpid(pid, 0)
+
+
+def _send(out, item) -> None:
+    blob = marshal.dumps(item)
+    out.write(len(blob).to_bytes(4, "little"))
+    out.write(blob)
 
 
 def _header_problem(head: dict) -> str:

@@ -43,10 +43,13 @@ def collector_paused():
 def replay(path: str) -> tuple[recording.Recording, Correlator]:
     """Read a recording and correlate it: what `vethtrace show` does before printing."""
     with collector_paused():
-        rec = recording.read(path)
-        corr = Correlator(rec.context)
-        corr.feed(rec.events)
-    return rec, corr
+        reader = recording.Reader(path)
+        corr = Correlator(reader.context)
+        events = []
+        for chunk in reader.chunks():  # correlated while the rest is parsed (Reader)
+            events += chunk
+            corr.feed(chunk)
+    return recording.Recording(reader.header, events, reader.lost), corr
 
 
 class ReplaySource:
