@@ -276,18 +276,30 @@ class GCMeter:
         gc.callbacks.remove(self._cb)
 
 
-def _replay_jsonl(path: str, paused: bool = True):
-    """`vethtrace show`'s path (sources.replay: the collector paused), timed in two stages;
-    paused=False is a library user calling recording.read and Correlator.feed directly."""
+def _replay_jsonl(path: str, how: str = "show"):
+    """A recording replayed.  "show": `vethtrace show`'s path, sources.replay (the lines
+    parsed by a child process while this one builds events and correlates them, chunk by
+    chunk; the collector paused); "inline": the same in one process (VETHTRACE_READER=inline);
+    "library": recording.read then Correlator.feed, as a library user would, timed in two
+    stages, without the collector pause."""
     events_mod.clear_caches()  # the packet caches would otherwise be warm from the last run
-    with sources.collector_paused() if paused else contextlib.nullcontext():
+    saved = os.environ.pop("VETHTRACE_READER", None)
+    if how == "inline":
+        os.environ["VETHTRACE_READER"] = "inline"
+    try:
         t0 = time.perf_counter()
-        rec = recording.read(path)
-        t1 = time.perf_counter()
-        corr = Correlator(rec.context)
-        corr.feed(rec.events)
-        t2 = time.perf_counter()
-    return len(rec.events), t1 - t0, t2 - t1, corr
+        if how == "library":
+            rec = recording.read(path)
+            t1 = time.perf_counter()
+            corr = Correlator(rec.context)
+            corr.feed(rec.events)
+            return len(rec.events), t1 - t0, time.perf_counter() - t1, corr
+        rec, corr = sources.replay(path)
+        return len(rec.events), time.perf_counter() - t0, None, corr
+    finally:
+        os.environ.pop("VETHTRACE_READER", None)
+        if saved is not None:
+            os.environ["VETHTRACE_READER"] = saved
 
 
 def write_format1(rec, path: str) -> None:
@@ -427,14 +439,15 @@ def part_replay(cfg: dict, tmpdir: str, recording_path: str | None, profile: boo
             finally:
                 gc.enable()
                 gc.set_threshold(*saved)
-            runs.append((a + b, a, b, len(corr.journeys), len(corr.conversations), meter))
+            runs.append((a + (b or 0), a, b, len(corr.journeys), len(corr.conversations), meter))
             del corr
         runs.sort(key=lambda r: r[0])
         total, a, b, nj, nc, meter = runs[0]
+        stages = {} if b is None else dict(stage1_s=round(a, 4), stage2_s=round(b, 4),
+                                           stage1_events_per_s=round(count / a), stage2_events_per_s=round(count / b))
         return dict(events_per_s=round(count / total), seconds=round(total, 4),
                     vs_floor=round(count / total / FLOOR, 2), vs_aim=round(count / total / AIM, 2),
-                    stage1_s=round(a, 4), stage2_s=round(b, 4), stage1_events_per_s=round(count / a),
-                    stage2_events_per_s=round(count / b), all_runs_s=[round(r[0], 4) for r in runs],
+                    **stages, all_runs_s=[round(r[0], 4) for r in runs],
                     gc_s=round(sum(meter.seconds), 4), gc_full_collections=meter.count[2],
                     gc_young_collections=meter.count[0] + meter.count[1], journeys=nj, conversations=nc)
 
@@ -445,13 +458,14 @@ def part_replay(cfg: dict, tmpdir: str, recording_path: str | None, profile: boo
     # recording.read + Correlator.feed), and the collector off (diagnostic).
     modes = {"cli": CLI_GC_THRESHOLDS, "python_default": DEFAULT_GC_THRESHOLDS, "off": None}
     out["gc_thresholds"] = dict(modes)
+    out["cpus_available"] = len(os.sched_getaffinity(0))
     out["by_gc"] = {}
     for mode, thresholds in modes.items():
-        paused = mode == "cli"
         out["by_gc"][mode] = {
-            "jsonl": best(lambda: _replay_jsonl(path, paused), gc_mode=thresholds),
+            "jsonl": best(lambda: _replay_jsonl(path, "show" if mode == "cli" else "library"), gc_mode=thresholds),
             "raw": best(lambda: _replay_raw(raws, packer.decoder, context), gc_mode=thresholds)}
     out["jsonl"], out["raw"] = out["by_gc"]["cli"]["jsonl"], out["by_gc"]["cli"]["raw"]
+    out["inline"] = best(lambda: _replay_jsonl(path, "inline"), gc_mode=CLI_GC_THRESHOLDS)
     out["format1"] = best(lambda: _replay_jsonl(path1), gc_mode=CLI_GC_THRESHOLDS)
     os.unlink(path1)
 
@@ -817,23 +831,28 @@ def print_report(res: dict) -> None:
         gcs = r["gc_thresholds"]
         p(f"   garbage collector: paused for a replay (sources.collector_paused); live decoding under the "
           f"CLI's thresholds {tuple(gcs['cli'])}")
-        for key, label, s1, s2 in (("jsonl", f"recording (format {r.get('format')}): read + correlate", "read+parse",
-                                    "correlate"),
+        p(f"   {r.get('cpus_available', '?')} CPUs available: a replay parses in a child process while it "
+          f"correlates (recording.Reader)")
+        for key, label, s1, s2 in (("jsonl", f"recording (format {r.get('format')}): sources.replay, as show",
+                                    "", ""),
+                                   ("inline", "  same, one process (VETHTRACE_READER=inline)", "", ""),
                                    ("raw", "raw 192-byte records: Decoder.decode + feed", "decode", "correlate"),
-                                   ("format1", "same recording in format 1 (JSON objects)", "read+parse",
-                                    "correlate")):
-            d = r[key]
+                                   ("format1", "same recording in format 1 (JSON objects)", "", "")):
+            d = r.get(key)
+            if d is None:
+                continue
             p(f"   {label:<46} {d['events_per_s']:>10,} events/s   x{d['vs_floor']:.2f} of floor 300k, "
               f"x{d['vs_aim']:.2f} of aim 1M")
-            p(f"      {s1} {fmt_rate(d['stage1_events_per_s'])} ({d['stage1_s']:.3f} s), "
-              f"{s2} {fmt_rate(d['stage2_events_per_s'])} ({d['stage2_s']:.3f} s); garbage collector "
+            split = (f"{s1} {fmt_rate(d['stage1_events_per_s'])} ({d['stage1_s']:.3f} s), "
+                     f"{s2} {fmt_rate(d['stage2_events_per_s'])} ({d['stage2_s']:.3f} s); ") if "stage1_s" in d else ""
+            p(f"      {split}garbage collector "
               f"{d['gc_s']:.3f} s = {d['gc_s'] / d['seconds']:.0%} ({d['gc_full_collections']} full collections); "
               f"runs {d['all_runs_s']} s")
         d = r["jsonl"]
         p(f"      both: {d['journeys']} journeys, {d['conversations']} conversations")
         p(f"   {'same, other garbage collector settings:':<46} {'recording':>10}          {'raw':>10}")
-        for mode, label in (("python_default", f"Python default {tuple(gcs['python_default'])}, no pause"),
-                            ("off", "collector off (gc.disable)")):
+        for mode, label in (("python_default", f"read, then feed; Python default {tuple(gcs['python_default'])}"),
+                            ("off", "read, then feed; collector off (gc.disable)")):
             j, w_ = r["by_gc"][mode]["jsonl"], r["by_gc"][mode]["raw"]
             p(f"      {label:<43} {j['events_per_s']:>10,} x{j['vs_floor']:.2f}  {w_['events_per_s']:>10,} "
               f"x{w_['vs_floor']:.2f} of floor   (collector {j['gc_s'] / j['seconds']:.0%} / "
