@@ -836,7 +836,7 @@ def print_report(res: dict) -> None:
         for key, label, s1, s2 in (("jsonl", f"recording (format {r.get('format')}): sources.replay, as show",
                                     "", ""),
                                    ("inline", "  same, one process (VETHTRACE_READER=inline)", "", ""),
-                                   ("raw", "raw 192-byte records: Decoder.decode + feed", "decode", "correlate"),
+                                   ("raw", "live path: raw records, Decoder.decode + feed", "decode", "correlate"),
                                    ("format1", "same recording in format 1 (JSON objects)", "", "")):
             d = r.get(key)
             if d is None:
