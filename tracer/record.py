@@ -59,6 +59,8 @@ class Decoder:
         self.drop_reasons = drop_reasons
         self.symbols = symbols
         self._names: dict[bytes, str] = {}
+        self._wheres: dict[tuple, tuple[str, str, str]] = {}
+        self._copies: dict[tuple, tuple] = {}
 
     def decode(self, raw: bytes) -> Event:
         return self.decode_batch([raw])[0]
@@ -78,27 +80,37 @@ class Decoder:
         new = Event.__new__
         names = self._names
         name_of = self._name
-        resolve = self.symbols.resolve
-        reasons = self.drop_reasons
-        packet_of = pk.cached
+        wheres = self._wheres
+        copies = self._copies
         for (ts, skb, head, location, netns, ifindex, length, arg, arg2, pid, protocol, kind,
              data_kind, cpu, data_len, _, ifname, comm, data) in EVENT.iter_unpack(b"".join(raws)):
-            name = KINDS.get(kind)
-            if name is None:
-                raise RecordError(f"unknown event kind {kind}")
             e = new(Event)
-            e.ts, e.kind, e.cpu, e.netns, e.ifindex = ts, name, cpu, netns, ifindex
+            e.ts = ts
+            e.cpu = cpu
+            e.netns = netns
+            e.ifindex = ifindex
             e.dev = names.get(ifname) or name_of(ifname)
             e.comm = names.get(comm) or name_of(comm)
-            e.skb, e.head, e.len, e.protocol, e.pid, e.arg, e.arg2 = skb, head, length, protocol, pid, arg, arg2
-            e.fib = e.neigh = None
-            e.reason = ""
+            e.skb = skb
+            e.head = head
+            e.len = length
+            e.protocol = protocol
+            e.pid = pid
+            e.arg = arg
+            e.arg2 = arg2
+            # what names a kind, a location and a drop reason: cached per (kind, location, arg)
+            kind_where = wheres.get((kind, location, arg)) or self._where(kind, location, arg)
+            e.kind, e.where, e.reason = kind_where
             if data_kind == DATA_L2 or data_kind == DATA_L3:
-                e.data = payload = data[:data_len]
-                e.l2 = l2 = data_kind == DATA_L2
-                e.pkt = packet_of(payload, protocol, l2)
+                # the same copy arrives again and again (one per hop): slice and parse it once
+                copy = copies.get((data, data_len, data_kind, protocol)) or self._copy(data, data_len, data_kind,
+                                                                                         protocol)
+                e.data, e.l2, e.pkt = copy
+                e.fib = e.neigh = None
             else:
-                e.data, e.l2, e.pkt = b"", False, None
+                e.data = b""
+                e.l2 = False
+                e.pkt = e.fib = e.neigh = None
                 if data_kind == DATA_FIB:
                     saddr, daddr, iif, oif, proto, _ = FIB.unpack_from(data)
                     e.fib = {"src": socket.inet_ntoa(saddr), "dst": socket.inet_ntoa(daddr),
@@ -106,14 +118,32 @@ class Decoder:
                 elif data_kind == DATA_NEIGH:
                     key, lladdr, _ = NEIGH.unpack_from(data)
                     e.neigh = {"addr": socket.inet_ntoa(key), "lladdr": lladdr.hex(":")}
-            if kind == KIND_FUNC:
-                e.where = FUNCS.get(arg, f"fn{arg}")
-            else:
-                e.where = resolve(location) if location else ""
-            if kind == KIND_KFREE:
-                e.reason = reasons.get(arg, str(arg)).removeprefix("SKB_DROP_REASON_")
             append(e)
         return out
+
+    def _where(self, kind: int, location: int, arg: int) -> tuple[str, str, str]:
+        """(kind name, where, drop reason) of a record."""
+        name = KINDS.get(kind)
+        if name is None:
+            raise RecordError(f"unknown event kind {kind}")
+        if kind == KIND_FUNC:
+            where = FUNCS.get(arg, f"fn{arg}")
+        else:
+            where = self.symbols.resolve(location) if location else ""
+        reason = self.drop_reasons.get(arg, str(arg)).removeprefix("SKB_DROP_REASON_") if kind == KIND_KFREE else ""
+        if len(self._wheres) > 8192:
+            self._wheres.clear()
+        entry = self._wheres[(kind, location, arg)] = (name, where, reason)
+        return entry
+
+    def _copy(self, data: bytes, data_len: int, data_kind: int, protocol: int) -> tuple:
+        """(bytes, l2, Packet) of a packet copy."""
+        payload = data[:data_len]
+        l2 = data_kind == DATA_L2
+        if len(self._copies) > 8192:
+            self._copies.clear()
+        entry = self._copies[(data, data_len, data_kind, protocol)] = (payload, l2, pk.shared(payload, protocol, l2))
+        return entry
 
     def _name(self, raw: bytes) -> str:
         name = self._names.get(raw)
