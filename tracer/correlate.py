@@ -57,13 +57,14 @@ class Hop:
 
 
 class Journey:
-    __slots__ = ("id", "events", "hops", "pkt", "live", "heads", "start", "last", "end",
+    __slots__ = ("id", "events", "_hops", "_hopped", "pkt", "live", "heads", "start", "last", "end",
                  "delivered", "frees", "routes", "out_routes", "icmp_errors", "conversation", "role", "netns")
 
     def __init__(self, jid: int, ev: Event):
         self.id = jid
         self.events: list[Event] = []
-        self.hops: list[Hop] = []
+        self._hops: list[Hop] = []
+        self._hopped = 0                # events already turned into hops
         self.pkt = ev.pkt
         self.live: set[int] = set()     # skb addresses carrying this packet now
         self.heads: set[int] = set()
@@ -87,6 +88,18 @@ class Journey:
         """Over without an end seen: its skb went to another packet before its free was
         reported (the kernel lost events)."""
         return self.end is None and not self.live and bool(self.events)
+
+    @property
+    def hops(self) -> list[Hop]:
+        """The places it passed, named from its events when asked (and kept): a view, like
+        verdicts, so following thousands of packets costs nothing for the ones not shown."""
+        n = len(self.events)
+        if self._hopped < n:
+            hops = self._hops
+            for ev in self.events[self._hopped:]:
+                _add_hop(hops, ev, self.pkt)
+            self._hopped = n
+        return self._hops
 
     @property
     def path(self) -> str:
@@ -170,7 +183,7 @@ class Correlator:
     # -- feeding ----------------------------------------------------------------------
     def feed(self, events) -> None:
         # The hot path of every command, so one loop with locals, no call per event.
-        live, heads, hop = self._live, self._heads, self._hop
+        live, heads = self._live, self._heads
         n = 0
         for ev in events:
             n += 1
@@ -206,18 +219,13 @@ class Correlator:
                 j.pkt = pkt
                 self._classify(j, ev.ts)
             if kind == "kfree" or kind == "consume":
-                hops = j.hops
-                if hops and hops[-1].name.startswith("stack: "):
-                    _refine_stack_hop(hops[-1], ev)
                 j.frees.append(ev)
                 j.end = ev
                 j.live.discard(skb)
                 del live[skb]
                 if not j.live:
                     self._finish(j)
-                continue
-            hop(j, ev, kind)
-            if kind == "deliver":
+            elif kind == "deliver":
                 j.delivered.append(ev)
             elif kind == "icmp_send":
                 j.icmp_errors.append(ev)
@@ -297,31 +305,6 @@ class Correlator:
         self.conversations = [c for c in self.conversations if id(c) not in gone_ids]
         self._conv = {k: c for k, c in self._conv.items() if id(c) not in gone_ids}
         self.pruned += len(drop)
-
-    # -- hops -------------------------------------------------------------------------
-    def _hop(self, j: Journey, ev: Event, kind: str) -> None:
-        hops = j.hops
-        last = hops[-1] if hops else None
-        if kind == "xmit" or (kind == "func" and ev.where.endswith("_xmit")):
-            name = _xmit_names.get((ev.dev, ev.where)) or _xmit_name(ev.dev, ev.where, kind)
-        elif kind == "netif_rx":
-            if last is not None and last.dev == ev.dev:
-                return  # lo hands the packet straight back: one hop
-            name = ev.dev
-        elif kind == "receive":
-            if last is None or last.dev != ev.dev:
-                hops.append(Hop(ev.dev, ev.dev, ev.netns, ev.ts, "netif_rx"))
-            hops.append(Hop(_STACK_HOPS[stack_handler(j.pkt)], "", ev.netns, ev.ts, kind))
-            return
-        elif kind == "deliver":
-            name = f"socket ({ev.comm})"
-        elif kind == "func":
-            name = f"stack: {ev.where}"
-        else:
-            return
-        if last is not None and last.name == name:
-            return
-        hops.append(Hop(name, ev.dev if kind != "deliver" else "", ev.netns, ev.ts, kind))
 
     # -- conversations ----------------------------------------------------------------
     def _classify(self, j: Journey, ts: int) -> None:
@@ -420,6 +403,37 @@ class Correlator:
 
     def neigh_changes(self, addr: str) -> list[Event]:
         return list(self._neigh.get(addr, []))
+
+
+def _add_hop(hops: list[Hop], ev: Event, pkt) -> None:
+    """The hop an event adds to a journey's hops, if any, in the article's vocabulary:
+    `veth0 (veth_xmit)`, `veth1`, `stack: icmp_rcv`, `lo (loopback_xmit)`, `socket (ping)`."""
+    kind = ev.kind
+    last = hops[-1] if hops else None
+    if kind == "xmit" or (kind == "func" and ev.where.endswith("_xmit")):
+        name = _xmit_names.get((ev.dev, ev.where)) or _xmit_name(ev.dev, ev.where, kind)
+    elif kind == "netif_rx":
+        if last is not None and last.dev == ev.dev:
+            return  # lo hands the packet straight back: one hop
+        name = ev.dev
+    elif kind == "receive":
+        if last is None or last.dev != ev.dev:
+            hops.append(Hop(ev.dev, ev.dev, ev.netns, ev.ts, "netif_rx"))
+        hops.append(Hop(_STACK_HOPS[stack_handler(pkt)], "", ev.netns, ev.ts, kind))
+        return
+    elif kind == "kfree" or kind == "consume":
+        if last is not None and last.name.startswith("stack: "):
+            _refine_stack_hop(last, ev)
+        return
+    elif kind == "deliver":
+        name = f"socket ({ev.comm})"
+    elif kind == "func":
+        name = f"stack: {ev.where}"
+    else:
+        return
+    if last is not None and last.name == name:
+        return
+    hops.append(Hop(name, ev.dev if kind != "deliver" else "", ev.netns, ev.ts, kind))
 
 
 def _refine_stack_hop(hop: Hop, ev: Event) -> None:
