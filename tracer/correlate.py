@@ -8,7 +8,8 @@ Journey: one packet's life, from first sighting to its end (freed, consumed, del
 Conversation: journeys linked by content: echo request/reply/ICMP error by (id, seq), ARP
   request/reply by the address pair; plus the route lookups and neighbour changes that
   decided them.
-Hop: a place the packet passed, named as the article names it (see `hop_name`).
+Hop: a place the packet passed, named as the article names it (`_add_hop`); a journey
+  names its hops from its events when they are first asked for (`Journey.hops`).
 
 The correlator works the same on a live stream and on a recording: it only sees Events.
 """
