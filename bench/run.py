@@ -488,7 +488,7 @@ def part_replay(cfg: dict, tmpdir: str, recording_path: str | None, profile: boo
         gc.disable()
         try:
             out["profile"] = {
-                "jsonl": top_functions(lambda: _replay_jsonl(path)),
+                "jsonl": top_functions(lambda: _replay_jsonl(path, "inline")),  # one process: all of it
                 "raw": top_functions(lambda: _replay_raw(raws, packer.decoder, context)),
                 "record_write_path": top_functions(lambda: _record_write_path(raws, packer.decoder)),
             }

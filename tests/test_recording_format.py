@@ -320,3 +320,33 @@ def test_ctrl_c_while_a_child_reads_leaves_no_process(tmp_path):
     time.sleep(0.1)
     left = subprocess.run(["pgrep", "-f", str(path)], capture_output=True, text=True).stdout.split()
     assert not left, f"processes still reading {path}: {left}"
+
+
+def test_an_ignored_sigchld_does_not_break_a_forked_read(tmp_path):
+    """A supervisor may start vethtrace with SIGCHLD ignored: the kernel then reaps the
+    child itself, and the reader must not trip over it."""
+    import signal
+    head, rows = _big(tmp_path, recording.CHUNK + 5)
+    path = tmp_path / "big.jsonl"
+    _write(path, head, rows)
+    old = signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    try:
+        assert len(recording.read(str(path)).events) == len(rows)
+    finally:
+        signal.signal(signal.SIGCHLD, old)
+
+
+def test_no_process_to_spare_means_reading_in_this_one(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    def no_fork():
+        raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
+
+    head, rows = _big(tmp_path, recording.CHUNK + 5)
+    path = tmp_path / "big.jsonl"
+    _write(path, head, rows)
+    fds = len(os.listdir("/proc/self/fd"))
+    monkeypatch.setattr(os, "fork", no_fork)
+    assert len(recording.read(str(path)).events) == len(rows)
+    assert len(os.listdir("/proc/self/fd")) == fds  # the pipe was closed again

@@ -177,3 +177,22 @@ def test_route_notes_do_not_depend_on_how_long_the_recording_is():
     assert len(echoes) == rounds * len(echo_convs(correlate(load("exp2"))))
     assert notes(echoes[0]) and notes(echoes[0]) == notes(echoes[-1])
     assert any("bound to veth0" in n for n in notes(echoes[0]))
+
+
+def test_hops_do_not_depend_on_when_they_are_first_read():
+    """Hops are named when asked for (a view); each event is named with what was known of
+    the packet at that event, so a live view reading them early and a replay reading them
+    at the end agree."""
+    icmp = "4500005400004000400100000a0000020a000001" + "0800f7ff00010001"
+    events = [Event(1, "netif_rx", skb=0xA, head=0x10, dev="veth1", netns=1),
+              Event(2, "receive", skb=0xA, head=0x10, dev="veth1", netns=1),
+              Event(3, "func", skb=0xA, head=0x10, dev="veth1", netns=1, where="icmp_rcv", protocol=0x0800,
+                    data=bytes.fromhex(icmp))]
+    late = Correlator()
+    late.feed(events)
+    early = Correlator()
+    early.feed(events[:2])
+    assert early.journeys[0].hops  # read while the journey is still being fed
+    early.feed(events[2:])
+    want = "veth1 > stack: netif_receive_skb > stack: icmp_rcv"
+    assert late.journeys[0].path == early.journeys[0].path == want

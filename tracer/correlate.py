@@ -58,7 +58,7 @@ class Hop:
 
 
 class Journey:
-    __slots__ = ("id", "events", "_hops", "_hopped", "pkt", "live", "heads", "start", "last", "end",
+    __slots__ = ("id", "events", "_hops", "_hopped", "pkt", "pkt_at", "live", "heads", "start", "last", "end",
                  "delivered", "frees", "routes", "out_routes", "icmp_errors", "conversation", "role", "netns")
 
     def __init__(self, jid: int, ev: Event):
@@ -67,6 +67,7 @@ class Journey:
         self._hops: list[Hop] = []
         self._hopped = 0                # events already turned into hops
         self.pkt = ev.pkt
+        self.pkt_at = 0 if ev.pkt is not None else -1  # index of the event that told what it carries
         self.live: set[int] = set()     # skb addresses carrying this packet now
         self.heads: set[int] = set()
         self.start = self.last = ev.ts
@@ -96,9 +97,9 @@ class Journey:
         verdicts, so following thousands of packets costs nothing for the ones not shown."""
         n = len(self.events)
         if self._hopped < n:
-            hops = self._hops
-            for ev in self.events[self._hopped:]:
-                _add_hop(hops, ev, self.pkt)
+            hops, at = self._hops, self.pkt_at
+            for i in range(self._hopped, n):  # each event named with what was known by then
+                _add_hop(hops, self.events[i], self.pkt if 0 <= at <= i else None)
             self._hopped = n
         return self._hops
 
@@ -218,6 +219,7 @@ class Correlator:
             j.last = ev.ts
             if j.pkt is None and pkt is not None:
                 j.pkt = pkt
+                j.pkt_at = len(j.events) - 1
                 self._classify(j, ev.ts)
             if kind == "kfree" or kind == "consume":
                 j.frees.append(ev)

@@ -255,9 +255,13 @@ def object_row(d: dict) -> list:
     return [d.get(k, v) for k, v in DEFAULTS.items()]
 
 
+_one_by_one = RowDecoder()  # for from_rows: prepare and events always run together on it
+
+
 def from_rows(rows: list[list]) -> list[Event]:
-    """Events from rows (left as they are; RowDecoder converts its rows in place)."""
-    return RowDecoder().decode([list(r) for r in rows])
+    """Events from rows (left as they are; RowDecoder converts its rows in place).  Not
+    for several threads at once."""
+    return _one_by_one.decode([list(r) for r in rows])
 
 
 def clear_caches() -> None:

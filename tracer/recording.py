@@ -116,7 +116,7 @@ class Reader:
 
     Reading has two stages (events.RowDecoder): parsing and checking lines, and building
     Events.  With a second CPU free, a big format 2 file is parsed by a child process
-    (`_forked`) while this one builds events and correlates them: the stages overlap, and
+    (`_start_child`) while this one builds events and correlates them: the stages overlap, and
     a replay runs about 1.2x as fast as in one process (bench/run.py).
     VETHTRACE_READER=inline keeps both stages in this process."""
 
@@ -137,8 +137,9 @@ class Reader:
 
     def chunks(self) -> Iterator[list[Event]]:
         dec = RowDecoder()
-        if _fork_worthwhile(self._f, self.version):
-            stage = _forked(self._f, self.path, self.version)
+        child = _start_child(self._f, self.path, self.version) if _fork_worthwhile(self._f, self.version) else None
+        if child is not None:
+            stage = _from_child(*child, self.path)
         else:
             stage = _prepared(self._f, self.path, self.version, dec)
         try:
@@ -256,16 +257,26 @@ def _fork_worthwhile(f, version: int) -> bool:
     return not stat.S_ISREG(st.st_mode) or st.st_size - f.tell() >= FORK_MIN_BYTES
 
 
-def _forked(f, path: str, version: int):
-    """`_prepared` in a child process; its items come back through a pipe, each as a
-    length and a marshal blob.  Leaving this generator (done, error, Ctrl-C) stops and
-    reaps the child."""
-    r, w = os.pipe()
-    pid = os.fork()
+def _start_child(f, path: str, version: int) -> tuple[int, object] | None:
+    """Fork a child that runs `_prepared` and sends its items through a pipe, each as a
+    length and a marshal blob; (pid, read end), or None if no process could be made (the
+    caller then reads in this process)."""
+    try:
+        r, w = os.pipe()
+    except OSError:
+        return None
+    parent = os.getpid()
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(r)
+        os.close(w)
+        return None
     if pid == 0:  # the child: parses, sends, and never returns
         status = 1
         try:
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+            _die_with_parent(parent)
             os.close(r)
             with open(w, "wb", buffering=1 << 20) as out:
                 try:
@@ -273,18 +284,26 @@ def _forked(f, path: str, version: int):
                         _send(out, item)
                 except RecordingError as exc:
                     _send(out, ("error", str(exc)))
+                except Exception as exc:  # say why, instead of a bare "stopped early"
+                    _send(out, ("error", f"{path}: reading failed ({type(exc).__name__}: {exc})"))
             status = 0
         except BaseException:  # noqa: BLE001 - the parent notices the missing end
             pass
         finally:
             os._exit(status)
     os.close(w)
-    inp = open(r, "rb", buffering=1 << 20)
+    return pid, open(r, "rb", buffering=1 << 20)
+
+
+def _from_child(pid: int, inp, path: str):
+    """The child's items, in order.  Leaving this generator (done, error, Ctrl-C) stops
+    and reaps the child."""
     try:
         while True:
             size = inp.read(4)
-            blob = inp.read(int.from_bytes(size, "little")) if len(size) == 4 else b""
-            if not blob:
+            want = int.from_bytes(size, "little") if len(size) == 4 else 0
+            blob = inp.read(want) if want else b""
+            if not want or len(blob) != want:
                 raise RecordingError(f"{path}: the process reading it stopped early")
             kind, payload = marshal.loads(blob)
             if kind == "error":
@@ -294,11 +313,33 @@ def _forked(f, path: str, version: int):
                 return
     finally:
         inp.close()
+        _reap(pid)
+
+
+def _reap(pid: int) -> None:
+    """Stop the child if it still runs, and collect it.  With SIGCHLD ignored the kernel
+    has collected it already (ChildProcessError): then its pid is not ours to signal."""
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return
+    if done == 0:
+        os.kill(pid, signal.SIGKILL)
         try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
             pass
-        os.waitpid(pid, 0)
+
+
+def _die_with_parent(parent: int) -> None:
+    """In the child: be killed if the parent dies without stopping it (SIGKILL, say)."""
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
 
 
 def _send(out, item) -> None:
