@@ -9,6 +9,7 @@ import shutil
 import sys
 import threading
 import types
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -66,6 +67,15 @@ def cursor_row(app) -> Row | None:
 
 def notes(app) -> list[str]:
     return [n.message for n in app._notifications]
+
+
+@asynccontextmanager
+async def replayed(name: str):
+    """The TUI on a recorded trace, read and shown: (app, pilot)."""
+    app = build_app(ReplaySource(trace(name)))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        yield app, pilot
 
 
 async def settle(pilot, cond=None, timeout: float = 10.0) -> None:
@@ -146,9 +156,7 @@ def conv_boundary(path: str, conversations: int) -> int:
 @pytest.mark.asyncio
 async def test_exp2_list_detail_and_path():
     ident, ns = facts("exp2")
-    app = build_app(ReplaySource(trace("exp2")))
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with replayed("exp2") as (app, pilot):
         got = rows(app)
         assert [r.summary for r in got] == [
             "ARP who-has 192.168.2.1 tell 192.168.2.11",
@@ -184,9 +192,7 @@ async def test_exp2_list_detail_and_path():
 
 @pytest.mark.asyncio
 async def test_exp1_next_drop_and_advice():
-    app = build_app(ReplaySource(trace("exp1")))
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with replayed("exp1") as (app, pilot):
         got = rows(app)
         assert got[0].summary == "ARP who-has 192.168.2.1 tell 192.168.2.11 (x3)"
         assert got[0].label == "■ no reply" and got[0].failure
@@ -214,9 +220,7 @@ async def test_exp1_next_drop_and_advice():
 
 @pytest.mark.asyncio
 async def test_exp2_default_explains_accept_local():
-    app = build_app(ReplaySource(trace("exp2-default")))
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with replayed("exp2-default") as (app, pilot):
         arp = rows(app)[0]
         assert arp.label == "■ no reply"
         detail = detail_text(app)
@@ -226,9 +230,7 @@ async def test_exp2_default_explains_accept_local():
 
 @pytest.mark.asyncio
 async def test_exp3_unowned_address():
-    app = build_app(ReplaySource(trace("exp3")))
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with replayed("exp3") as (app, pilot):
         assert [r.outcome for r in rows(app)] == ["consumed", "dropped", "dropped"]
         assert "192.168.2.2" in rows(app)[1].summary
 
@@ -236,9 +238,7 @@ async def test_exp3_unowned_address():
 # -- keys -----------------------------------------------------------------------------------
 @pytest.mark.asyncio
 async def test_filter_terms_and_escape():
-    app = build_app(ReplaySource(trace("exp1")))
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with replayed("exp1") as (app, pilot):
 
         async def apply(text: str):
             await pilot.press("slash")
@@ -316,9 +316,7 @@ async def test_pause_resume_and_follow():
 @pytest.mark.asyncio
 async def test_save_recording(tmp_path):
     out = tmp_path / "saved.jsonl"
-    app = build_app(ReplaySource(trace("exp2")))
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with replayed("exp2") as (app, pilot):
         await pilot.press("s")
         await pilot.pause()
         assert isinstance(app.screen, SaveScreen)
@@ -335,9 +333,7 @@ async def test_save_recording(tmp_path):
 @pytest.mark.asyncio
 async def test_export_svg_without_and_with_diagram_module(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "ui.diagram", None)  # as before `vethtrace render` exists
-    app = build_app(ReplaySource(trace("exp2")))
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with replayed("exp2") as (app, pilot):
         await pilot.press("e")
         await pilot.pause()
         assert EXPORT_MISSING in notes(app)
@@ -362,9 +358,7 @@ async def test_export_svg_without_and_with_diagram_module(monkeypatch, tmp_path)
 async def test_export_svg_with_the_real_diagram_module(monkeypatch, tmp_path):
     pytest.importorskip("ui.diagram")
     monkeypatch.chdir(tmp_path)
-    app = build_app(ReplaySource(trace("exp2")))
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with replayed("exp2") as (app, pilot):
         await pilot.press("down", "e")
         await settle(pilot, lambda: any("diagram" in n for n in notes(app)), timeout=30)
         conv = rows(app)[1].conv
@@ -375,9 +369,7 @@ async def test_export_svg_with_the_real_diagram_module(monkeypatch, tmp_path):
 
 @pytest.mark.asyncio
 async def test_help_screen_lists_the_keys():
-    app = build_app(ReplaySource(trace("exp2")))
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with replayed("exp2") as (app, pilot):
         await pilot.press("question_mark")
         await pilot.pause(0.3)  # a few ticks run with the help on top
         assert isinstance(app.screen, HelpScreen)

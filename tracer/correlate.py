@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from itertools import islice
 
-from .events import Event
+from .events import NEIGH_KINDS, Event
 from .packet import ICMP_ECHO, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP
 
 CLONE_WINDOW_NS = 1_000_000_000     # a clone shows up shortly after its original
@@ -30,11 +30,6 @@ LOOPBACK_IFINDEX = 1
 MAX_ENDED = 50_000                  # ended journeys kept for look-ups (bounded memory)
 STALE_NS = COPY_WINDOW_NS           # a journey quiet this long will not see its end: it was lost
 
-# Where a live skb address found carrying a different packet means the free of the one
-# before was lost (ring buffer full): a transmit starts a packet's life on a device.  Not
-# netif_rx or receive: a tunnel decapsulates into the same skb and hands the inner packet
-# to the stack, and the copy taken there may start at the IP header.
-CONTENT_CHECKED = frozenset({"xmit"})
 STACK_HANDLERS = {IPPROTO_ICMP: "icmp_rcv", IPPROTO_TCP: "tcp_v4_rcv", IPPROTO_UDP: "udp_rcv"}
 
 
@@ -184,7 +179,8 @@ class Correlator:
 
     # -- feeding ----------------------------------------------------------------------
     def feed(self, events) -> None:
-        # The hot path of every command, so one loop with locals, no call per event.
+        # The hot path of every command: one loop with locals; an event that only extends
+        # a journey makes no call.
         live, heads = self._live, self._heads
         n = 0
         for ev in events:
@@ -193,15 +189,17 @@ class Correlator:
             if kind == "fib":
                 self._route(ev)
                 continue
-            if kind == "neigh_create" or kind == "neigh_update":
+            if kind in NEIGH_KINDS:
                 log = self._neigh.setdefault(ev.neigh["addr"], [])
                 log.append(ev)
                 del log[:-64]
                 continue
             skb, pkt = ev.skb, ev.pkt
             j = live.get(skb)
-            if j is not None and pkt is not j.pkt and kind in CONTENT_CHECKED and not same_packet(pkt, j.pkt):
-                # The address carries another packet now: this journey's free was lost.
+            if j is not None and kind == "xmit" and pkt is not j.pkt and not same_packet(pkt, j.pkt):
+                # The address carries another packet now: this journey's free was lost (ring
+                # buffer full).  Checked at a transmit only: a tunnel decapsulates into the
+                # same skb and hands the inner packet to netif_rx/receive.
                 j.live.discard(skb)
                 del live[skb]
                 if j.cut and self.on_journey_end is not None:
@@ -249,7 +247,7 @@ class Correlator:
 
     def _continuation(self, ev: Event) -> Journey | None:
         """Is this new skb a clone or copy of a packet we already follow?"""
-        ident = ev.pkt.identity if ev.pkt is not None else None
+        ident = identity(ev.pkt)
         j = self._heads.get(ev.head) if ev.head else None
         if j is not None and ev.ts - j.last < CLONE_WINDOW_NS and (ident is None or ident == identity(j.pkt)):
             return self._reopen(j)

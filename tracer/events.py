@@ -205,7 +205,7 @@ class RowDecoder:
         out = []
         append = out.append
         new = Event.__new__
-        table, shared = self._table, pk.shared
+        table, cached = self._table, pk.cached
         for (ts, kind, cpu, netns, ifindex, dev, skb, head, length, protocol, pid, comm, where, reason,
              arg, arg2, number, l2, first, fib, neigh) in rows:
             e = new(Event)
@@ -233,7 +233,7 @@ class RowDecoder:
                 e.pkt = None
             else:
                 if first is not None:
-                    table[number] = (first, shared(first, protocol, l2))
+                    table[number] = (first, cached(first, protocol, l2))
                 e.data, e.pkt = table[number]
             append(e)
         return out

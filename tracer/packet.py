@@ -121,17 +121,11 @@ class Packet:
 
 def parse(data: bytes, protocol: int, l2: bool) -> Packet | None:
     """Parse copied bytes; `l2` says they start at an Ethernet header.  Only the first
-    L3_PARSED bytes of the network header are looked at, so that the same packet copied
-    from its Ethernet header at one hop and from its IP header at another parses once
-    (see `cached`)."""
-    if not data:
-        return None
-    if l2:
-        if len(data) < 14:
-            return None
-        protocol = _u16(data, 12)[0]
-        data = data[14:]
-    return _parse_l3(data[:L3_PARSED], 0, protocol)
+    L3_PARSED bytes of the network header are looked at (`_network_part`), so that the same
+    packet copied from its Ethernet header at one hop and from its IP header at another
+    parses the same, and once (`cached`)."""
+    part = _network_part(data, protocol, l2)
+    return _parse_l3(part[1], 0, part[0]) if part is not None else None
 
 
 # Network-header bytes parse() reads: an IPv4 header and its ICMP header, or an ICMP error
@@ -139,43 +133,38 @@ def parse(data: bytes, protocol: int, l2: bool) -> Packet | None:
 # (96 bytes) holds 82 bytes of the network header and an IP copy of a ping 84, so both
 # copies of a packet share their first 80 bytes, and their parse.
 L3_PARSED = 80
-_by_copy: dict[tuple, Packet | None] = {}
-_by_l3: dict[tuple, Packet | None] = {}
+_parsed: dict[tuple, Packet | None] = {}
 
 
-def cached(data: bytes, protocol: int, l2: bool) -> Packet | None:
-    """`parse`, done once per packet: a packet is seen at several hops, as the same bytes
-    (hits the first cache) or copied from another header (hits the second, `shared`).
-    Equal packets share one Packet object.  Both caches are bounded."""
-    key = (data, protocol, l2)
-    p = _by_copy.get(key, _by_copy)
-    if p is _by_copy:
-        if len(_by_copy) > 8192:
-            _by_copy.clear()
-        p = _by_copy[key] = shared(data, protocol, l2)
-    return p
-
-
-def shared(data: bytes, protocol: int, l2: bool) -> Packet | None:
-    """The Packet for these bytes, keyed on the network header bytes that `parse` reads."""
+def _network_part(data: bytes, protocol: int, l2: bool) -> tuple[int, bytes] | None:
+    """(ethertype, the first L3_PARSED bytes of the network header), or None if there are none."""
+    if not data:
+        return None
     if l2:
         if len(data) < 14:
             return None
-        key = (_u16(data, 12)[0], data[14:14 + L3_PARSED])
-    else:
-        key = (protocol, data[:L3_PARSED])
-    p = _by_l3.get(key, _by_l3)
-    if p is _by_l3:
-        if len(_by_l3) > 8192:
-            _by_l3.clear()
-        p = _by_l3[key] = _parse_l3(key[1], 0, key[0])
+        return _u16(data, 12)[0], data[14:14 + L3_PARSED]
+    return protocol, data[:L3_PARSED]
+
+
+def cached(data: bytes, protocol: int, l2: bool) -> Packet | None:
+    """`parse`, done once per packet: equal packets share one Packet object, whichever
+    header they were copied from.  Bounded.  (The decoders also keep each copy's entry,
+    so this is asked once per distinct copy.)"""
+    key = _network_part(data, protocol, l2)
+    if key is None:
+        return None
+    p = _parsed.get(key, _parsed)
+    if p is _parsed:
+        if len(_parsed) > 8192:
+            _parsed.clear()
+        p = _parsed[key] = _parse_l3(key[1], 0, key[0])
     return p
 
 
 def clear_caches() -> None:
     """Forget every parsed packet (benchmarks start cold)."""
-    _by_copy.clear()
-    _by_l3.clear()
+    _parsed.clear()
 
 
 def _parse_l3(data: bytes, off: int, protocol: int, quoted: bool = False) -> Packet | None:

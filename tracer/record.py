@@ -142,7 +142,7 @@ class Decoder:
         l2 = data_kind == DATA_L2
         if len(self._copies) > 8192:
             self._copies.clear()
-        entry = self._copies[(data, data_len, data_kind, protocol)] = (payload, l2, pk.shared(payload, protocol, l2))
+        entry = self._copies[(data, data_len, data_kind, protocol)] = (payload, l2, pk.cached(payload, protocol, l2))
         return entry
 
     def _name(self, raw: bytes) -> str:

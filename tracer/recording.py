@@ -205,17 +205,22 @@ def _prepared(f, path: str, version: int, dec: RowDecoder):
         for part in (chunk, tail):
             if not part:
                 continue
-            try:
-                if version < 2 or part is tail:
-                    raise ValueError("line by line")
-                rows = dec.prepare(list(map(loads, part)))
-            except (ValueError, KeyError, TypeError, AttributeError):
+            rows = _whole(part, dec) if version >= 2 and part is chunk else None
+            if rows is None:
                 rows, footer = _lines(part, n, path, version, dec)
                 lost = footer if footer is not None else lost
             if rows:
                 yield "rows", rows
             n += len(part)
     yield "end", lost
+
+
+def _whole(chunk: list[bytes], dec: RowDecoder) -> list | None:
+    """The fast path of `_prepared`: every line a row; None if any is not."""
+    try:
+        return dec.prepare(list(map(loads, chunk)))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 def _lines(chunk: list[bytes], n: int, path: str, version: int, dec: RowDecoder) -> tuple[list, int | None]:
