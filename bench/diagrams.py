@@ -14,10 +14,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tracer import recording  # noqa: E402
-from tracer.correlate import Correlator  # noqa: E402
-from tracer.events import Event  # noqa: E402
-from ui import diagram  # noqa: E402
+from vethtrace.tracer import recording  # noqa: E402
+from vethtrace.tracer.correlate import Correlator  # noqa: E402
+from vethtrace.tracer.events import Event  # noqa: E402
+from vethtrace.ui import diagram  # noqa: E402
 
 
 def main() -> None:

@@ -47,13 +47,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tracer import events as events_mod  # noqa: E402
-from tracer import lab, recording, sources  # noqa: E402
-from tracer.cli import GC_THRESHOLDS as CLI_GC_THRESHOLDS  # noqa: E402
-from tracer.correlate import Correlator  # noqa: E402
-from tracer.events import KIND_IDS  # noqa: E402
-from tracer.ksyms import KernelSymbols  # noqa: E402
-from tracer.record import (DATA_FIB, DATA_L2, DATA_L3, DATA_NEIGH, DATA_NONE, EVENT, FIB,  # noqa: E402
+from vethtrace.tracer import events as events_mod  # noqa: E402
+from vethtrace.tracer import lab, recording, sources  # noqa: E402
+from vethtrace.tracer.cli import GC_THRESHOLDS as CLI_GC_THRESHOLDS  # noqa: E402
+from vethtrace.tracer.correlate import Correlator  # noqa: E402
+from vethtrace.tracer.events import KIND_IDS  # noqa: E402
+from vethtrace.tracer.ksyms import KernelSymbols  # noqa: E402
+from vethtrace.tracer.record import (DATA_FIB, DATA_L2, DATA_L3, DATA_NEIGH, DATA_NONE, EVENT, FIB,  # noqa: E402
                            KIND_FUNC, NEIGH, Decoder)
 
 FLOOR, AIM = 300_000, 1_000_000          # replay events/s, from the issue
@@ -215,7 +215,7 @@ def bpftrace_script(probes: list[str], exit_at_begin: bool) -> str:
 
 def available_tracepoints() -> tuple[list[str], list[str]]:
     """TRACEPOINTS that this kernel has (by BTF: btf_trace_<name>), and the missing ones."""
-    from tracer import kernel
+    from vethtrace.tracer import kernel
     btf = kernel.open_btf()
     try:
         have = [p for p in TRACEPOINTS if btf.tracepoint_arity(p.split(":")[1]) is not None]
@@ -503,7 +503,7 @@ def part_replay(cfg: dict, tmpdir: str, recording_path: str | None, profile: boo
 VETHTRACE_CHILD = r"""
 import json, sys, time
 t_main = time.monotonic()
-from tracer.live import LiveSource, build_filters
+from vethtrace.tracer.live import LiveSource, build_filters
 t_import = time.monotonic()
 src = LiveSource(build_filters(), want_fentry=%(want_fentry)r)
 t_ctor = time.monotonic()

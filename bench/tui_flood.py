@@ -42,14 +42,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tracer import lab  # noqa: E402
+from vethtrace.tracer import lab  # noqa: E402
 
 TARGET = "192.168.2.1"
 LAUNCH = """\
 import sys
 sys.path.insert(0, {root!r})
-from tracer.live import build_filters
-from tracer.sources import LiveEvents
+from vethtrace.tracer.live import build_filters
+from vethtrace.tracer.sources import LiveEvents
 import ui.tui
 import gc
 gc.set_threshold(100_000, 50, 1000)  # as tracer.cli.main sets it for every command

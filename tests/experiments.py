@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tracer.correlate import Correlator
-from tracer.recording import Recording
-from tracer.verdict import ANSWERED, DELIVERED, DROPPED, verdict
+from vethtrace.tracer.correlate import Correlator
+from vethtrace.tracer.recording import Recording
+from vethtrace.tracer.verdict import ANSWERED, DELIVERED, DROPPED, verdict
 
 VETH_XMIT = "veth0 (veth_xmit)"
 LO_XMIT = "lo (loopback_xmit)"

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import struct
 
-from tracer.packet import parse
+from vethtrace.tracer.packet import parse
 
 
 def read(path: str) -> list[bytes]:

@@ -39,9 +39,9 @@ import pytest
 
 from conftest import ROOT, is_root, needs_root
 
-from tracer import lab as labmod
-from tracer import recording
-from tracer.lab import pid_alive
+from vethtrace.tracer import lab as labmod
+from vethtrace.tracer import recording
+from vethtrace.tracer.lab import pid_alive
 
 DATA = ROOT / "tests" / "data" / "errors"
 GOOD_RECORDING = DATA / "two-ips-fixed-ping.jsonl"  # `vethtrace record -- ping -c 1 ...` in a two-ips-fixed lab
@@ -69,7 +69,7 @@ def _env(**extra: str) -> dict[str, str]:
 
 def vethtrace(*args: str, env: dict | None = None, input: bytes | None = None, timeout: float = 20,
               prefix: list[str] | None = None, python: str | None = None) -> subprocess.CompletedProcess:
-    cmd = [*(prefix or []), python or sys.executable, "-m", "tracer", *args]
+    cmd = [*(prefix or []), python or sys.executable, "-m", "vethtrace", *args]
     return subprocess.run(cmd, cwd=ROOT, env=env or _env(), input=input, capture_output=True,
                           timeout=timeout, stdin=None if input is not None else subprocess.DEVNULL)
 
@@ -292,7 +292,7 @@ def unprivileged() -> tuple[list[str], str]:
     prefix = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
     if shutil.which("setpriv") is None:
         reason = "setpriv (util-linux) not installed: cannot run as an unprivileged user"
-    elif blocker := (_traversable_by_others(ROOT / "tracer" / "cli.py")
+    elif blocker := (_traversable_by_others(ROOT / "vethtrace" / "cli" / "__init__.py")
                      or _traversable_by_others(ROOT / "ui" / "text.py")):
         reason = f"the checkout is not readable by uid {NOBODY} ({blocker} blocks it); not copying it"
     else:
@@ -301,7 +301,7 @@ def unprivileged() -> tuple[list[str], str]:
                                  shutil.which("python3") or ""]):
             if not py:
                 continue
-            r = subprocess.run([*prefix, py, "-c", "import tracer.cli"], cwd=ROOT, env=_env(),
+            r = subprocess.run([*prefix, py, "-c", "import vethtrace.cli"], cwd=ROOT, env=_env(),
                                capture_output=True, text=True, timeout=20)
             if r.returncode == 0:
                 _UNPRIV["ok"] = (prefix, py)
@@ -550,7 +550,7 @@ def lab_ns():
 @needs_root
 @needs_ip
 def test_ping_no_btf_in_lab(lab_ns):
-    r = subprocess.run(lab_ns.exec_cmd([sys.executable, "-m", "tracer", "ping", "-c", "1", "-W", "1",
+    r = subprocess.run(lab_ns.exec_cmd([sys.executable, "-m", "vethtrace", "ping", "-c", "1", "-W", "1",
                                         "-I", "veth0", "192.168.2.1"]),
                        cwd=ROOT, env=_env(VETHTRACE_BTF="/nonexistent"), capture_output=True, timeout=20,
                        stdin=subprocess.DEVNULL)
@@ -585,7 +585,7 @@ def test_ctrl_c_of_ping_cleans_up(target):
     summary, no program left loaded, ping gone, and the namespace removed afterwards."""
     before = loaded_programs()
     with labmod.lab("two-ips-fixed", name=labmod.unique_name()) as built:
-        run = Running(built.exec_cmd([sys.executable, "-m", "tracer", "ping", "-I", "veth0", "192.168.2.1"]))
+        run = Running(built.exec_cmd([sys.executable, "-m", "vethtrace", "ping", "-I", "veth0", "192.168.2.1"]))
         try:
             ids = _start_and_collect(run, r"icmp_seq=", "stdout")
             pings = children(run.pid)
@@ -620,7 +620,7 @@ def test_signal_of_record_cleans_up(sig, tmp_path):
     (footer) and replays, no program stays loaded."""
     before = loaded_programs()
     out = tmp_path / "rec.jsonl"
-    run = Running([sys.executable, "-m", "tracer", "record", "-o", str(out)])
+    run = Running([sys.executable, "-m", "vethtrace", "record", "-o", str(out)])
     try:
         ids = _start_and_collect(run, r"^vethtrace: recording", "stderr")
         os.kill(run.pid, sig)
@@ -644,7 +644,7 @@ def test_sigterm_of_record_with_command_cleans_up(tmp_path):
     stop): it should stop promptly, release its probes and not leave the command running."""
     before = loaded_programs()
     out = tmp_path / "rec.jsonl"
-    run = Running([sys.executable, "-m", "tracer", "record", "-o", str(out), "--", "sleep", "30"])
+    run = Running([sys.executable, "-m", "vethtrace", "record", "-o", str(out), "--", "sleep", "30"])
     try:
         ids = _start_and_collect(run, r"^vethtrace: recording", "stderr")
         deadline = time.monotonic() + 5
@@ -667,7 +667,7 @@ def test_sigterm_of_record_with_command_cleans_up(tmp_path):
 
 def _kill_recorder(out: Path) -> tuple[set[int], dict[int, str]]:
     before = loaded_programs()
-    run = Running([sys.executable, "-m", "tracer", "record", "-o", str(out)])
+    run = Running([sys.executable, "-m", "vethtrace", "record", "-o", str(out)])
     try:
         ids = _start_and_collect(run, r"^vethtrace: recording", "stderr")
         os.kill(run.pid, signal.SIGKILL)
@@ -704,7 +704,7 @@ def test_killed_recorder_leaves_a_readable_recording(tmp_path):
 @needs_bpftool
 def test_ctrl_c_of_trace_cleans_up():
     before = loaded_programs()
-    run = Running([sys.executable, "-m", "tracer", "trace"])
+    run = Running([sys.executable, "-m", "vethtrace", "trace"])
     try:
         ids = _start_and_collect(run, r"^vethtrace: tracing", "stderr")
         os.kill(run.pid, signal.SIGINT)
@@ -729,7 +729,7 @@ def test_signal_of_demo_cleans_up(sig, target):
     (the whole group), `kill -INT PID` or `kill PID` must remove the namespace and leave no
     process (vethtrace ping, ping) or probe behind."""
     before = loaded_programs()
-    run = Running([sys.executable, "-m", "tracer", "demo"])
+    run = Running([sys.executable, "-m", "vethtrace", "demo"])
     ns = f"{labmod.PREFIX}demo-{run.pid}"
     try:
         run.wait_for(r"icmp_seq=", timeout=15)

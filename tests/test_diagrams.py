@@ -12,9 +12,9 @@ import pytest
 
 from conftest import ROOT, TRACES
 from experiments import correlate
-from tracer import recording
-from tracer.pathgraph import aggregate_graph, path_of, steps_graph
-from ui import diagram
+from vethtrace.tracer import recording
+from vethtrace.tracer.pathgraph import aggregate_graph, path_of, steps_graph
+from vethtrace.ui import diagram
 
 GOLDEN = ROOT / "tests" / "golden"
 
@@ -87,7 +87,7 @@ def test_dot_matches_reviewed_golden(name, conv_id):
 
 
 def run(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "tracer", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "vethtrace", *args], capture_output=True, text=True,
                           cwd=ROOT, env=env)
 
 

@@ -15,8 +15,8 @@ import pytest
 from conftest import ROOT, TRACES, needs_root
 from experiments import CHECKS, EXPERIMENTS, correlate
 import pcap
-from tracer import lab, recording
-from tracer.correlate import device_crossings
+from vethtrace.tracer import lab, recording
+from vethtrace.tracer.correlate import device_crossings
 
 pytestmark = [pytest.mark.live, needs_root]
 DEVICES = ("veth0", "veth1", "lo")
@@ -43,7 +43,7 @@ def stop(proc: subprocess.Popen) -> None:
 
 def vethtrace(ns: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(ROOT), NO_COLOR="1")
-    return subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-m", "tracer", *args],
+    return subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-m", "vethtrace", *args],
                           capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
 
 

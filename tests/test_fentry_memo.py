@@ -6,7 +6,7 @@ import errno
 
 import pytest
 
-from tracer import loader
+from vethtrace.tracer import loader
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import subprocess
 
 import pytest
 
-from tracer import lab as labmod
+from vethtrace.tracer import lab as labmod
 
 pytestmark = [
     pytest.mark.live,

@@ -11,7 +11,7 @@ import pytest
 
 from conftest import ROOT, needs_root
 from experiments import correlate
-from tracer import lab, recording
+from vethtrace.tracer import lab, recording
 
 pytestmark = [pytest.mark.live, needs_root]
 ENV = dict(os.environ, PYTHONPATH=str(ROOT), NO_COLOR="1")
@@ -25,7 +25,7 @@ class Recorder:
     """`vethtrace record` running inside a namespace, started and stopped like a user would."""
 
     def __init__(self, ns: str, path, *filters: str):
-        self.proc = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-m", "tracer", "record",
+        self.proc = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-m", "vethtrace", "record",
                                       "-o", str(path), *filters], stderr=subprocess.PIPE, text=True,
                                      env=ENV, cwd=ROOT)
         line = self.proc.stderr.readline()  # printed once the probes are attached
@@ -44,7 +44,7 @@ def ping(ns, *args):
 
 
 def test_doctor_names_the_mechanism():
-    res = subprocess.run([sys.executable, "-m", "tracer", "doctor"], capture_output=True, text=True, env=ENV, cwd=ROOT)
+    res = subprocess.run([sys.executable, "-m", "vethtrace", "doctor"], capture_output=True, text=True, env=ENV, cwd=ROOT)
     assert "probe mechanism: " in res.stdout, res.stdout + res.stderr
     mech = res.stdout.split("probe mechanism: ", 1)[1].splitlines()[0]
     assert mech in ("tp_btf", "fentry + tp_btf")
@@ -53,7 +53,7 @@ def test_doctor_names_the_mechanism():
 
 
 def _mechanism(want_fentry):
-    from tracer.live import LiveSource, build_filters
+    from vethtrace.tracer.live import LiveSource, build_filters
     with LiveSource(build_filters(), want_fentry=want_fentry) as src:
         return src.mechanism, list(src.report.skipped)
 
@@ -61,7 +61,7 @@ def _mechanism(want_fentry):
 def test_fentry_refusal_is_remembered_until_reboot():
     """Trying fentry costs a second load of the object where it is refused, so a refusal is
     remembered for the boot; doctor (want_fentry=True) always tries again."""
-    from tracer import loader
+    from vethtrace.tracer import loader
     mech, skipped = _mechanism(True)
     if mech == "fentry + tp_btf":  # a kernel that allows fentry remembers nothing
         assert not loader.FENTRY_MEMO.exists()

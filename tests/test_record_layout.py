@@ -10,8 +10,8 @@ import subprocess
 import pytest
 
 from conftest import ROOT
-from tracer import record
-from tracer.record import CONFIG_FIELDS, EVENT_FIELDS, FIB_FIELDS, NEIGH_FIELDS, Decoder, RecordError, offsets
+from vethtrace.tracer import record
+from vethtrace.tracer.record import CONFIG_FIELDS, EVENT_FIELDS, FIB_FIELDS, NEIGH_FIELDS, Decoder, RecordError, offsets
 
 STRUCTS = {"vtr_event": EVENT_FIELDS, "vtr_fib": FIB_FIELDS, "vtr_neigh": NEIGH_FIELDS, "vtr_config": CONFIG_FIELDS}
 

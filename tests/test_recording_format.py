@@ -9,10 +9,10 @@ import json
 import pytest
 
 from conftest import TRACES
-from tracer import events, packet, recording
-from tracer.correlate import Correlator
-from tracer.events import FIELDS, FIB_TYPES, Event, _valid, _valid_fib, from_rows
-from ui.text import Style, conversation_lines, summary_lines
+from vethtrace.tracer import events, packet, recording
+from vethtrace.tracer.correlate import Correlator
+from vethtrace.tracer.events import FIELDS, FIB_TYPES, Event, _valid, _valid_fib, from_rows
+from vethtrace.ui.text import Style, conversation_lines, summary_lines
 
 TRACE_NAMES = sorted(p.stem for p in TRACES.glob("*.jsonl"))
 
@@ -180,7 +180,7 @@ def test_show_json_names_every_event_with_its_journey_and_conversation(tmp_path)
     old = recording.read(str(TRACES / "exp2.jsonl"))
     path = tmp_path / "v2.jsonl"
     rewrite(old, path)
-    res = subprocess.run([sys.executable, "-m", "tracer", "show", "--json", str(path)], capture_output=True,
+    res = subprocess.run([sys.executable, "-m", "vethtrace", "show", "--json", str(path)], capture_output=True,
                          cwd=ROOT, check=True)
     objs = [json.loads(line) for line in res.stdout.splitlines()]
     assert [Event.from_json(o).to_json() for o in objs] == [e.to_json() for e in old.events]
@@ -290,7 +290,7 @@ def test_show_reads_a_big_recording_from_a_pipe_like_from_the_file(tmp_path):
     head, rows = _big(tmp_path, recording.CHUNK + 5)
     path = tmp_path / "big.jsonl"
     _write(path, head, rows)
-    cmd = [sys.executable, "-m", "tracer", "show"]
+    cmd = [sys.executable, "-m", "vethtrace", "show"]
     from_file = subprocess.run([*cmd, str(path)], capture_output=True, cwd=ROOT, check=True).stdout
     piped = subprocess.run([*cmd, "-"], input=path.read_bytes(), capture_output=True, cwd=ROOT, check=True).stdout
     assert piped == from_file and b"--- vethtrace:" in piped
@@ -306,7 +306,7 @@ def test_ctrl_c_while_a_child_reads_leaves_no_process(tmp_path):
     head, rows = _big(tmp_path, recording.CHUNK * 12)
     path = tmp_path / "ctrl-c-big.jsonl"
     _write(path, head, rows)
-    proc = subprocess.Popen([sys.executable, "-m", "tracer", "show", str(path)], cwd=ROOT,
+    proc = subprocess.Popen([sys.executable, "-m", "vethtrace", "show", str(path)], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 10
     children = []

@@ -9,11 +9,11 @@ import pytest
 
 from conftest import TRACES
 from experiments import CHECKS, correlate, echo_convs, names
-from tracer import recording
-from tracer.correlate import Correlator, device_crossings
-from tracer.events import Event
-from tracer.verdict import DELIVERED, verdict
-from ui.text import Style, conversation_lines, summary_lines
+from vethtrace.tracer import recording
+from vethtrace.tracer.correlate import Correlator, device_crossings
+from vethtrace.tracer.events import Event
+from vethtrace.tracer.verdict import DELIVERED, verdict
+from vethtrace.ui.text import Style, conversation_lines, summary_lines
 
 
 def load(name: str):

@@ -16,12 +16,12 @@ import pytest
 from rich.console import Console
 
 from conftest import TRACES
-from tracer import recording
-from tracer.events import Event
-from tracer.sources import ReplaySource
-from ui import tui
-from ui.tui import EXPORT_MISSING, Filter, FilterError, HelpScreen, SaveScreen, build_app
-from ui.widgets import ConversationList, Row
+from vethtrace.tracer import recording
+from vethtrace.tracer.events import Event
+from vethtrace.tracer.sources import ReplaySource
+from vethtrace.ui import tui
+from vethtrace.ui.tui import EXPORT_MISSING, Filter, FilterError, HelpScreen, SaveScreen, build_app
+from vethtrace.ui.widgets import ConversationList, Row
 
 SIZE = (120, 40)
 
@@ -142,7 +142,7 @@ class ListSource(GatedSource):
 
 def conv_boundary(path: str, conversations: int) -> int:
     """How many events of a recording it takes to complete its first conversations."""
-    from tracer.correlate import Correlator
+    from vethtrace.tracer.correlate import Correlator
     rec = recording.read(path)
     corr = Correlator(rec.context)
     for i, ev in enumerate(rec.events):
@@ -539,8 +539,8 @@ async def test_flood_is_bounded_and_failures_are_shown(monkeypatch):
 def test_an_unanswered_arp_exchange_stays_cheap_to_show():
     """One-ip lab, ping left running: every second another ARP request joins the same
     unanswered exchange.  Rows and panes look at the newest MAX_JOURNEYS only."""
-    from tracer.correlate import Correlator
-    from ui.widgets import MAX_JOURNEYS, detail_renderable, path_renderable
+    from vethtrace.tracer.correlate import Correlator
+    from vethtrace.ui.widgets import MAX_JOURNEYS, detail_renderable, path_renderable
     rec = recording.read(trace("exp1"))
     corr = Correlator(rec.context)
     corr.feed(rec.events)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, needs_root
-from tracer import lab
+from vethtrace.tracer import lab
 
 pytestmark = [pytest.mark.live, needs_root,
               pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux not installed (scripts/setup installs it)"),
@@ -25,8 +25,8 @@ WIDTH, HEIGHT = 160, 45
 LAUNCH = """\
 import sys
 sys.path.insert(0, {root!r})
-from tracer.live import build_filters
-from tracer.sources import LiveEvents
+from vethtrace.tracer.live import build_filters
+from vethtrace.tracer.sources import LiveEvents
 import ui.tui
 with LiveEvents(build_filters()) as src:
     rc = ui.tui.run(src, sys.argv[1:] or None)

@@ -496,8 +496,9 @@ def lab(scenario: str | Scenario, name: str | None = None) -> Iterator[Lab]:
             raise
 
 
-def describe(lab_: Lab) -> str:
-    """A few human lines: what was built and how to run the ping inside it."""
+def describe(lab_: Lab, vethtrace: str = "vethtrace") -> str:
+    """A few human lines: what was built and how to run the ping inside it (`vethtrace`:
+    the command that runs this vethtrace, as the user can paste it)."""
     sc = lab_.scenario
     v0, v1 = VETH_PAIR
 
@@ -510,8 +511,8 @@ def describe(lab_: Lab) -> str:
         f"  namespace {lab_.name}: lo up, veth pair {end(v0)} <-> {end(v1)}, both ends up, no default route",
         "  sysctls in the lab: "
         + (", ".join(f"{k}={v}" for k, v in sc.sysctls.items()) if sc.sysctls else "kernel defaults"),
-        f"  trace the ping:  {shlex.join(lab_.exec_cmd(['vethtrace', 'ping', *args]))}",
+        f"  trace the ping:  {shlex.join(lab_.exec_cmd([*shlex.split(vethtrace), 'ping', *args]))}",
         f"  plain ping:      {shlex.join(lab_.exec_cmd(sc.ping))}",
-        f"  remove it:       {lab_.down_hint}",
+        f"  remove it:       {lab_.down_hint.replace('vethtrace', vethtrace, 1)}",
     ]
     return "\n".join(lines)

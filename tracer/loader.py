@@ -10,15 +10,15 @@ import ctypes
 import errno
 import hashlib
 import os
-import subprocess
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 from . import libbpf
 from .libbpf import check_int, check_ptr
 from .record import CONFIG, EVENT_SIZE
 
-PROBES_DIR = Path(__file__).resolve().parent.parent / "probes"
+OBJECT_NAME = "vethtrace.bpf.o"
 # Programs to use where the kernel permits fentry (BPF trampolines).
 FENTRY_PROGRAMS = ("fe_veth_xmit", "fe_loopback_xmit", "fe_arp_rcv", "fe_icmp_rcv")
 # Arity variants: (program, tracepoint, arguments it needs) -> fallback with fewer.
@@ -85,27 +85,20 @@ class ProbeError(RuntimeError):
 
 
 def object_path() -> Path:
+    """The compiled probes shipped in the package (VETHTRACE_BPF_OBJ overrides, for tests)."""
     env = os.environ.get("VETHTRACE_BPF_OBJ")
-    return Path(env) if env else PROBES_DIR / "build" / "vethtrace.bpf.o"
+    if env:
+        return Path(env)
+    return Path(str(resources.files("vethtrace.probes").joinpath(OBJECT_NAME)))
 
 
 def ensure_built() -> Path:
-    """The compiled probes; built from source (needs clang and bpftool) when missing or stale."""
+    """The compiled probes.  Never built at run time: an installed vethtrace carries them."""
     obj = object_path()
-    sources = [PROBES_DIR / "vethtrace.bpf.c", PROBES_DIR / "vethtrace.h"]
-    stale = obj.exists() and any(s.exists() and s.stat().st_mtime > obj.stat().st_mtime for s in sources)
-    if obj.exists() and not stale:
-        return obj
-    if "VETHTRACE_BPF_OBJ" in os.environ:
-        raise ProbeError(f"compiled probes not found at {obj} (VETHTRACE_BPF_OBJ)")
-    try:
-        res = subprocess.run(["make", "-s", "-C", str(PROBES_DIR)], capture_output=True, text=True)
-    except FileNotFoundError:
-        res = None
-    if res is None or res.returncode != 0 or not obj.exists():
-        detail = (res.stderr.strip().splitlines() or ["make not found"])[-1] if res else "make not found"
-        raise ProbeError(f"the probes are not built and building them failed ({detail}); "
-                         "run `make setup` in the vethtrace checkout")
+    if not obj.is_file():
+        where = "VETHTRACE_BPF_OBJ" if "VETHTRACE_BPF_OBJ" in os.environ else "this installation"
+        raise ProbeError(f"the compiled probes are missing from {where} ({obj}); in a checkout run "
+                         "`make setup`, otherwise reinstall vethtrace from a wheel")
     return obj
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import graphviz
 
-from tracer.correlate import Correlator
-from tracer.pathgraph import aggregate_graph, steps_graph
+from vethtrace.tracer.correlate import Correlator
+from vethtrace.tracer.pathgraph import aggregate_graph, steps_graph
 
 ROLE_COLOURS = {"request": "#1f6fd1", "reply": "#1d9a4a", "error": "#d9730d", "arp request": "#8a4fc7",
                 "arp reply": "#b07fe0", "packet": "#666666", "cause": "#999999"}

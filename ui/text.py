@@ -6,9 +6,9 @@ import os
 import sys
 from collections import Counter
 
-from tracer.correlate import Conversation, Correlator, Journey
-from tracer.packet import ICMP_NAMES, UNREACH_CODES
-from tracer.verdict import ANSWERED, CONSUMED, DELIVERED, DROPPED, IN_FLIGHT, Context, verdict
+from vethtrace.tracer.correlate import Conversation, Correlator, Journey
+from vethtrace.tracer.packet import ICMP_NAMES, UNREACH_CODES
+from vethtrace.tracer.verdict import ANSWERED, CONSUMED, DELIVERED, DROPPED, IN_FLIGHT, Context, verdict
 
 COLOURS = {DELIVERED: "32", ANSWERED: "32", CONSUMED: "33", DROPPED: "31", IN_FLIGHT: "36"}
 MARKS = {DELIVERED: "✓", ANSWERED: "✓", CONSUMED: "■", DROPPED: "✗", IN_FLIGHT: "…"}

@@ -32,11 +32,11 @@ from textual.widgets import Footer, Input, Label, Log, Static
 from rich.table import Table
 from rich.text import Text
 
-from tracer import recording
-from tracer.correlate import Conversation, Correlator
-from tracer.events import PACKET_KINDS
-from tracer.verdict import ANSWERED, CONSUMED, DELIVERED, DROPPED, IN_FLIGHT
-from ui.widgets import (LOST, ConversationList, ListHeader, Row, detail_renderable, might_fail,
+from vethtrace.tracer import recording
+from vethtrace.tracer.correlate import Conversation, Correlator
+from vethtrace.tracer.events import PACKET_KINDS
+from vethtrace.tracer.verdict import ANSWERED, CONSUMED, DELIVERED, DROPPED, IN_FLIGHT
+from vethtrace.ui.widgets import (LOST, ConversationList, ListHeader, Row, detail_renderable, might_fail,
                         path_renderable)
 
 KEEP_JOURNEYS = 20_000   # journeys the correlator keeps (older ones are forgotten)

@@ -22,11 +22,11 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widget import Widget
 
-from tracer.correlate import Conversation, Correlator, Hop, Journey
-from tracer.events import nud_name
-from tracer.verdict import (ANSWERED, CONSUMED, DELIVERED, DROPPED, IN_FLIGHT, PARKED, UNANSWERED, Verdict,
+from vethtrace.tracer.correlate import Conversation, Correlator, Hop, Journey
+from vethtrace.tracer.events import nud_name
+from vethtrace.tracer.verdict import (ANSWERED, CONSUMED, DELIVERED, DROPPED, IN_FLIGHT, PARKED, UNANSWERED, Verdict,
                             conversation_outcome, verdict)
-from ui.text import MARKS, ROLE_LABEL, Style, fold_retries, journey_lines, path_key, route_text
+from vethtrace.ui.text import MARKS, ROLE_LABEL, Style, fold_retries, journey_lines, path_key, route_text
 
 LOST = "lost"  # a row whose journeys never ended while the kernel was losing events
 MARK = dict(MARKS, **{LOST: "?"})

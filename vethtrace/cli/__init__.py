@@ -1,0 +1,72 @@
+"""The `vethtrace` command line: one module per subcommand (`add_parser` + `run`).
+
+This package is the only one that imports both `vethtrace.tracer` and `vethtrace.ui`."""
+from __future__ import annotations
+
+import argparse
+import gc
+import sys
+
+from .. import __version__
+from ..tracer.kernel import SetupError
+from ..tracer.lab import LabError
+from ..tracer.recording import RecordingError
+from . import demo, doctor, export, lab, ping, record, render, schema, show, trace, tui
+from .common import self_name
+
+SUBCOMMANDS = (ping, record, trace, show, lab, demo, render, export, schema, tui, doctor)
+COMMANDS = {m.NAME: m.run for m in SUBCOMMANDS}
+
+# Traces make millions of small long-lived objects; the default GC thresholds would rescan
+# them all constantly (bench/run.py: replay 2x slower).  The correlator breaks its own
+# reference cycles when it prunes, so rare collections are enough.  Replays of a recording
+# pause the collector altogether (sources.collector_paused).
+GC_THRESHOLDS = (500_000, 1000, 1000)
+
+
+def epilog() -> str:
+    me = self_name()
+    return f"""\
+examples:
+  {me} demo                                   the article's experiment 2, in a private namespace
+  {me} lab up two-ips-fixed                   build a lab namespace to play in
+  ip netns exec vethtrace-two-ips-fixed {me} ping -c 2 -I veth0 192.168.2.1
+  {me} record -o trace.jsonl -- ping -c 1 -I veth0 192.168.2.1
+  {me} show trace.jsonl
+  {me} doctor
+"""
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="vethtrace", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=epilog(),
+        description="Trace where packets go inside the Linux kernel (veth0 -> veth1 -> stack -> lo -> socket) "
+                    "and why they stop there.")
+    ap.add_argument("--version", action="version", version=f"vethtrace {__version__}")
+    sub = ap.add_subparsers(dest="cmd", metavar="COMMAND")
+    sub.required = True
+    for m in SUBCOMMANDS:
+        m.add_parser(sub)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    gc.set_threshold(*GC_THRESHOLDS)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["ping"]:
+        argv = ping.split_argv(argv)
+    tui_command: list[str] = []
+    if argv[:1] == ["tui"]:
+        argv, tui_command = tui.split_argv(argv)
+    args = parser().parse_args(argv)
+    if args.cmd == "tui":
+        args.command = tui_command
+    try:
+        return COMMANDS[args.cmd](args)
+    except (SetupError, RecordingError, LabError) as exc:
+        print(f"vethtrace: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0

@@ -1,0 +1,131 @@
+"""`vethtrace ping`: the system ping, traced; under each line it prints, the packets behind it."""
+from __future__ import annotations
+
+import argparse
+import selectors
+import shutil
+import signal
+import time
+
+from ..tracer import kernel, recording
+from ..tracer.correlate import Correlator
+from ..tracer.kernel import SetupError
+from ..tracer.live import LiveSource, build_filters
+from ..tracer.runner import PtyCommand
+from ..ui.ping import PingView
+from ..ui.text import Style, event_lines, summary_lines
+from .common import SETTLE_S, draw
+
+NAME = "ping"
+OWN_FLAGS = ("--events", "--ipv6", "-h", "--help")
+OWN_VALUES = ("--record", "--svg", "--buffer-mb")
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("ping", help="run ping and show the path of every request, reply and error",
+                       description="Runs the system ping with your arguments, traces while it runs, and under each "
+                                   "line ping prints shows the packets involved, their path and verdict.")
+    p.add_argument("--events", action="store_true", help="also list the raw kernel events at the end")
+    p.add_argument("--record", metavar="FILE", help="also save the trace as a recording")
+    p.add_argument("--ipv6", action="store_true", help="include IPv6 packets")
+    p.add_argument("--svg", metavar="FILE", help="also draw the packets' paths (.svg, .png or .dot)")
+    p.add_argument("--buffer-mb", type=int, default=32, metavar="MB", help="kernel ring buffer size (default 32 MB)")
+    p.add_argument("ping_args", nargs=argparse.REMAINDER, metavar="PING_ARGS", help="arguments for ping, unchanged")
+
+
+def split_argv(argv: list[str]) -> list[str]:
+    """`vethtrace ping [OWN OPTIONS] PING_ARGS...`: everything after vethtrace's own
+    options goes to ping unchanged, even when it starts with '-' (argparse cannot)."""
+    own, i = [], 1
+    while i < len(argv):
+        a = argv[i]
+        if a in OWN_FLAGS:
+            own.append(a)
+        elif a in OWN_VALUES and i + 1 < len(argv):
+            own += argv[i:i + 2]
+            i += 1
+        elif a.startswith(tuple(v + "=" for v in OWN_VALUES)):
+            own.append(a)
+        else:
+            break
+        i += 1
+    rest = argv[i:]
+    return ["ping", *own, *(["--", *rest] if rest else [])]
+
+
+def run(args) -> int:
+    ping_args = [a for a in args.ping_args if a != "--"] if args.ping_args[:1] == ["--"] else args.ping_args
+    if not ping_args:
+        raise SetupError("say what to ping, e.g. `vethtrace ping -c 2 -I veth0 192.168.2.1`")
+    if shutil.which("ping") is None:
+        raise SetupError("ping is not installed: apt-get install iputils-ping")
+    style = Style()
+    with LiveSource(build_filters(ipv6=args.ipv6), ring_mb=args.buffer_mb) as src:
+        corr = Correlator(kernel.context())
+        kept = [] if (args.record or args.events) else None
+        view = PingView(corr, style)
+        status = _run_ping(ping_args, src, corr, view, kept)
+        time.sleep(SETTLE_S)
+        _feed(src.drain(), corr, kept)
+        lost = src.lost()
+        view.rest()
+        print()
+        for text in summary_lines(corr, style, lost):
+            print(text)
+        print(style.dim(f"probes: {src.mechanism}"))
+        if args.events:
+            print("\n".join(event_lines(kept)))
+        if args.svg:
+            draw(corr.journeys, corr, args.svg, title="vethtrace ping " + " ".join(ping_args))
+            print(style.dim(f"diagram saved to {args.svg}"))
+        if args.record:
+            recording.write_file(args.record, recording.header(corr.context, src.mechanism, ["ping", *ping_args]),
+                                 kept, lost)
+            print(style.dim(f"recording saved to {args.record}"))
+    return status
+
+
+def _feed(events, corr: Correlator, kept: list | None) -> None:
+    corr.feed(events)
+    if kept is not None:
+        kept.extend(events)
+
+
+def _run_ping(ping_args: list[str], src: LiveSource, corr: Correlator, view: PingView, kept) -> int:
+    cmd = PtyCommand(["ping", *ping_args]).start()
+    interrupted = [0]
+
+    def on_int(signum, frame):
+        interrupted[0] += 1
+        if interrupted[0] > 1:
+            raise KeyboardInterrupt
+        cmd.send(signal.SIGINT)  # ping prints its statistics and exits
+
+    old = signal.signal(signal.SIGINT, on_int)
+    sel = selectors.DefaultSelector()
+    sel.register(cmd.fd, selectors.EVENT_READ)
+    sel.register(src.epoll_fd(), selectors.EVENT_READ)
+    buf = b""
+    try:
+        while True:
+            ready = {key.fd for key, _ in sel.select(0 if src.backlog else 0.1)}
+            _feed(src.poll(0), corr, kept)  # a chunk at a time: the ring buffer is emptied often
+            if cmd.fd in ready:
+                data = cmd.read()
+                if not data:
+                    break
+                buf += data.replace(b"\r\n", b"\n")
+                while b"\n" in buf:
+                    raw, buf = buf.split(b"\n", 1)
+                    _feed(src.drain(), corr, kept)
+                    if not view.explained(raw):  # its last events may still be on their way
+                        time.sleep(SETTLE_S)
+                        _feed(src.drain(), corr, kept)
+                    view.line(raw)
+        if buf:
+            view.line(buf)
+        return cmd.wait()
+    finally:
+        signal.signal(signal.SIGINT, old)
+        sel.close()
+        cmd.close(signal.SIGKILL, grace=1.0)

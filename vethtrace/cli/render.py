@@ -1,0 +1,34 @@
+"""`vethtrace render`: a recording drawn as a diagram."""
+from __future__ import annotations
+
+import sys
+
+from ..tracer.kernel import SetupError
+from ..tracer.sources import replay
+from .common import draw
+
+NAME = "render"
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("render", help="draw a recording as a diagram (.svg, .png, .pdf or .dot)")
+    p.add_argument("file", help="recording made by `vethtrace record` or `vethtrace ping --record`")
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="out.svg, out.png, out.pdf or out.dot")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--conversation", type=int, metavar="ID", help="one conversation (IDs as `vethtrace show` lists them)")
+    g.add_argument("--all", action="store_true", help="every packet, aggregated: counts on the edges")
+
+
+def run(args) -> int:
+    rec, corr = replay(args.file)
+    name = " ".join(rec.header.get("command") or []) or args.file
+    if args.conversation is not None:
+        conv = next((c for c in corr.conversations if c.id == args.conversation), None)
+        if conv is None:
+            raise SetupError(f"no conversation {args.conversation} in {args.file} "
+                             f"(it has 1..{len(corr.conversations)}; `vethtrace show {args.file}` lists them)")
+        draw(conv.journeys, corr, args.output, title=f"{conv.title}  ({name})", aggregate=False)
+    else:
+        draw(corr.journeys, corr, args.output, title=name, aggregate=True if args.all else None)
+    print(f"wrote {args.output}", file=sys.stderr)
+    return 0

@@ -1,0 +1,54 @@
+"""`vethtrace tui`: the interactive view, live or on a recording."""
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+
+from ..tracer.kernel import SetupError
+from ..tracer.live import build_filters
+from ..tracer.sources import LiveEvents, ReplaySource
+from .common import filter_args, self_name
+
+NAME = "tui"
+
+
+def add_parser(sub) -> None:
+    me = self_name()
+    p = sub.add_parser("tui", help="interactive: watch packets flow (live, or a recording), select one to see its path",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Live: traces the network namespace it runs in, like the other commands "
+                                   f"(ip netns exec NS {me} tui). With FILE: replays a recording.",
+                       epilog=f"examples:\n  ip netns exec vethtrace-two-ips-fixed {me} tui\n"
+                              f"  ip netns exec vethtrace-two-ips-fixed {me} tui -- ping -c 3 -I veth0 192.168.2.1\n"
+                              f"  {me} tui trace.jsonl\n\n"
+                              "-- COMMAND runs COMMAND while tracing (its output is shown in a pane).\n"
+                              "Keys: ? lists them; q or Ctrl-C quits and detaches the probes.")
+    p.add_argument("file", nargs="?", help="a recording (vethtrace record) to replay instead of tracing live")
+    filter_args(p)
+
+
+def split_argv(argv: list[str]) -> tuple[list[str], list[str]]:
+    """argparse would take the command after `--` for FILE: cut it off first."""
+    if "--" in argv:
+        cut = argv.index("--")
+        return argv[:cut], argv[cut + 1:]
+    return argv, []
+
+
+def run(args) -> int:
+    from ..ui import tui  # Textual is imported only by this command
+    live_only = args.command or args.interface is not None or args.host is not None or args.all_netns or args.ipv6
+    if args.file:
+        if live_only:
+            raise SetupError("a recording is replayed as it was recorded: filters and -- COMMAND only apply "
+                             "when tracing live (vethtrace tui [filters] [-- COMMAND])")
+        return tui.run(ReplaySource(args.file))
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise SetupError("vethtrace tui needs a terminal; in scripts and pipes use `vethtrace trace` "
+                         "or `vethtrace record -o -`")
+    if args.command and shutil.which(args.command[0]) is None:
+        raise SetupError(f"{args.command[0]}: command not found")
+    with LiveEvents(build_filters(args.interface, args.host, args.all_netns, args.ipv6),
+                    ring_mb=args.buffer_mb) as src:
+        return tui.run(src, args.command or None)
