@@ -175,6 +175,110 @@ static __always_inline bool packet_host_ok(const struct vtr_event *e)
 	return host_ok(a, b);
 }
 
+/* The user's pcap-filter expression.  tracer/cbpf.py translates libpcap's classic BPF
+ * and splices it, before load, at the marker below (r1 the copied bytes, r2 how many,
+ * r3 the scratch area: M[16], the length on the wire, the ethertype); the verdict comes
+ * back in r0.  As compiled the marker is non-zero: every packet is kept.  The constant
+ * encodes the program kind (1: from the Ethernet header, 2: from the network header)
+ * and the bytes the copy can hold. */
+#define VTR_PCAP_MARKER(kind, bytes) (0x7674706600000000ULL | ((__u64)(kind) << 16) | (bytes))
+#define VTR_PCAP_L2 1
+#define VTR_PCAP_L3 2
+/* Route lookups and neighbour entries are judged as a made-up frame of the packet they are
+ * for, written in the second half of the record's data (past data_len, zeroed after). */
+#define VTR_PSEUDO_OFF 48
+
+#define PCAP_ASM(marker)                                                                          \
+	asm volatile("r1 = %[data]\n\tr2 = %[caplen]\n\tr3 = %[mem]\n\tr0 = %[m] ll\n\t%[verdict] = r0" \
+		     : [verdict] "=r"(verdict)                                                    \
+		     : [data] "r"(data), [caplen] "r"(caplen), [mem] "r"(mem), [m] "i"(marker)    \
+		     : "r0", "r1", "r2", "r3", "r4", "r5", "memory")
+
+static __always_inline __u64 pcap_run(const void *data, __u64 caplen, __u32 *mem, bool l2)
+{
+	__u64 verdict;
+
+	if (l2)
+		PCAP_ASM(VTR_PCAP_MARKER(VTR_PCAP_L2, VTR_DATA_MAX));
+	else
+		PCAP_ASM(VTR_PCAP_MARKER(VTR_PCAP_L3, VTR_DATA_MAX));
+	return verdict;
+}
+
+static __always_inline bool pcap_pseudo_ok(struct vtr_event *e, __u32 len)
+{
+	__u32 mem[18] = {};
+	const void *data = e->data + VTR_PSEUDO_OFF;
+	__u64 caplen = len, verdict;
+
+	mem[16] = len;
+	PCAP_ASM(VTR_PCAP_MARKER(VTR_PCAP_L2, VTR_DATA_MAX - VTR_PSEUDO_OFF));
+	__builtin_memset(e->data + VTR_PSEUDO_OFF, 0, VTR_DATA_MAX - VTR_PSEUDO_OFF);
+	return verdict != 0;
+}
+
+/* A route lookup as the first bytes of the packet it routes: Ethernet, IPv4, ports or
+ * ICMP type and code. */
+static __always_inline bool fib_pcap_ok(struct vtr_event *e, const struct flowi4 *flp)
+{
+	__u8 *p = e->data + VTR_PSEUDO_OFF;
+	__u8 proto = flp->__fl_common.flowic_proto;
+	__u32 saddr = flp->saddr, daddr = flp->daddr;
+
+	__builtin_memset(p, 0, VTR_DATA_MAX - VTR_PSEUDO_OFF);
+	p[12] = 0x08;
+	p[14] = 0x45;
+	p[17] = 28;
+	p[22] = 64;
+	p[23] = proto;
+	__builtin_memcpy(p + 26, &saddr, 4);
+	__builtin_memcpy(p + 30, &daddr, 4);
+	if (proto == 6 || proto == 17) {
+		__u16 sport = flp->uli.ports.sport, dport = flp->uli.ports.dport;
+
+		__builtin_memcpy(p + 34, &sport, 2);
+		__builtin_memcpy(p + 36, &dport, 2);
+	} else if (proto == 1) {
+		p[34] = flp->uli.icmpt.type;
+		p[35] = flp->uli.icmpt.code;
+	}
+	return pcap_pseudo_ok(e, 42);
+}
+
+/* A neighbour entry as the ARP request that resolves it. */
+static __always_inline bool neigh_pcap_ok(struct vtr_event *e, __u32 key)
+{
+	__u8 *p = e->data + VTR_PSEUDO_OFF;
+
+	__builtin_memset(p, 0, VTR_DATA_MAX - VTR_PSEUDO_OFF);
+	__builtin_memset(p, 0xff, 6);
+	p[12] = 0x08;
+	p[13] = 0x06;
+	p[15] = 1;
+	p[16] = 0x08;
+	p[18] = 6;
+	p[19] = 4;
+	p[21] = 1;
+	__builtin_memcpy(p + 38, &key, 4);
+	return pcap_pseudo_ok(e, 42);
+}
+
+/* Whether the copied packet matches the expression, judged on the bytes as this probe
+ * sees them: L2 copies by the Ethernet program, L3 copies by the network-layer one. */
+static __always_inline bool pcap_ok(const struct vtr_event *e, const struct sk_buff *skb)
+{
+	__u32 mem[18] = {};
+	__u16 start = e->data_kind == VTR_DATA_L2 ? skb->mac_header : skb->network_header;
+	__u32 caplen = e->data_kind == VTR_DATA_NONE ? 0 : e->data_len;
+
+	if (caplen > VTR_DATA_MAX)
+		caplen = VTR_DATA_MAX;
+	/* `len` is the packet's length from where the copy starts, as tcpdump there would see it. */
+	mem[16] = skb->len + (__u32)(skb->data - skb->head) - start;
+	mem[17] = e->protocol;
+	return pcap_run(e->data, caplen, mem, e->data_kind == VTR_DATA_L2) != 0;
+}
+
 /* Write one packet event; with check_host, discard it if the host filter rejects the
  * packet.  Returns 0 if an event was submitted. */
 static __always_inline int emit(const struct sk_buff *skb, const struct net_device *dev, __u32 netns,
@@ -190,7 +294,7 @@ static __always_inline int emit(const struct sk_buff *skb, const struct net_devi
 	e->arg = arg;
 	set_dev(e, dev);
 	copy_packet(e, skb, want_l2);
-	if (check_host && !packet_host_ok(e)) {
+	if (check_host && (!packet_host_ok(e) || !pcap_ok(e, skb))) {
 		bpf_ringbuf_discard(e, 0);
 		return -1;
 	}
@@ -341,6 +445,10 @@ int BPF_PROG(tp_fib, __u32 tb_id, const struct flowi4 *flp, const struct fib_nh_
 	f->oif = flp->__fl_common.flowic_oif;
 	f->proto = flp->__fl_common.flowic_proto;
 	f->pad[0] = f->pad[1] = f->pad[2] = 0;
+	if (!fib_pcap_ok(e, flp)) {
+		bpf_ringbuf_discard(e, 0);
+		return 0;
+	}
 	bpf_ringbuf_submit(e, 0);
 	return 0;
 }
@@ -375,6 +483,10 @@ static __always_inline int neigh_event(const struct neighbour *n, const struct n
 	nb->pad[0] = nb->pad[1] = 0;
 	if (lladdr)
 		bpf_probe_read_kernel(nb->lladdr, sizeof(nb->lladdr), lladdr);
+	if (!neigh_pcap_ok(e, key)) {
+		bpf_ringbuf_discard(e, 0);
+		return 0;
+	}
 	bpf_ringbuf_submit(e, 0);
 	return 0;
 }

@@ -12,14 +12,19 @@ import signal
 from . import kernel
 from .ksyms import KernelSymbols
 from .loader import POLL_BATCH, FilterConfig, Probes, ProbeError
+from .pcapfilter import FilterError, compile_filter
 from .record import Decoder
 from .kernel import SetupError
 
 
 def build_filters(interface: str | None = None, host: str | None = None,
-                  all_netns: bool = False, ipv6: bool = False) -> FilterConfig:
-    """Validate user filters; bad input raises SetupError with a one-line message."""
-    cfg = FilterConfig(netns=0 if all_netns else kernel.netns_inode(), skip_ipv6=not ipv6)
+                  all_netns: bool = False, ipv6: bool = False, expression=None) -> FilterConfig:
+    """Validate user filters; bad input raises SetupError with a one-line message.
+    `expression`: a pcap-filter expression (words or one string), evaluated in the kernel."""
+    pcap = pcap_expression(expression)
+    # IPv6 housekeeping is hidden by default; an expression says itself what it wants.
+    cfg = FilterConfig(netns=0 if all_netns else kernel.netns_inode(), skip_ipv6=not ipv6 and pcap is None,
+                       pcap=pcap)
     if interface is not None:
         try:
             cfg.ifindex = socket_ifindex(interface)
@@ -34,6 +39,14 @@ def build_filters(interface: str | None = None, host: str | None = None,
             raise SetupError(f"bad address {host!r}: give an IPv4 address such as 192.168.2.1") from None
         cfg.host = addr.packed
     return cfg
+
+
+def pcap_expression(expression):
+    """The compiled expression, or None; libpcap's complaint as a SetupError (one line)."""
+    try:
+        return compile_filter(expression)
+    except FilterError as exc:
+        raise SetupError(str(exc)) from None
 
 
 def socket_ifindex(name: str) -> int:

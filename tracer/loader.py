@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from . import libbpf
+from . import cbpf, libbpf
 from .libbpf import check_int, check_ptr
 from .record import CONFIG, EVENT_SIZE
 
@@ -108,6 +108,7 @@ class FilterConfig:
     ifindex: int = 0
     host: bytes = b"\0\0\0\0"
     skip_ipv6: bool = False
+    pcap: object = None  # a pcapfilter.PcapFilter, spliced into the programs (not in .rodata)
 
     def pack(self) -> bytes:
         return CONFIG.pack(self.netns, self.ifindex, self.host, int(self.skip_ipv6), b"\0\0\0")
@@ -212,11 +213,34 @@ class Probes:
                     enable = arity < fallbacks[name][1]
             check_int(self.lib.bpf_program__set_autoload(prog, enable), f"configuring {name}")
         self._set_config()
+        if self.config.pcap is not None:
+            self._splice_filter()
         ring = check_ptr(self.lib.bpf_object__find_map_by_name(self.obj, b"events"), "finding the ring buffer")
         check_int(self.lib.bpf_map__set_max_entries(ring, self.ring_bytes), "sizing the ring buffer")
         rc = self.lib.bpf_object__load(self.obj)
         if rc < 0:
             raise OSError(-rc, f"loading probes: {os.strerror(-rc)}")
+
+    def _splice_filter(self) -> None:
+        """The pcap-filter expression translated into every program that has its
+        placeholder (tracer/cbpf.py), between open and load: libpcap's L2 program where the
+        probes copy from the Ethernet header, its L3 program where they copy from the
+        network header (or the L2 one behind a virtual header, see tracer/pcapfilter.py)."""
+        flt = self.config.pcap
+        programs = {cbpf.KIND_L2: (flt.l2.insns, False),
+                    cbpf.KIND_L3: (flt.l3.insns, False) if flt.l3 is not None else (flt.l2.insns, True)}
+        for prog, name, _ in self._programs():
+            if not self.lib.bpf_program__autoload(prog):
+                continue
+            n = self.lib.bpf_program__insn_cnt(prog)
+            raw = ctypes.string_at(self.lib.bpf_program__insns(prog), n * 8)
+            try:
+                spliced = cbpf.splice(raw, programs)
+            except cbpf.TranslateError as exc:
+                raise ProbeError(f"filter {flt.expression!r}: {exc}") from None
+            if spliced is not None:
+                buf = ctypes.create_string_buffer(spliced, len(spliced))
+                check_int(self.lib.bpf_program__set_insns(prog, buf, len(spliced) // 8), f"filtering {name}")
 
     def _set_config(self) -> None:
         blob = self.config.pack()

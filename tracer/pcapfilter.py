@@ -119,7 +119,21 @@ class PcapFilter:
         return self.l2.matches(fake_ethernet(protocol) + data, None if wirelen is None else wirelen + ETH_HLEN)
 
     def matches_event(self, ev) -> bool:
-        return bool(ev.data) and self.matches(ev.data, ev.l2, ev.protocol, ev.len or None)
+        """A recorded event's packet copy, judged as the probe that copied it judged it."""
+        return bool(ev.data) and self.matches(ev.data, ev.l2, ev.protocol, wire_length(ev))
+
+
+# Where a device has already pulled the Ethernet header off skb->data (the peer's receive
+# side), skb->len no longer counts it, while the probes' `len` does.
+_PULLED = frozenset({"netif_rx", "receive", "func"})
+
+
+def wire_length(ev) -> int:
+    """`len` as the probes measure it (the bytes from where the copy starts), recovered from
+    a recorded event's skb->len: exact at a transmit and at L3 copies taken at the network
+    header; at a receive, the Ethernet header the device pulled is added back."""
+    extra = ETH_HLEN if ev.l2 and ev.kind in _PULLED and ev.where not in ("veth_xmit", "loopback_xmit") else 0
+    return max(ev.len + extra, len(ev.data))
 
 
 def compile_filter(expression: str | list[str] | None) -> PcapFilter | None:

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 
 from . import kernel, recording
 from .correlate import Correlator
+from .events import PACKET_KINDS
 from .live import LiveSource
 
 
@@ -40,8 +41,10 @@ def collector_paused():
             gc.enable()
 
 
-def replay(path: str) -> tuple[recording.Recording, Correlator]:
-    """Read a recording and correlate it: what `vethtrace show` does before printing."""
+def replay(path: str, pcap=None) -> tuple[recording.Recording, Correlator]:
+    """Read a recording and correlate it: what `vethtrace show` does before printing.
+    With `pcap` (a pcapfilter.PcapFilter), only the conversations that have a matching
+    packet are kept (`matching`), and correlated again on their own."""
     with collector_paused():
         reader = recording.Reader(path)
         corr = Correlator(reader.context)
@@ -49,7 +52,25 @@ def replay(path: str) -> tuple[recording.Recording, Correlator]:
         for chunk in reader.chunks():  # correlated while the rest is parsed (Reader)
             events += chunk
             corr.feed(chunk)
+        if pcap is not None:
+            events = matching(corr, events, pcap)
+            corr = Correlator(reader.context)
+            corr.feed(events)
     return recording.Recording(reader.header, events, reader.lost), corr
+
+
+def matching(corr: Correlator, events: list, pcap) -> list:
+    """The events of every conversation (or lone journey) with a packet the expression
+    matches, as the probes would judge it (pcapfilter.PcapFilter.matches_event): a packet
+    is kept with the packets that answer it (reply, ARP exchange, ICMP error).  Route and
+    neighbour events are kept with them: they only explain the packets kept."""
+    keep: set[int] = set()
+    for group in [c.journeys for c in corr.conversations] + [[j] for j in corr.journeys if j.conversation is None]:
+        if any(pcap.matches_event(ev) for j in group for ev in j.events):
+            keep.update(id(ev) for j in group for ev in j.events)
+    if not keep:
+        return []
+    return [ev for ev in events if id(ev) in keep or ev.kind not in PACKET_KINDS]
 
 
 class ReplaySource:
@@ -57,10 +78,14 @@ class ReplaySource:
 
     live = False
 
-    def __init__(self, path: str, batch: int | None = None):
+    def __init__(self, path: str, batch: int | None = None, pcap=None):
         self.path = path
         with collector_paused():
             self.rec = recording.read(path)
+            if pcap is not None:
+                corr = Correlator(self.rec.context)
+                corr.feed(self.rec.events)
+                self.rec.events = matching(corr, self.rec.events, pcap)
         self.batch = batch or len(self.rec.events) or 1
         self._pos = 0
         self.mechanism = self.rec.header.get("mechanism", "recording")

@@ -12,7 +12,7 @@ from ..tracer.kernel import SetupError
 from ..tracer.lab import LabError
 from ..tracer.recording import RecordingError
 from . import demo, doctor, export, lab, ping, record, render, schema, show, trace, tui
-from .common import self_name
+from .common import self_name, split_command
 
 SUBCOMMANDS = (ping, record, trace, show, lab, demo, render, export, schema, tui, doctor)
 COMMANDS = {m.NAME: m.run for m in SUBCOMMANDS}
@@ -55,12 +55,12 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["ping"]:
         argv = ping.split_argv(argv)
-    tui_command: list[str] = []
-    if argv[:1] == ["tui"]:
-        argv, tui_command = tui.split_argv(argv)
+    command: list[str] = []
+    if argv[:1] in (["tui"], ["record"]):
+        argv, command = split_command(argv)
     args = parser().parse_args(argv)
-    if args.cmd == "tui":
-        args.command = tui_command
+    if args.cmd in ("tui", "record"):
+        args.command = command
     try:
         return COMMANDS[args.cmd](args)
     except (SetupError, RecordingError, LabError) as exc:

@@ -13,6 +13,32 @@ from ..tracer.kernel import SetupError
 SETTLE_S = 0.03  # after a command prints a line, the events that explain it are already queued; drain once more
 
 
+EXPRESSION_HELP = ("a pcap-filter expression, as tcpdump takes it (e.g. icmp and host 192.168.2.1; several "
+                   "words are joined): evaluated in the kernel on each new packet; a packet that matched is "
+                   "followed to its end")
+REPLAY_EXPRESSION_HELP = ("a pcap-filter expression, as tcpdump takes it: keep the conversations that have a "
+                          "matching packet (with the packets that answer it)")
+
+
+def expression_arg(p: argparse.ArgumentParser, help: str = EXPRESSION_HELP) -> None:
+    p.add_argument("expression", nargs="*", metavar="EXPRESSION", help=help)
+
+
+def split_command(argv: list[str]) -> tuple[list[str], list[str]]:
+    """`... [EXPRESSION] -- COMMAND`: argparse would take COMMAND's words for the
+    expression (or a file), so the command is cut off at the first `--` first."""
+    if "--" in argv:
+        cut = argv.index("--")
+        return argv[:cut], argv[cut + 1:]
+    return argv, []
+
+
+def replay_filter(args):
+    """The compiled EXPRESSION of a replaying command, or None (bad ones: SetupError)."""
+    from ..tracer.live import pcap_expression
+    return pcap_expression(args.expression)
+
+
 def filter_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("filters (applied in the kernel)")
     g.add_argument("-i", "--interface", help="only packets on this interface")

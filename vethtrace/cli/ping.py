@@ -18,7 +18,7 @@ from .common import SETTLE_S, draw
 
 NAME = "ping"
 OWN_FLAGS = ("--events", "--ipv6", "-h", "--help")
-OWN_VALUES = ("--record", "--svg", "--buffer-mb")
+OWN_VALUES = ("--record", "--svg", "--buffer-mb", "--filter")
 
 
 def add_parser(sub) -> None:
@@ -30,6 +30,8 @@ def add_parser(sub) -> None:
     p.add_argument("--ipv6", action="store_true", help="include IPv6 packets")
     p.add_argument("--svg", metavar="FILE", help="also draw the packets' paths (.svg, .png or .dot)")
     p.add_argument("--buffer-mb", type=int, default=32, metavar="MB", help="kernel ring buffer size (default 32 MB)")
+    p.add_argument("--filter", metavar="EXPRESSION", help="a pcap-filter expression (also: vethtrace ping "
+                   "EXPRESSION -- PING_ARGS): only packets it matches are traced, each followed to its end")
     p.add_argument("ping_args", nargs=argparse.REMAINDER, metavar="PING_ARGS", help="arguments for ping, unchanged")
 
 
@@ -50,6 +52,12 @@ def split_argv(argv: list[str]) -> list[str]:
             break
         i += 1
     rest = argv[i:]
+    # `vethtrace ping icmp and host X -- -c 1 X`: tcpdump's words before `--`.  An expression
+    # never starts with '-', so `vethtrace ping -c 1 -- X` still hands everything to ping.
+    if "--" in rest and rest[0] != "--" and not rest[0].startswith("-"):
+        cut = rest.index("--")
+        own += ["--filter", " ".join(rest[:cut])]
+        rest = rest[cut:]
     return ["ping", *own, *(["--", *rest] if rest else [])]
 
 
@@ -60,7 +68,7 @@ def run(args) -> int:
     if shutil.which("ping") is None:
         raise SetupError("ping is not installed: apt-get install iputils-ping")
     style = Style()
-    with LiveSource(build_filters(ipv6=args.ipv6), ring_mb=args.buffer_mb) as src:
+    with LiveSource(build_filters(ipv6=args.ipv6, expression=args.filter), ring_mb=args.buffer_mb) as src:
         corr = Correlator(kernel.context())
         kept = [] if (args.record or args.events) else None
         view = PingView(corr, style)

@@ -9,7 +9,7 @@ import time
 from ..tracer import kernel, recording, runner
 from ..tracer.kernel import SetupError
 from ..tracer.live import LiveSource, build_filters
-from .common import SETTLE_S, StopSignals, filter_args
+from .common import EXPRESSION_HELP, SETTLE_S, StopSignals, expression_arg, filter_args
 
 NAME = "record"
 
@@ -19,12 +19,13 @@ def add_parser(sub) -> None:
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="recording to write ('-' for stdout)")
     p.add_argument("-d", "--duration", type=float, metavar="SECONDS", help="stop after this long")
     filter_args(p)
-    p.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND", help="command to run while recording")
+    expression_arg(p, EXPRESSION_HELP + "; a command to run goes after --")
+    p.usage = "%(prog)s -o FILE [options] [EXPRESSION ...] [-- COMMAND ...]"
 
 
 def run(args) -> int:
-    command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    filters = build_filters(args.interface, args.host, args.all_netns, args.ipv6)
+    command = args.command
+    filters = build_filters(args.interface, args.host, args.all_netns, args.ipv6, args.expression)
     to_stdout = args.output == "-"
     proc = None
     status = 0

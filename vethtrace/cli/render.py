@@ -5,7 +5,7 @@ import sys
 
 from ..tracer.kernel import SetupError
 from ..tracer.sources import replay
-from .common import draw
+from .common import REPLAY_EXPRESSION_HELP, draw, expression_arg, replay_filter
 
 NAME = "render"
 
@@ -13,6 +13,7 @@ NAME = "render"
 def add_parser(sub) -> None:
     p = sub.add_parser("render", help="draw a recording as a diagram (.svg, .png, .pdf or .dot)")
     p.add_argument("file", help="recording made by `vethtrace record` or `vethtrace ping --record`")
+    expression_arg(p, REPLAY_EXPRESSION_HELP + "; conversation ids are those `show FILE EXPRESSION` lists")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="out.svg, out.png, out.pdf or out.dot")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--conversation", type=int, metavar="ID", help="one conversation (IDs as `vethtrace show` lists them)")
@@ -20,7 +21,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    rec, corr = replay(args.file)
+    rec, corr = replay(args.file, replay_filter(args))
     name = " ".join(rec.header.get("command") or []) or args.file
     if args.conversation is not None:
         conv = next((c for c in corr.conversations if c.id == args.conversation), None)

@@ -7,6 +7,7 @@ from ..tracer import recording
 from ..tracer.correlate import device_crossings
 from ..tracer.sources import replay
 from ..ui.text import Style, conversation_lines, event_lines, summary_lines
+from .common import REPLAY_EXPRESSION_HELP, expression_arg, replay_filter
 
 NAME = "show"
 
@@ -14,6 +15,7 @@ NAME = "show"
 def add_parser(sub) -> None:
     p = sub.add_parser("show", help="replay a recording: conversations, paths and verdicts")
     p.add_argument("file", help="recording made by `vethtrace record` ('-' for stdin)")
+    expression_arg(p, REPLAY_EXPRESSION_HELP + "; conversation ids are those of the filtered view")
     p.add_argument("--events", action="store_true", help="list the events too")
     p.add_argument("--devices", action="store_true", help="list what crossed each device, as tcpdump on it would show")
     p.add_argument("--json", action="store_true", help="print each event as a JSON object (for jq), with the ids of "
@@ -21,7 +23,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    rec, corr = replay(args.file)
+    rec, corr = replay(args.file, replay_filter(args))
     if args.json:
         return _show_json(rec, corr)
     style = Style()

@@ -8,7 +8,7 @@ from ..tracer import kernel, recording
 from ..tracer.correlate import Correlator
 from ..tracer.live import LiveSource, build_filters
 from ..ui.text import Style, journey_lines, summary_lines
-from .common import StopSignals, filter_args
+from .common import StopSignals, expression_arg, filter_args
 
 NAME = "trace"
 GRACE_NS = 200_000_000  # a clone (raw-socket copy) follows its original within this
@@ -20,10 +20,11 @@ def add_parser(sub) -> None:
     p.add_argument("-d", "--duration", type=float, metavar="SECONDS", help="stop after this long")
     p.add_argument("--json", action="store_true", help="print events as JSON lines instead")
     filter_args(p)
+    expression_arg(p)
 
 
 def run(args) -> int:
-    filters = build_filters(args.interface, args.host, args.all_netns, args.ipv6)
+    filters = build_filters(args.interface, args.host, args.all_netns, args.ipv6, args.expression)
     style = Style()
     with LiveSource(filters, ring_mb=args.buffer_mb) as src:
         corr = Correlator(kernel.context(), keep=KEEP_LIVE)
