@@ -263,6 +263,134 @@ static __always_inline bool neigh_pcap_ok(struct vtr_event *e, __u32 key)
 	return pcap_pseudo_ok(e, 42);
 }
 
+/* Conversations with a packet that matched the expression, so the packets that answer it
+ * are kept too (a reply, a RST, an ICMP error quoting it): IPv4 addresses and ports (or
+ * ICMP echo id and sequence) in an order that does not depend on the direction. */
+struct vtr_flow {
+	__u32 a, b;
+	__u16 pa, pb;
+	__u8 proto;
+	__u8 pad[3];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, struct vtr_flow);
+	__type(value, __u8);
+} matched SEC(".maps");
+
+static __always_inline __u16 load16(const __u8 *p)
+{
+	__u16 v;
+
+	__builtin_memcpy(&v, p, 2);
+	return v;
+}
+
+static __always_inline __u32 load32(const __u8 *p)
+{
+	__u32 v;
+
+	__builtin_memcpy(&v, p, 4);
+	return v;
+}
+
+/* The flow of the IPv4 header at d + l3; false when the copy is too short or the packet is
+ * not TCP, UDP or ICMP echo.  Each offset is compared with the copy's size itself, so the
+ * verifier sees every read inside the 96 copied bytes. */
+static __always_inline bool flow_at(const __u8 *d, __u32 caplen, __u64 l3, struct vtr_flow *f)
+{
+	__u64 l4;
+	__u32 sa, da;
+	__u16 ps, pd;
+	__u8 proto;
+
+	if (l3 + 20 > caplen)
+		return false;
+	barrier_var(l3);
+	if (l3 > VTR_DATA_MAX - 20 || (d[l3] >> 4) != 4)
+		return false;
+	l4 = l3 + ((d[l3] & 0xf) << 2);
+	if (l4 + 8 > caplen)
+		return false;
+	barrier_var(l4);
+	if (l4 > VTR_DATA_MAX - 8)
+		return false;
+	proto = d[l3 + 9];
+	sa = load32(d + l3 + 12);
+	da = load32(d + l3 + 16);
+	f->pad[0] = f->pad[1] = f->pad[2] = 0;
+	f->proto = proto;
+	if (proto == 1 && (d[l4] == 0 || d[l4] == 8)) {
+		/* echo request and reply carry the same id and sequence both ways */
+		f->a = sa < da ? sa : da;
+		f->b = sa < da ? da : sa;
+		f->pa = load16(d + l4 + 4);
+		f->pb = load16(d + l4 + 6);
+		return true;
+	}
+	if (proto != 6 && proto != 17)
+		return false;
+	ps = load16(d + l4);
+	pd = load16(d + l4 + 2);
+	if (sa < da || (sa == da && ps <= pd)) {
+		f->a = sa, f->b = da, f->pa = ps, f->pb = pd;
+	} else {
+		f->a = da, f->b = sa, f->pa = pd, f->pb = ps;
+	}
+	return true;
+}
+
+static __always_inline bool packet_flow(const struct vtr_event *e, struct vtr_flow *f, bool *error)
+{
+	__u64 l3 = e->data_kind == VTR_DATA_L2 ? ETH_HLEN : 0, l4;
+	__u32 caplen = e->data_len > VTR_DATA_MAX ? VTR_DATA_MAX : e->data_len;
+	const __u8 *d = e->data;
+	__u8 type;
+
+	*error = false;
+	if (e->data_kind == VTR_DATA_NONE || e->protocol != ETH_P_IP)
+		return false;
+	if (flow_at(d, caplen, l3, f))
+		return true;
+	/* An ICMP error (unreachable, time exceeded, parameter problem) names the flow of the
+	 * packet it quotes, after its own 8 bytes. */
+	if (l3 + 20 > caplen || d[l3 + 9] != 1)
+		return false;
+	l4 = l3 + ((d[l3] & 0xf) << 2);
+	if (l4 + 8 > caplen)
+		return false;
+	barrier_var(l4);
+	if (l4 > VTR_DATA_MAX - 8)
+		return false;
+	type = d[l4];
+	if (type != 3 && type != 11 && type != 12)
+		return false;
+	*error = true;
+	return flow_at(d, caplen, l4 + 8, f);
+}
+
+/* The expression's verdict with the answers rule: a packet that matches opens (or keeps)
+ * its flow; one that does not is kept if it belongs to a flow that matched.  Without an
+ * expression the placeholder returns itself, and nothing is remembered. */
+static __always_inline bool pcap_keep(const struct vtr_event *e, __u64 verdict)
+{
+	struct vtr_flow f;
+	__u8 one = 1;
+	bool error;
+
+	if (verdict == VTR_PCAP_MARKER(VTR_PCAP_L2, VTR_DATA_MAX) || verdict == VTR_PCAP_MARKER(VTR_PCAP_L3, VTR_DATA_MAX))
+		return true;
+	if (!packet_flow(e, &f, &error))
+		return verdict != 0;
+	if (verdict && !error) {
+		bpf_map_update_elem(&matched, &f, &one, BPF_ANY);
+		return true;
+	}
+	return verdict || bpf_map_lookup_elem(&matched, &f) != NULL;
+}
+
 /* Whether the copied packet matches the expression, judged on the bytes as this probe
  * sees them: L2 copies by the Ethernet program, L3 copies by the network-layer one. */
 static __always_inline bool pcap_ok(const struct vtr_event *e, const struct sk_buff *skb)
@@ -276,7 +404,7 @@ static __always_inline bool pcap_ok(const struct vtr_event *e, const struct sk_b
 	/* `len` is the packet's length from where the copy starts, as tcpdump there would see it. */
 	mem[16] = skb->len + (__u32)(skb->data - skb->head) - start;
 	mem[17] = e->protocol;
-	return pcap_run(e->data, caplen, mem, e->data_kind == VTR_DATA_L2) != 0;
+	return pcap_keep(e, pcap_run(e->data, caplen, mem, e->data_kind == VTR_DATA_L2));
 }
 
 /* Write one packet event; with check_host, discard it if the host filter rejects the
