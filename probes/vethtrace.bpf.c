@@ -422,7 +422,10 @@ static __always_inline int emit(const struct sk_buff *skb, const struct net_devi
 	e->arg = arg;
 	set_dev(e, dev);
 	copy_packet(e, skb, want_l2);
-	if (check_host && (!packet_host_ok(e) || !pcap_ok(e, skb))) {
+	/* The expression judges every copy, also the free of an skb reported before: its
+	 * address may carry another packet by now (TCP frees some skbs where no tracepoint
+	 * fires).  A matched packet still matches, or belongs to a flow that matched. */
+	if ((check_host && !packet_host_ok(e)) || !pcap_ok(e, skb)) {
 		bpf_ringbuf_discard(e, 0);
 		return -1;
 	}
