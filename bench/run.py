@@ -661,10 +661,14 @@ def read_footer(path: str) -> dict | None:
     return d if d.get("footer") else None
 
 
-def traced_by_record(built, n: int, tmpdir: str) -> dict:
+# A pcap-filter expression the flood never matches: what evaluating it in the kernel costs.
+NO_MATCH = ["tcp", "port", "9"]
+
+
+def traced_by_record(built, n: int, tmpdir: str, words: list[str] = ()) -> dict:
     path = os.path.join(tmpdir, "traced.jsonl")
     t_start = time.monotonic()
-    p = spawn(built.exec_cmd([vethtrace_bin(), "record", "-o", path]),
+    p = spawn(built.exec_cmd([vethtrace_bin(), "record", "-o", path, *words]),
               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         err = LineReader(p.stderr)
@@ -687,7 +691,8 @@ def traced_by_record(built, n: int, tmpdir: str) -> dict:
         if not m:
             raise RuntimeError(f"vethtrace record printed no summary: {err.text()[-400:]}")
         res["events"], res["lost"] = int(m.group(1)), int(m.group(2))
-        res["recorder_events_per_s"] = round(res["events"] / (res["ping_time_s"] + backlog)) if backlog > 0 else None
+        res["recorder_events_per_s"] = (round(res["events"] / (res["ping_time_s"] + backlog))
+                                        if backlog > 0 and res["events"] else None)
         foot = read_footer(path)
         res["footer"] = foot
         with open(path, "rb") as f:
@@ -745,6 +750,7 @@ def part_ping(cfg: dict, tmpdir: str, report) -> dict:
     modes = {
         "untraced": lambda b: run_ping(b, n),
         "vethtrace_record": lambda b: traced_by_record(b, n, tmpdir),
+        "vethtrace_record_nomatch": lambda b: traced_by_record(b, n, tmpdir, NO_MATCH),
         "vethtrace_ping": lambda b: traced_by_vethtrace_ping(b, n),
         "bpftrace_count": lambda b: traced_by_bpftrace(b, n, script),
     }
@@ -759,7 +765,7 @@ def part_ping(cfg: dict, tmpdir: str, report) -> dict:
                 r["other_tracing_programs"] = others
                 extra = f", {r['events']} events, {r['lost']} lost" if "events" in r else ""
                 report(f"  round {i + 1}/{cfg['ping_reps']} {k}: {r['pps']} packets/s{extra}")
-    out: dict = {"n": n, "command": " ".join(ping_argv(n))}
+    out: dict = {"n": n, "command": " ".join(ping_argv(n)), "no_match_expression": " ".join(NO_MATCH)}
     busy = [r["other_tracing_programs"] for rs in runs.values() for r in rs if r.get("other_tracing_programs")]
     if busy:
         out["warning"] = (f"{len(busy)} of {sum(map(len, runs.values()))} ping runs started with other BPF tracing "
@@ -907,7 +913,10 @@ def print_report(res: dict) -> None:
         p()
         p(f"3. `{g['command']}` packets/s, median of {res['sizes']['ping_reps']} (ping's own 'time')")
         for k, label in (("untraced", "untraced"), ("vethtrace_record", "vethtrace record -o FILE"),
+                         ("vethtrace_record_nomatch", f"  ... {g.get('no_match_expression', '')!r}"),
                          ("vethtrace_ping", "vethtrace ping -f ..."), ("bpftrace_count", "bpftrace count map")):
+            if k not in g:
+                continue
             d = g[k]
             line = f"   {label:<28} {d['pps_median']:>9,} pkts/s  x{d['ratio_vs_untraced']:.3f} of untraced"
             if k != "untraced":
