@@ -99,6 +99,10 @@ class Event:
         return " ".join(parts)
 
 
+# What the kernel's fields can hold (bpf_ktime_get_ns; u32 len; u16 ethertype): a row
+# outside these ranges is damaged, and would break the pcapng export's fixed-width fields.
+TS_MAX, U32, U16 = (1 << 62) - 1, (1 << 32) - 1, (1 << 16) - 1
+
 FIB_TYPES = {"src": str, "dst": str, "iif": int, "oif": int, "proto": int}
 NEIGH_TYPES = {"addr": str, "lladdr": str}
 
@@ -165,6 +169,8 @@ class RowDecoder:
                         or type(arg) is not int or type(arg2) is not int or type(l2) is not bool
                         or kind not in KIND_IDS):
                     raise TypeError("a field has the wrong type or the kind is unknown")
+                if not (0 <= ts <= TS_MAX and 0 <= length <= U32 and 0 <= protocol <= U16):
+                    raise ValueError("ts, len or protocol is out of range")
                 if fib is not None:
                     if not valid_fib(fib):
                         raise TypeError("malformed fib")

@@ -8,7 +8,7 @@ newer ones with a message saying to upgrade.
 """
 from __future__ import annotations
 
-from .events import FIELDS, KINDS
+from .events import FIELDS, KINDS, TS_MAX, U16, U32
 from .recording import FORMAT, VERSION
 
 _INT = {"type": "integer"}
@@ -36,7 +36,7 @@ SCHEMA = {
                 "created": {"type": "string", "description": "local time the recording started"},
                 "kernel": {"type": "string", "description": "uname -r of the traced machine"},
                 "mechanism": {"type": "string", "description": "probe mechanism: tp_btf or fentry + tp_btf"},
-                "wall_offset_ns": {"type": "integer", "description": "add to an event's ts to get Unix time in ns"},
+                "wall_offset_ns": {"type": "integer", "minimum": 0, "maximum": TS_MAX, "description": "add to an event's ts to get Unix time in ns"},
                 "command": {"type": "array", "items": _STR, "description": "the command traced, if any"},
                 "fields": {"const": list(FIELDS), "description": "format 2: the columns of an event row"},
                 "context": {
@@ -46,7 +46,7 @@ SCHEMA = {
                         "netns": {"type": "integer", "description": "namespace inode"},
                         "name": {"type": "string", "description": "ip netns name, if any"},
                         "interfaces": {"type": "array", "items": {
-                            "type": "object",
+                            "type": "object", "required": ["name"],
                             "properties": {"ifindex": _INT, "name": _STR, "kind": _STR,
                                            "peer": {"type": ["string", "null"]}, "up": {"type": "boolean"},
                                            "addrs": {"type": "array", "items": _STR}}}},
@@ -60,7 +60,7 @@ SCHEMA = {
             "type": "object",
             "required": ["ts", "kind"],
             "properties": {
-                "ts": {"type": "integer", "description": "CLOCK_MONOTONIC, ns (bpf_ktime_get_ns)"},
+                "ts": {"type": "integer", "minimum": 0, "maximum": TS_MAX, "description": "CLOCK_MONOTONIC, ns (bpf_ktime_get_ns)"},
                 "kind": {"enum": sorted(KINDS.values()), "description":
                          "xmit: a device is asked to transmit; netif_rx: a device hands the packet to the "
                          "stack; receive: the stack takes it in; kfree: dropped; consume: freed after "
@@ -69,7 +69,8 @@ SCHEMA = {
                 "cpu": _INT, "netns": _INT, "ifindex": _INT, "dev": _STR,
                 "skb": {**_HEX, "description": "sk_buff address (reused after free)"},
                 "head": {**_HEX, "description": "skb->head (shared by clones)"},
-                "len": _INT, "protocol": {**_INT, "description": "ethertype"},
+                "len": {**_INT, "minimum": 0, "maximum": U32},
+                "protocol": {**_INT, "minimum": 0, "maximum": U16, "description": "ethertype"},
                 "pid": _INT, "comm": _STR,
                 "where": {**_STR, "description": "kernel function: free site, transmit function or probe"},
                 "reason": {**_STR, "description": "drop reason name (kfree)"},

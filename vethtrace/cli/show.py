@@ -5,8 +5,8 @@ import sys
 
 from ..tracer import recording
 from ..tracer.correlate import device_crossings
-from ..tracer.sources import replay
 from ..ui.text import Style, conversation_lines, event_lines, summary_lines
+from .common import replayed
 
 NAME = "show"
 
@@ -21,7 +21,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    rec, corr = replay(args.file)
+    rec, corr = replayed(args.file)
     if args.json:
         return _show_json(rec, corr)
     style = Style()
