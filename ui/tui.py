@@ -32,7 +32,7 @@ from textual.widgets import Footer, Input, Label, Log, Static
 from rich.table import Table
 from rich.text import Text
 
-from vethtrace.tracer import recording
+from vethtrace.tracer import recording, runner
 from vethtrace.tracer.correlate import Conversation, Correlator
 from vethtrace.tracer.events import PACKET_KINDS
 from vethtrace.tracer.verdict import ANSWERED, CONSUMED, DELIVERED, DROPPED, IN_FLIGHT
@@ -316,8 +316,8 @@ class CommandRunner:
     def start(self) -> None:
         master, slave = pty.openpty()
         try:
-            self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=slave, stderr=slave,
-                                         start_new_session=True)
+            self.proc = runner.start(self.argv, stdin=subprocess.DEVNULL, stdout=slave, stderr=slave,
+                                     start_new_session=True)  # dies with vethtrace (PR_SET_PDEATHSIG)
         except OSError as exc:
             self.error = f"cannot run {self.argv[0]}: {exc.strerror}"
             os.close(master)
@@ -941,7 +941,7 @@ class VethtraceApp(App):
         label = self._w(wid, Label)
         if self._status_text.get(wid) != text:
             self._status_text[wid] = text
-            label.update(text)
+            label.update(Text(text))  # plain text: names from a recording are not markup
         return label
 
     def _update_status(self) -> None:
