@@ -87,6 +87,14 @@ def self_command() -> list[str]:
     return [sys.executable, "-I", "-m", "vethtrace"]
 
 
+def child_command() -> list[str]:
+    """self_command() for a child vethtrace runs itself (the demo's `vethtrace ping`):
+    always through this interpreter in isolated mode, so neither the working directory nor
+    an empty PYTHONPATH entry (which means the working directory) is ever imported from."""
+    cmd = self_command()
+    return cmd if cmd[0] == sys.executable else [sys.executable, "-I", *cmd]
+
+
 def self_name() -> str:
     """self_command() as one string for printed examples."""
     return " ".join(self_command())
