@@ -101,13 +101,14 @@ def _mutate_json(rng: random.Random, lines: list[bytes]) -> tuple[list[bytes], s
 
 def mutate(rng: random.Random, data: bytes) -> tuple[bytes, str]:
     lines = data.splitlines(keepends=True)
-    how = rng.randrange(8)
-    if how <= 2:
+    how = rng.randrange(10)
+    if how <= 4:  # JSON-aware: up to six hostile values in one file
         out, what = _mutate_json(rng, lines)
-        if rng.random() < 0.3:
+        for _ in range(rng.randrange(6)):
             out, more = _mutate_json(rng, out)
             what += "; " + more
         return b"".join(out), what
+    how -= 2
     if how == 3:
         cut = rng.randrange(len(data))
         return data[:cut], f"cut at byte {cut}"
