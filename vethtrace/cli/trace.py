@@ -8,7 +8,7 @@ from ..tracer import kernel, recording
 from ..tracer.correlate import Correlator
 from ..tracer.live import LiveSource, build_filters
 from ..ui.text import Style, journey_lines, summary_lines
-from .common import StopSignals, filter_args
+from .common import ConversationCount, StopSignals, count_arg, duration_arg, filter_args
 
 NAME = "trace"
 GRACE_NS = 200_000_000  # a clone (raw-socket copy) follows its original within this
@@ -17,7 +17,8 @@ KEEP_LIVE = 20_000  # journeys kept in memory by long-running live commands
 
 def add_parser(sub) -> None:
     p = sub.add_parser("trace", help="print each packet's path live as its journey ends (Ctrl-C stops)")
-    p.add_argument("-d", "--duration", type=float, metavar="SECONDS", help="stop after this long")
+    duration_arg(p)
+    count_arg(p)
     p.add_argument("--json", action="store_true", help="print events as JSON lines instead")
     filter_args(p)
 
@@ -41,6 +42,7 @@ def run(args) -> int:
 
         print(f"vethtrace: tracing ({src.mechanism}); Ctrl-C stops", file=sys.stderr)
         deadline = time.monotonic() + args.duration if args.duration else None
+        counted = ConversationCount(args.count)
         with StopSignals() as stop:
             while not stop.requested and (deadline is None or time.monotonic() < deadline):
                 events = src.poll(100)
@@ -48,6 +50,8 @@ def run(args) -> int:
                     recording.write_lines(sys.stdout.buffer, events, rows=False)
                 corr.feed(events)
                 flush()
+                if counted.reached(corr, time.monotonic_ns()):
+                    break
         if not args.json:
             flush(everything=True)
             print("\n".join(summary_lines(corr, style, src.lost())))
