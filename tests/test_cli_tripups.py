@@ -124,3 +124,50 @@ def test_trace_count_stops_after_count_conversations():
     assert still_pinging, "trace -c 2 should stop long before 20 pings (6 s) are done"
     out = tracer.stdout.read()
     assert "ARP" in out and "ICMP echo" in out
+
+
+def _json_validator():
+    import json as _json
+
+    import jsonschema
+    schema = _json.loads(vt("schema").stdout)
+    return jsonschema.Draft202012Validator({**schema, "oneOf": [{"$ref": "#/$defs/json_event"}]})
+
+
+def test_show_json_objects_have_stable_keys_and_follow_the_schema():
+    import json as _json
+    r = vt("show", "--json", str(TRACES / "exp2.jsonl"))
+    objs = [_json.loads(line) for line in r.stdout.splitlines()]
+    assert objs and len({tuple(o) for o in objs}) == 1  # the same keys, in the same order, on every line
+    v = _json_validator()
+    for o in objs:
+        errors = list(v.iter_errors(o))
+        assert not errors, errors[0].message
+    assert all(o["wall_ns"] > 1_600_000_000 * 10**9 for o in objs)  # Unix time, not monotonic
+
+
+@pytest.mark.live
+@needs_root
+def test_trace_json_prints_the_objects_show_json_prints():
+    import json as _json
+    with labmod.lab("two-ips-fixed", name=f"{labmod.PREFIX}t{os.getpid()}-json") as built:
+        tracer = subprocess.Popen(built.exec_cmd([sys.executable, "-m", "vethtrace", "trace", "--json", "-d", "4"]),
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+        try:
+            assert "tracing" in tracer.stderr.readline()
+            subprocess.run(built.exec_cmd(["ping", "-c", "2", "-i", "0.2", "-I", "veth0", "192.168.2.1"]),
+                           stdout=subprocess.DEVNULL, check=True, timeout=20)
+            out, _ = tracer.communicate(timeout=30)
+        finally:
+            if tracer.poll() is None:
+                tracer.kill()
+                tracer.wait()
+    objs = [_json.loads(line) for line in out.splitlines()]
+    v = _json_validator()
+    for o in objs:
+        assert not list(v.iter_errors(o)), o
+    echo = [o for o in objs if o["summary"].startswith("ICMP echo")]
+    assert len({o["conversation"] for o in echo}) == 2 and None not in {o["journey"] for o in echo}
+    keys = {tuple(o) for o in objs}
+    show_keys = {tuple(_json.loads(vt("show", "--json", str(TRACES / "exp2.jsonl")).stdout.splitlines()[0]))}
+    assert keys == show_keys
