@@ -38,7 +38,7 @@ from functools import partial
 from itertools import islice
 
 from . import safefile, untrusted
-from .events import FIELDS, TS_MAX, Event, RowDecoder, object_row
+from .events import FIELDS, Event, RowDecoder, object_row
 
 FORMAT = "recording"
 VERSION = 2
@@ -47,6 +47,9 @@ CHUNK = 8192  # lines parsed per batch: bounded memory on top of the events them
 # 1 KiB).  A longer line is refused, so a crafted file cannot make one line take gigabytes.
 MAX_HEADER = 1 << 20
 MAX_LINE = 16 << 10
+# the header's wall_offset_ns: Unix time minus CLOCK_MONOTONIC; with an event's ts (< 2**63)
+# it must fit pcapng's 64-bit timestamps
+WALL_OFFSET_MAX = (1 << 62) - 1
 CHUNK_BYTES = 8 << 20  # a chunk bigger than this is parsed line by line, failing at the first bad one
 
 
@@ -442,7 +445,7 @@ def _header_problem(head: dict) -> str:
         if not isinstance(head.get(key, ""), str):
             return f"{key} is not a string"
     offset = head.get("wall_offset_ns", 0)
-    if type(offset) is not int or not 0 <= offset <= TS_MAX:
+    if type(offset) is not int or not 0 <= offset <= WALL_OFFSET_MAX:
         return "wall_offset_ns is not a time in ns since 1970"
     ctx = head.get("context")
     if not isinstance(ctx, dict):
