@@ -19,9 +19,11 @@ from conftest import TRACES
 from vethtrace.tracer import recording
 from vethtrace.tracer.events import Event
 from vethtrace.tracer.sources import ReplaySource
+from vethtrace.tracer import feed
 from vethtrace.ui import tui
-from vethtrace.ui.tui import EXPORT_MISSING, Filter, FilterError, HelpScreen, SaveScreen, build_app
-from vethtrace.ui.widgets import ConversationList, Row
+from vethtrace.ui.tui import EXPORT_MISSING, Filter, FilterError, HelpScreen, SaveScreen, build_app, schedule
+from vethtrace.ui.tui.rows import Row
+from vethtrace.ui.tui.widgets import ConversationList
 
 SIZE = (120, 40)
 
@@ -331,38 +333,63 @@ async def test_save_recording(tmp_path):
 
 
 @pytest.mark.asyncio
-async def test_export_svg_without_and_with_diagram_module(monkeypatch, tmp_path):
-    monkeypatch.setitem(sys.modules, "ui.diagram", None)  # as before `vethtrace render` exists
+async def test_export_asks_where_and_writes_only_there(monkeypatch, tmp_path):
+    """`e` asks for the path as `s` does (nothing lands in the working directory unasked),
+    Escape writes nothing, Enter writes where it was told."""
+    calls = []
+
+    def render_conversation(conv, corr, path):
+        calls.append((conv, corr, path))
+        Path(path).write_text("<svg/>")
+
+    monkeypatch.setitem(sys.modules, "vethtrace.ui.diagram", types.SimpleNamespace(render_conversation=render_conversation))
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    async with replayed("exp2") as (app, pilot):
+        await pilot.press("down", "e")
+        await pilot.pause()
+        assert isinstance(app.screen, SaveScreen)
+        conv = rows(app)[1].conv
+        assert app.screen.query_one("#save-path").value == f"vethtrace-conversation-{conv.id}.svg"
+        assert f"diagram of conversation {conv.id}" in plain(app.screen.query("Label").first().content)
+        await pilot.press("escape")
+        await pilot.pause(0.2)
+        assert not isinstance(app.screen, SaveScreen) and calls == [] and list(cwd.iterdir()) == []
+        out = tmp_path / "figures" / "echo.svg"
+        out.parent.mkdir()
+        await pilot.press("e")
+        await pilot.pause()
+        app.screen.query_one("#save-path").value = str(out)
+        await pilot.press("enter")
+        await settle(pilot, lambda: any("saved the diagram" in n for n in notes(app)))
+        (got, corr, path), = calls
+        assert got is conv and corr is app.feed.corr and path == str(out)
+    assert out.read_text() == "<svg/>" and list(cwd.iterdir()) == []
+
+
+@pytest.mark.asyncio
+async def test_export_without_graphviz_says_so(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "vethtrace.ui.diagram", None)  # as when graphviz cannot be imported
+    monkeypatch.chdir(tmp_path)
     async with replayed("exp2") as (app, pilot):
         await pilot.press("e")
         await pilot.pause()
-        assert EXPORT_MISSING in notes(app)
-
-        calls = []
-
-        def render_conversation(conv, corr, path):
-            calls.append((conv, corr, path))
-            (tmp_path / path).write_text("<svg/>")
-
-        monkeypatch.setitem(sys.modules, "ui.diagram", types.SimpleNamespace(render_conversation=render_conversation))
-        monkeypatch.chdir(tmp_path)
-        await pilot.press("down", "e")
-        await settle(pilot, lambda: any("saved the diagram" in n for n in notes(app)))
-        (conv, corr, path), = calls
-        assert conv is rows(app)[1].conv and corr is app.feed.corr
-        assert path == f"vethtrace-conversation-{conv.id}.svg"
+        assert EXPORT_MISSING in notes(app) and not isinstance(app.screen, SaveScreen)
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.asyncio
 @pytest.mark.skipif(shutil.which("dot") is None, reason="graphviz's dot is not installed (scripts/setup installs it)")
-async def test_export_svg_with_the_real_diagram_module(monkeypatch, tmp_path):
-    pytest.importorskip("ui.diagram")
-    monkeypatch.chdir(tmp_path)
+async def test_export_svg_with_the_real_diagram_module(tmp_path):
+    pytest.importorskip("graphviz")
+    out = tmp_path / "conversation.svg"
     async with replayed("exp2") as (app, pilot):
         await pilot.press("down", "e")
+        await pilot.pause()
+        app.screen.query_one("#save-path").value = str(out)
+        await pilot.press("enter")
         await settle(pilot, lambda: any("diagram" in n for n in notes(app)), timeout=30)
-        conv = rows(app)[1].conv
-    out = tmp_path / f"vethtrace-conversation-{conv.id}.svg"
     assert out.exists(), notes(app)
     assert b"<svg" in out.read_bytes()[:1000]
 
@@ -510,25 +537,26 @@ def flood_events(copies: int, drop_every: int) -> tuple[dict, list]:
 
 @pytest.mark.asyncio
 async def test_flood_is_bounded_and_failures_are_shown(monkeypatch):
-    monkeypatch.setattr(tui, "MAX_ROWS", 60)
-    monkeypatch.setattr(tui, "BACKLOG", 40)
-    monkeypatch.setattr(tui, "ROWS_PER_TICK", 10)
-    monkeypatch.setattr(tui, "KEEP_JOURNEYS", 400)
-    monkeypatch.setattr(tui, "MAX_RAW", 3_000)
+    monkeypatch.setattr(schedule, "MAX_ROWS", 60)
+    monkeypatch.setattr(schedule, "BACKLOG", 40)
+    monkeypatch.setattr(schedule, "ROWS_PER_TICK", 10)
+    monkeypatch.setattr(feed, "KEEP_JOURNEYS", 400)
+    monkeypatch.setattr(feed, "MAX_RAW", 3_000)
     context, events = flood_events(1500, drop_every=300)
     src = ListSource(context, events, live=True)
     app = build_app(src)
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot, lambda: app.feed.received == len(events) and not app.backlog
-                     and not app.fail_backlog and app.feed.conversations_seen >= 1500, timeout=30)
-        assert len(app.rows) <= 60 and len(rows(app)) <= 60
+        sched = app.schedule
+        await settle(pilot, lambda: app.feed.received == len(events) and not sched.waiting
+                     and app.feed.conversations_seen >= 1500, timeout=30)
+        assert len(sched.rows) <= 60 and len(rows(app)) <= 60
         assert len(app.feed.raw) == 3_000
         assert len(app.feed.corr.journeys) <= 400 * 1.25
-        assert app.skipped > 0 and app.shown_total < app.feed.conversations_seen
+        assert sched.skipped > 0 and sched.shown_total < app.feed.conversations_seen
         shown = status(app, "shown")
         assert f"of {app.feed.conversations_seen:,} conversations shown" in shown and "skipped" in shown
         # Every NEIGH_FAILED exchange made it to the list although most rows were skipped.
-        dropped = [r for r in app.rows if r.outcome == "dropped"]
+        dropped = [r for r in sched.rows if r.outcome == "dropped"]
         assert len(dropped) == 5
         await pilot.press("f")  # stop following, then find the drops from the top
         await pilot.press("home", "d")
@@ -540,7 +568,8 @@ def test_an_unanswered_arp_exchange_stays_cheap_to_show():
     """One-ip lab, ping left running: every second another ARP request joins the same
     unanswered exchange.  Rows and panes look at the newest MAX_JOURNEYS only."""
     from vethtrace.tracer.correlate import Correlator
-    from vethtrace.ui.widgets import MAX_JOURNEYS, detail_renderable, path_renderable
+    from vethtrace.ui.labels import MAX_JOURNEYS
+    from vethtrace.ui.tui.panes import detail_renderable, path_renderable
     rec = recording.read(trace("exp1"))
     corr = Correlator(rec.context)
     corr.feed(rec.events)

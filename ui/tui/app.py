@@ -1,464 +1,55 @@
 """`vethtrace tui`: watch packets flow, select one, and see where it went and why it stopped.
 
 The app is built from an event source (tracer/sources.py: live probes or a recording), so
-tests build it from recorded traces.  A reader thread polls the source and feeds the
-correlator in chunks, under a lock; the UI takes what changed ten times a second (never a
-message per event).  Memory is bounded: the correlator keeps KEEP_JOURNEYS journeys, the
-list MAX_ROWS rows, the saveable recording MAX_RAW events.  When a flood is faster than
-the list can show, failures go first and the rest is counted ("shown N of M").
+tests build it from recorded traces.  A reader thread (tracer/feed.py) polls the source
+and feeds the correlator; ten times a second the app takes what changed (never a message
+per event), lets the row schedule (schedule.py) turn it into rows within a time budget,
+and redraws the list, the selected conversation's panes and the status bar.  Memory is
+bounded: the correlator keeps KEEP_JOURNEYS journeys, the list MAX_ROWS rows, the
+saveable recording MAX_RAW events.  When a flood is faster than the list can show,
+failures go first and the rest is counted ("shown N of M").
 """
 from __future__ import annotations
 
-import bisect
-import heapq
 import importlib
-import ipaddress
 import os
-import pty
-import shlex
 import signal
-import subprocess
 import sys
 import termios
-import threading
 import time
-from collections import deque
 
+from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Footer, Input, Label, Log, Static
-from rich.table import Table
-from rich.text import Text
 
 from vethtrace.tracer import recording
-from vethtrace.tracer.correlate import Conversation, Correlator
-from vethtrace.tracer.events import PACKET_KINDS
+from vethtrace.tracer.feed import CommandOutput, Feed
 from vethtrace.tracer.verdict import ANSWERED, CONSUMED, DELIVERED, DROPPED, IN_FLIGHT
-from vethtrace.ui.widgets import (LOST, ConversationList, ListHeader, Row, detail_renderable, might_fail,
-                        path_renderable)
+from vethtrace.ui.labels import LOST
+from vethtrace.ui.tui.panes import detail_renderable, path_renderable
+from vethtrace.ui.tui.query import Filter, FilterError
+from vethtrace.ui.tui.rows import Row
+from vethtrace.ui.tui.schedule import RowSchedule
+from vethtrace.ui.tui.screens import HelpScreen, SaveScreen
+from vethtrace.ui.tui.widgets import ConversationList, FilterBar, ListHeader
 
-KEEP_JOURNEYS = 20_000   # journeys the correlator keeps (older ones are forgotten)
-MAX_ROWS = 2_000         # rows in the list; the oldest roll off
-MAX_RAW = 100_000        # raw events kept for "save the recording"
-BACKLOG = 2_000          # conversations waiting to be shown; beyond this the oldest are skipped
-FAIL_BACKLOG = 500       # failures waiting to be shown (kept when the backlog overflows)
-ROWS_PER_TICK = 60       # conversations turned into rows per tick (600/s: more than anyone reads)
-TICK_BUDGET_S = 0.010    # and at most this long per tick on rows, so keys are handled promptly
 DETAIL_EVERY_S = 0.3     # following a flood: redraw the detail of the newest row at most this often
 SWITCH_INTERVAL_S = 0.0005  # hand the GIL to the UI thread sooner than Python's 5 ms (see on_mount)
 TICK_S = 0.1             # the UI takes what changed ten times a second
-POLL_MS = 100            # the reader's poll timeout (short, so quitting is quick)
-CHUNK = 1_000            # events fed to the correlator per lock hold
-READER_SHARE = 0.5       # most of the time the reader may spend busy in a flood (rest: the UI)
-TOUCH_CAP = 20_000       # ended-journey notifications kept while paused
-LOSSY_GAP_NS = 100_000_000  # loss windows closer than this merge into one
 
-EXPORT_MISSING = "diagram export arrives with `vethtrace render`"
+EXPORT_MISSING = "diagram export needs the graphviz Python package (pip install graphviz)"
 
 
-# -- filter --------------------------------------------------------------------------------
-PROTOCOLS = {"icmp", "arp", "tcp", "udp", "ipv4", "ipv6", "echo", "ping"}
-VERDICTS = {"delivered": "delivered", "answered": "answered", "consumed": "consumed",
-            "dropped": "dropped", "drop": "dropped", "drops": "dropped", "failed": "failed",
-            "fail": "failed", "failures": "failed", "inflight": "in flight", "in-flight": "in flight",
-            "lost": "lost", "incomplete": "lost", "ok": "ok"}
-KEYS = {"proto": "proto", "protocol": "proto", "host": "addr", "addr": "addr", "ip": "addr",
-        "address": "addr", "dev": "dev", "if": "dev", "iface": "dev", "interface": "dev",
-        "verdict": "verdict", "v": "verdict", "text": "text"}
-
-
-class FilterError(ValueError):
-    pass
-
-
-class Filter:
-    """What the list shows: every term must match (AND); `!term` or `-term` negates.
-
-    Terms: a protocol (icmp arp tcp udp ipv6 echo), an IPv4 address, an interface name
-    of the traced namespace, a verdict (delivered answered consumed dropped failed lost
-    in-flight ok), `key:value` to say which (proto: host: dev: verdict: text:), or any
-    other text (quote it to include spaces), searched in the packet, path and verdict."""
-
-    def __init__(self, text: str, interfaces: set[str] = frozenset()):
-        self.text = text.strip()
-        self.terms: list[tuple[bool, str, str]] = []  # (negated, kind, value)
-        try:
-            words = shlex.split(self.text)  # "seq 2" in quotes is one term
-        except ValueError:
-            words = self.text.split()
-        for word in words:
-            neg = word[0] in "!-" and len(word) > 1
-            word = word[1:] if neg else word
-            kind, value = self._classify(word.lower(), interfaces)
-            self.terms.append((neg, kind, value))
-
-    @staticmethod
-    def _classify(word: str, interfaces) -> tuple[str, str]:
-        if ":" in word:
-            key, value = word.split(":", 1)
-            if key in KEYS and value:
-                kind = KEYS[key]
-                if kind == "verdict":
-                    if value not in VERDICTS:
-                        raise FilterError(f"unknown verdict {value!r}: use one of "
-                                          "delivered, answered, consumed, dropped, failed, lost, in-flight, ok")
-                    value = VERDICTS[value]
-                elif kind == "addr":
-                    try:
-                        ipaddress.ip_address(value)
-                    except ValueError:
-                        raise FilterError(f"{value!r} is not an IP address") from None
-                return kind, value
-        if word in PROTOCOLS:
-            return "proto", word
-        if word in VERDICTS:
-            return "verdict", VERDICTS[word]
-        try:
-            ipaddress.ip_address(word)
-            return "addr", word
-        except ValueError:
-            pass
-        if word in interfaces:
-            return "dev", word
-        return "text", word
-
-    def matches(self, row: Row) -> bool:
-        return all(self._term(row, kind, value) != neg for neg, kind, value in self.terms)
-
-    @staticmethod
-    def _term(row: Row, kind: str, value: str) -> bool:
-        if kind == "proto":
-            return value in row.protos
-        if kind == "addr":
-            return value in row.addrs
-        if kind == "dev":
-            return value in row.devs
-        if kind == "verdict":
-            if value == "failed":
-                return row.failure
-            if value == "ok":
-                return row.outcome in (DELIVERED, ANSWERED)
-            return row.outcome == value
-        return value in row.text
-
-    def describe(self) -> str:
-        return self.text or "none"
-
-
-# -- the model: reader thread, correlator, counters ---------------------------------------------
-class Feed:
-    """Reads the source in a thread and feeds the correlator; the UI takes changes."""
-
-    def __init__(self, source, keep: int | None = None, max_raw: int | None = None):
-        self.source = source
-        self.lock = threading.Lock()
-        self.corr = Correlator(dict(getattr(source, "context", None) or {}), keep=keep or KEEP_JOURNEYS)
-        self.corr.on_journey_end = self._ended
-        self.raw: deque = deque(maxlen=max_raw or MAX_RAW)
-        self.received = 0          # events read from the source
-        self.packet_events = 0     # of which about a packet (the rest: routes, neighbours)
-        self.lost = 0              # events the kernel could not deliver
-        self.lost_known = True
-        self.t0: int | None = None
-        self.last_ts = 0
-        self.error: str | None = None
-        self.done = False          # a recording was read to its end
-        self.live = bool(getattr(source, "live", False))
-        self.lossy: deque[tuple[int, int]] = deque(maxlen=256)  # (from, to) ts where events were lost
-        self._prev_last = 0
-        self._loss_pending = False
-        self.own = 0               # events about this process's own sockets, left out
-        self.ui_waiting = threading.Event()
-        self._touched: dict[int, Conversation] = {}
-        self._touch_overflow = False
-        self._last_conv = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._closed = False
-
-    def _ended(self, j) -> None:
-        conv = j.conversation
-        if conv is None:
-            return
-        if len(self._touched) < TOUCH_CAP:
-            self._touched[conv.id] = conv
-        else:
-            self._touch_overflow = True
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="vethtrace-reader", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        src = self.source
-        me = os.getpid()
-        while not self._stop.is_set():
-            try:
-                started = time.perf_counter()
-                events = src.poll(POLL_MS)
-                if events and self.live:
-                    # The UI's own event loop wakes itself through a local socket: the
-                    # deliver probe sees those 1-byte reads.  Not the user's traffic.
-                    kept = [e for e in events if e.pid != me or e.kind != "deliver"]
-                    self.own += len(events) - len(kept)
-                    events = kept
-                # Before feeding, so no row is drawn from this batch without the mark.
-                lost = src.lost()
-                self.lost_known = lost is not None
-                if lost and lost > self.lost:
-                    self._loss_pending = True  # the next events read are the ones around it
-                if self._loss_pending and events:
-                    self._mark_lossy(events[0].ts, events[-1].ts)
-                    self._loss_pending = False
-                self.lost = lost or 0
-                for i in range(0, len(events), CHUNK):
-                    chunk = events[i:i + CHUNK]
-                    with self.lock:
-                        if self.t0 is None:
-                            self.t0 = chunk[0].ts
-                        self.corr.feed(chunk)
-                        self.raw.extend(chunk)
-                        self.received += len(chunk)
-                        self.packet_events += sum(1 for e in chunk if e.kind in PACKET_KINDS)
-                        self.last_ts = max(self.last_ts, chunk[-1].ts)
-                    self._prev_last = chunk[-1].ts
-                    if self.ui_waiting.is_set():
-                        time.sleep(0.001)  # let the UI take the lock between chunks
-                if getattr(src, "exhausted", False):
-                    self.done = True
-                elif events and self.live and READER_SHARE < 1:
-                    # Python runs one thread at a time: a reader that never rests starves
-                    # the UI.  Rest in proportion to the work; in a flood the kernel counts
-                    # what this costs as lost events, and the status bar shows them.
-                    rest = (time.perf_counter() - started) * (1 - READER_SHARE) / READER_SHARE
-                    if rest > 0.0005:
-                        self._stop.wait(min(rest, 0.05))
-            except Exception as exc:  # shown in the status bar; the UI stays usable
-                self.error = f"{type(exc).__name__}: {exc}"
-                return
-
-    def _mark_lossy(self, first: int, last: int) -> None:
-        """The kernel dropped events while this batch was waiting to be read: journeys
-        around then may miss hops or their end."""
-        start = min(first, self._prev_last or first)
-        with self.lock:
-            w = self.lossy
-            if w and start <= w[-1][1] + LOSSY_GAP_NS:
-                w[-1] = (w[-1][0], max(w[-1][1], last))
-            else:
-                w.append((start, last))
-        self._prev_last = last
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop reading; returns once the reader no longer touches the source."""
-        self._stop.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout=timeout)
-
-    def close(self, timeout: float = 5.0) -> None:
-        """Stop reading and detach/close the source (idempotent)."""
-        self.stop(timeout)
-        if not self._closed:
-            self._closed = True
-            self.source.close()
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    def take(self):
-        """(new conversations, {id: conversation} whose journeys ended, overflowed?) since
-        the last call.  Call with the lock held."""
-        convs = self.corr.conversations
-        i = len(convs)
-        while i and convs[i - 1].id > self._last_conv:
-            i -= 1
-        new = convs[i:]
-        if new:
-            self._last_conv = new[-1].id
-        touched, self._touched = self._touched, {}
-        overflow, self._touch_overflow = self._touch_overflow, False
-        return new, touched, overflow
-
-    @property
-    def conversations_seen(self) -> int:
-        return self._last_conv  # ids count up from 1
-
-    def snapshot(self) -> tuple[list, int]:
-        """The kept raw events and how many older ones rolled off."""
-        with self.lock:
-            return list(self.raw), self.received - len(self.raw)
-
-
-# -- a command run under the tracer -------------------------------------------------------------
-class CommandRunner:
-    """`vethtrace tui -- ping ...`: the command runs on a pty (line-buffered, as in a
-    terminal); its output is shown in a pane."""
-
-    def __init__(self, argv: list[str]):
-        self.argv = argv
-        self.lines: deque[str] = deque(maxlen=2_000)
-        self.status: int | None = None
-        self.error: str | None = None
-        self.proc: subprocess.Popen | None = None
-        self._master = -1
-
-    @property
-    def name(self) -> str:
-        return os.path.basename(self.argv[0]) if self.argv else "command"
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.status is None
-
-    def start(self) -> None:
-        master, slave = pty.openpty()
-        try:
-            self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=slave, stderr=slave,
-                                         start_new_session=True)
-        except OSError as exc:
-            self.error = f"cannot run {self.argv[0]}: {exc.strerror}"
-            os.close(master)
-            return
-        finally:
-            os.close(slave)
-        self._master = master
-        threading.Thread(target=self._read, name="vethtrace-command", daemon=True).start()
-
-    def _read(self) -> None:
-        buf = b""
-        while True:
-            try:
-                data = os.read(self._master, 65536)
-            except OSError:
-                data = b""
-            if not data:
-                break
-            buf += data.replace(b"\r\n", b"\n")
-            *done, buf = buf.split(b"\n")
-            self.lines.extend(d.decode(errors="replace") for d in done)
-        if buf:
-            self.lines.append(buf.decode(errors="replace"))
-        self.status = self.proc.wait()
-
-    def take(self) -> list[str]:
-        out = []
-        while self.lines:
-            out.append(self.lines.popleft())
-        return out
-
-    def stop(self) -> None:
-        """Interrupt the command (ping prints its statistics), then kill it if it lingers."""
-        if self.proc is not None and self.proc.poll() is None:
-            try:
-                self.proc.send_signal(signal.SIGINT)
-                self.proc.wait(timeout=1)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self._master >= 0:
-            try:
-                os.close(self._master)
-            except OSError:
-                pass
-            self._master = -1
-
-
-# -- screens ---------------------------------------------------------------------------------------
-HELP_KEYS = [
-    ("p  space", "pause / resume the list (tracing and counting go on while paused)"),
-    ("/", "filter: type terms, Enter applies, an empty filter shows everything"),
-    ("escape", "clear the filter"),
-    ("f", "follow: keep the newest conversation selected (on/off)"),
-    ("d  D", "jump to the next / previous drop or unanswered request"),
-    ("↑ ↓  j k", "select a conversation; PgUp PgDn Home End also work"),
-    ("tab", "move between the list, the detail and the path (to scroll them)"),
-    ("s", "save the recording (the last events kept) as a file `vethtrace show` reads"),
-    ("e", "export the selected conversation as an SVG diagram"),
-    ("?", "this help"),
-    ("q  ctrl+c", "quit (the probes are detached)"),
-]
-
-
-class HelpScreen(ModalScreen[None]):
-    BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close")]
-
-    def on_mount(self) -> None:
-        body = self.query_one("#help-body")
-        body.border_title = "help"
-        body.border_subtitle = "↑ ↓ scroll · escape closes"
-        body.focus()
-
-    def compose(self) -> ComposeResult:
-        keys = Table(box=None, show_header=False, padding=(0, 2, 0, 0))
-        keys.add_column(style="bold", no_wrap=True)
-        keys.add_column()
-        for k, what in HELP_KEYS:
-            keys.add_row(k, what)
-        marks = Table(box=None, show_header=False, padding=(0, 2, 0, 0))
-        marks.add_column(no_wrap=True)
-        marks.add_column()
-        marks.add_row(Text("✓ delivered / answered", "green"), "the packet reached a socket, or the stack answered it")
-        marks.add_row(Text("■ consumed / no reply", "yellow"), "the stack took it without an error, but nothing came back")
-        marks.add_row(Text("✗ dropped: REASON", "bold red"), "freed by the kernel with a drop reason (see the detail for advice)")
-        marks.add_row(Text("… in flight", "cyan"), "no end seen yet")
-        marks.add_row(Text("? incomplete", "bold magenta"), "no end seen, and the kernel lost events: the trace has gaps")
-        with VerticalScroll(id="help-body"):
-            yield Static(Text("vethtrace tui — keys", "bold"), classes="help-title")
-            yield Static(keys)
-            yield Static(Text("\nEach row is a conversation: an echo request with its reply or error, or an ARP "
-                              "exchange. The path lists where each packet went (device, stack handler, socket); "
-                              "⇒ separates the request's path from the reply's. Select a row to see every hop "
-                              "(device, kernel function, namespace, time since the previous hop) and why it ended."))
-            yield Static(Text("\nVerdicts", "bold"))
-            yield Static(marks)
-            yield Static(Text("\nFilter terms", "bold"))
-            yield Static(Text("icmp arp tcp udp · 192.168.2.1 · veth1 · dropped failed delivered lost · any text · "
-                              "key:value (proto: host: dev: verdict: text:) · !term to exclude. "
-                              "Every term must match, e.g. `icmp dropped` or `arp !192.168.2.2`."))
-            yield Static(Text("\nStatus bar", "bold"))
-            yield Static(Text("LIVE or PAUSED or REPLAY · events per second and total · events the kernel lost "
-                              "(red when not zero) · probe mechanism · filter · follow · conversations shown of "
-                              "those seen (in a flood the list shows failures first and counts the rest)."))
-            yield Static(Text("\nescape or ? closes this help", "dim"))
-
-
-class SaveScreen(ModalScreen[str | None]):
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
-
-    def __init__(self, default: str, note: str):
-        super().__init__()
-        self.default, self.note = default, note
-
-    def compose(self) -> ComposeResult:
-        with Vertical(id="save-box"):
-            yield Label("Save the recording to (Enter saves, Escape cancels):")
-            yield Input(value=self.default, id="save-path")
-            yield Label(self.note, id="save-note")
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        self.dismiss(event.value.strip() or None)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
-
-
-class FilterBar(Input):
-    """The filter line above the list: Enter applies, Escape closes it unchanged."""
-
-    BINDINGS = [Binding("escape", "cancel", "Cancel", show=False)]
-
-    def action_cancel(self) -> None:
-        self.app.close_filter_bar()
-
-
-# -- the app ------------------------------------------------------------------------------------
 class VethtraceApp(App):
-    CSS_PATH = "tui.tcss"
+    """The main screen: the list on top, detail and path below, the status bar and keys."""
+
+    CSS_PATH = "tui.tcss"  # beside this module (package data)
     TITLE = "vethtrace"
     SCREENS = {"help": HelpScreen}
+    # Below 100 columns the status bar leaves out what matters least (Screen.-narrow in tui.tcss).
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
     BINDINGS = [
         Binding("q", "quit", "Quit"),
         Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
@@ -479,27 +70,15 @@ class VethtraceApp(App):
         self.feed = Feed(source)
         self.live = bool(getattr(source, "live", False))
         self.mechanism = getattr(source, "mechanism", "") or "?"
-        self.runner = CommandRunner(command) if command else None
+        self.runner = CommandOutput(command) if command else None
         self.command = list(command or [])
-        self.filter: Filter | None = None
         self.paused = False
         self.follow = self.live
-        self.rows: list[Row] = []          # every evaluated conversation, by id (bounded)
-        self.matched: list[Row] = []       # rows matching the filter (bounded; = rows without one)
-        self.by_id: dict[int, Row] = {}
-        self.backlog: deque[Conversation] = deque()
-        self.fail_backlog: deque[Conversation] = deque()
-        self.queued: set[int] = set()
-        self.dirty: dict[int, Conversation] = {}  # listed rows whose conversation changed
-        self.shown_total = 0               # rows ever added
-        self.skipped = 0                   # conversations never shown (flood)
-        self.rolled_off = 0                # rows removed to bound memory
-        self.events_shown = 0              # events of the conversations shown
+        self.schedule = RowSchedule()
         self.exit_status = 0
         self._quit_requested = False
         self._rate = 0.0
         self._rate_mark = (time.monotonic(), 0)
-        self._last_lost_refresh = 0.0
         self._selected: Row | None = None
         self._draw_pending = False
         self._drawn_at = 0.0
@@ -574,13 +153,16 @@ class VethtraceApp(App):
             sys.setswitchinterval(self._switch_interval)
         self.shutdown()
 
+    @property
+    def filter(self) -> Filter | None:
+        return self.schedule.filter
+
     def shutdown(self, timeout: float = 5.0) -> None:
         """Stop the command and the reader, then detach the probes (idempotent)."""
         if self.runner is not None:
-            self.runner.stop()
-            proc = self.runner.proc
-            if proc is not None and proc.returncode is not None:
-                self.exit_status = proc.returncode
+            status = self.runner.stop()
+            if status is not None:
+                self.exit_status = status
             elif self.runner.error:
                 self.exit_status = 127
         self.feed.close(timeout)
@@ -590,7 +172,7 @@ class VethtraceApp(App):
         """A recording was read to its end and every conversation in it was considered
         (tests and the benchmark wait for this)."""
         feed = self.feed
-        if not feed.done or self.paused or self.backlog or self.fail_backlog:
+        if not feed.done or self.paused or self.schedule.waiting:
             return False
         with feed.lock:
             convs = feed.corr.conversations
@@ -609,7 +191,8 @@ class VethtraceApp(App):
             self.feed.ui_waiting.set()
             with self.feed.lock:
                 self.feed.ui_waiting.clear()
-                changed = self._apply(*self.feed.take())
+                changed = self.schedule.apply(self.feed.corr, self.feed.t0 or 0, self._lost_clock(),
+                                              self.feed.lossy, *self.feed.take(), selected=self._selected)
             if changed:
                 self._refresh_list()
         if self._draw_pending and time.monotonic() - self._drawn_at >= DETAIL_EVERY_S:
@@ -617,118 +200,13 @@ class VethtraceApp(App):
         self._drain_command()
         self._update_status()
 
-    def _apply(self, new, touched, overflow) -> set[int]:
-        """Fold the changes into rows; returns the ids of rows that changed."""
-        corr, t0 = self.feed.corr, self.feed.t0 or 0
-        lost = self._lost_clock()
-        changed: set[int] = set()
-        deadline = time.perf_counter() + TICK_BUDGET_S
-        for cid, conv in touched.items():
-            if cid in self.by_id:
-                self.dirty[cid] = conv
-            elif cid not in self.queued and (self.filter is not None or might_fail(conv)):
-                self._enqueue(conv)
-        # Rows whose conversation changed; what the budget leaves waits for the next tick.
-        selected = self._selected.conv.id if self._selected is not None else None
-        for cid in sorted(self.dirty, key=lambda c: c != selected):
-            if time.perf_counter() > deadline and cid != selected:
-                break
-            self.dirty.pop(cid)
-            row = self.by_id.get(cid)
-            if row is not None:
-                self.events_shown += row.update(corr, t0, lost, self.feed.lossy)
-                changed.add(cid)
-        now = time.monotonic()
-        if overflow or (lost is not None and now - self._last_lost_refresh > 1.0):
-            # Notifications were dropped (long pause) or rows may have become "incomplete".
-            self._last_lost_refresh = now
-            for row in self.rows:
-                if row.outcome in (IN_FLIGHT, LOST):
-                    self.events_shown += row.update(corr, t0, lost, self.feed.lossy)
-                    changed.add(row.conv.id)
-        for conv in new:
-            self._enqueue(conv)
-        changed.update(self._evaluate(corr, t0, lost, deadline + TICK_BUDGET_S / 2))
-        self._trim()
-        return changed
-
     def _lost_clock(self) -> int | None:
         """When events were lost: the newest event's time (rows quiet since long before it
         are incomplete, not in flight); else None."""
         return self.feed.last_ts if self.feed.lost > 0 else None
 
-    def _enqueue(self, conv: Conversation) -> None:
-        self.backlog.append(conv)
-        self.queued.add(conv.id)
-        while len(self.backlog) > BACKLOG:
-            old = self.backlog.popleft()
-            if might_fail(old) and len(self.fail_backlog) < FAIL_BACKLOG:
-                self.fail_backlog.append(old)  # failures wait in their own line
-            else:
-                self.queued.discard(old.id)
-                self.skipped += 1
-
-    def _evaluate(self, corr: Correlator, t0: int, lost: int | None, deadline: float) -> set[int]:
-        added: set[int] = set()
-        budget = ROWS_PER_TICK
-        while budget and (self.fail_backlog or self.backlog) and (
-                time.perf_counter() < deadline or budget == ROWS_PER_TICK):
-            conv = (self.fail_backlog or self.backlog).popleft()
-            self.queued.discard(conv.id)
-            if conv.id in self.by_id:
-                continue
-            budget -= 1
-            row = Row(conv)
-            delta = row.update(corr, t0, lost, self.feed.lossy)
-            if self.filter is not None and not row.matches(self.filter) and not row.failure:
-                continue  # not worth a row now; shown if it changes and matches later
-            bisect.insort(self.rows, row, key=_row_key)
-            self.by_id[conv.id] = row
-            self.events_shown += delta
-            self.shown_total += 1
-            added.add(conv.id)
-        return added
-
-    def _trim(self) -> None:
-        if len(self.rows) <= MAX_ROWS and len(self.matched) <= MAX_ROWS:
-            return
-        same = self.matched is self.rows
-        keep = self._selected
-        for name in ("rows", "matched"):
-            rows = getattr(self, name)
-            excess = len(rows) - MAX_ROWS
-            if excess <= 0:
-                continue
-            out = []
-            for r in rows:
-                if excess > 0 and r is not keep:
-                    excess -= 1
-                    if name == "rows":
-                        self.rolled_off += 1
-                    continue
-                out.append(r)
-            setattr(self, name, out)
-            if same:
-                self.matched = self.rows
-                break
-        self.by_id = {r.conv.id: r for r in self.rows}
-        self.by_id.update((r.conv.id, r) for r in self.matched)
-        for cid in [c for c in self.dirty if c not in self.by_id]:
-            del self.dirty[cid]
-
     def _refresh_list(self) -> None:
-        if self.filter is None:
-            self.matched = self.rows
-        else:
-            # Matching rows outlive the unfiltered ones (a rare match in a flood stays listed).
-            merged = heapq.merge(self.rows, self.matched, key=_row_key)
-            out, last = [], None
-            for r in merged:
-                if (last is None or r.conv.id != last.conv.id) and r.matches(self.filter):
-                    out.append(r)
-                last = r
-            self.matched = out[-MAX_ROWS:]
-        self._w(ConversationList).set_rows(list(self.matched), follow=self.follow)
+        self._w(ConversationList).set_rows(list(self.schedule.refresh()), follow=self.follow)
 
     # -- selection -----------------------------------------------------------------------------
     def on_conversation_list_highlighted(self, message: ConversationList.Highlighted) -> None:
@@ -773,7 +251,7 @@ class VethtraceApp(App):
 
     def _empty_hint(self) -> Text:
         ctx = self.feed.corr.context
-        if self.filter is not None and self.rows:
+        if self.filter is not None and self.schedule.rows:
             return Text(f"Nothing matches the filter `{self.filter.text}`. Press / to change it, "
                         "Escape to clear it.")
         if not self.live:
@@ -795,6 +273,10 @@ class VethtraceApp(App):
 
     # -- actions --------------------------------------------------------------------------------
     def action_pause(self) -> None:
+        if not self.live:
+            # A recording is read and listed whole: there is no stream to hold still.
+            self.notify("a replay is listed whole: nothing to pause (p pauses a live trace)", timeout=3)
+            return
         self.paused = not self.paused
         if not self.paused:
             self.tick()
@@ -818,25 +300,29 @@ class VethtraceApp(App):
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id != "filter-bar":
             return
+        bar = self._w(FilterBar)
         try:
             self.set_filter(event.value)
         except FilterError as exc:
+            # The bar stays open, marked, with the reason under it (and as a notification).
+            bar.add_class("-error")
+            bar.border_subtitle = str(exc)
             self.notify(str(exc), severity="error", markup=False)
             return
         self.close_filter_bar()
 
     def close_filter_bar(self) -> None:
-        self._w(FilterBar).remove_class("-open")
+        bar = self._w(FilterBar)
+        bar.remove_class("-open", "-error")
+        bar.border_subtitle = ""
         self._w(ConversationList).focus()
 
     def set_filter(self, text: str) -> None:
         flt = Filter(text, self._interfaces) if text.strip() else None
-        self.filter = flt
-        if flt is None:
-            self.matched = self.rows
         with self.feed.lock:
+            self.schedule.set_filter(flt)
             self._refresh_list()
-        if not self.matched:
+        if not self.schedule.matched:
             self._show_selection(None)
         self._update_status()
 
@@ -900,24 +386,28 @@ class VethtraceApp(App):
             self.notify("select a conversation first", timeout=3)
             return
         try:
-            diagram = importlib.import_module("ui.diagram")
+            # Imported when asked for: graphviz is needed for diagrams only.
+            diagram = importlib.import_module("vethtrace.ui.diagram")
         except ModuleNotFoundError as exc:
-            if exc.name not in ("ui.diagram", "ui"):
+            if exc.name not in ("vethtrace.ui.diagram", "graphviz"):
                 raise
-            diagram = None
-        render = getattr(diagram, "render_conversation", None)
-        if render is None:
-            self.notify(EXPORT_MISSING, markup=False)
+            self.notify(EXPORT_MISSING, severity="error", markup=False)
             return
-        path = f"vethtrace-conversation-{row.conv.id}.svg"
-        self.run_worker(lambda: self._export(render, row, path), thread=True, exclusive=False)
+        default = f"vethtrace-conversation-{row.conv.id}.svg"
+        note = "the format follows the suffix: .svg .png .pdf .dot"
+        self.push_screen(SaveScreen(default, note, what=f"the diagram of conversation {row.conv.id}"),
+                         lambda path: self._export_to(diagram.render_conversation, row, path))
+
+    def _export_to(self, render, row: Row, path: str | None) -> None:
+        if path:
+            self.run_worker(lambda: self._export(render, row, path), thread=True, exclusive=False)
 
     def _export(self, render, row: Row, path: str) -> None:
         try:
             with self.feed.lock:
                 written = render(row.conv, self.feed.corr, path)
-        except Exception as exc:  # e.g. graphviz missing: say so, keep running
-            self.call_from_thread(self.notify, f"SVG export failed: {exc}", severity="error", markup=False)
+        except Exception as exc:  # e.g. the dot program missing: say so, keep running
+            self.call_from_thread(self.notify, f"diagram export failed: {exc}", severity="error", markup=False)
             return
         self.call_from_thread(self.notify, f"saved the diagram to {written or path}", markup=False)
 
@@ -974,11 +464,15 @@ class VethtraceApp(App):
         self._label("#st-filter", f"filter: {self.filter.describe() if self.filter else 'none'}").set_class(
             self.filter is not None, "active")
         self._label("#st-follow", "following newest" if self.follow else "not following")
-        seen = feed.conversations_seen
+        seen, sched = feed.conversations_seen, self.schedule
         extra = ""
-        if self.skipped or self.rolled_off:
-            extra = f" (skipped {self.skipped:,}, rolled off {self.rolled_off:,})"
-        self._label("#st-shown", f"{self.shown_total:,} of {seen:,} conversations shown{extra}")
+        if sched.skipped or sched.rolled_off:
+            extra = f" (skipped {sched.skipped:,}, rolled off {sched.rolled_off:,})"
+        if self.filter is not None:  # what the list holds, not what was ever shown
+            shown = f"{len(sched.matched):,} of {seen:,} conversations match{extra}"
+        else:
+            shown = f"{sched.shown_total:,} of {seen:,} conversations shown{extra}"
+        self._label("#st-shown", shown)
         visible = len(self._w(ConversationList).rows)
         title = f"conversations ({visible:,})" + (f" matching `{self.filter.text}`" if self.filter else "")
         pane = self._w("#list-pane")
@@ -989,21 +483,17 @@ class VethtraceApp(App):
     # -- summary for the terminal after quitting ---------------------------------------------------
     def exit_summary(self) -> str:
         f = self.feed
+        sched = self.schedule
         with f.lock:  # bring the rows still listed up to date, so the share is exact
-            for row in list(self.by_id.values()):
-                self.events_shown += row.update(f.corr, f.t0 or 0, self._lost_clock(), f.lossy)
+            sched.update_all(f.corr, f.t0 or 0, self._lost_clock(), f.lossy)
         counted = f.packet_events + f.lost  # lost events are counted as packet events
-        share = f" ({100 * self.events_shown / counted:.1f}%)" if counted else ""
+        share = f" ({100 * sched.events_shown / counted:.1f}%)" if counted else ""
         text = (f"vethtrace tui: {f.received:,} events read ({f.packet_events:,} about packets), {f.lost:,} lost; "
-                f"{f.conversations_seen:,} conversations, {self.shown_total:,} shown; "
-                f"{self.events_shown:,} of {counted:,} packet events were in shown conversations{share}")
+                f"{f.conversations_seen:,} conversations, {sched.shown_total:,} shown; "
+                f"{sched.events_shown:,} of {counted:,} packet events were in shown conversations{share}")
         if self.live:
             text += "; probes detached" if f.closed else "; probes still attached?"
         return text
-
-
-def _row_key(row: Row) -> int:
-    return row.conv.id
 
 
 def build_app(source, *, command: list[str] | None = None) -> VethtraceApp:
