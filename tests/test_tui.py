@@ -497,6 +497,149 @@ async def test_waiting_hint_when_live_and_quiet():
         assert f"ip netns exec {facts('exp2')[1]} ping -c 3 192.168.2.1" in text
 
 
+# -- what a user trips over (issue 13) ------------------------------------------------------
+async def apply_filter(pilot, text: str) -> None:
+    await pilot.press("slash")
+    pilot.app.query_one("#filter-bar").value = text
+    await pilot.press("enter")
+    await pilot.pause()
+
+
+@pytest.mark.asyncio
+async def test_a_filter_matching_nothing_says_so_in_the_status():
+    async with replayed("exp2") as (app, pilot):
+        assert status(app, "shown") == "3 of 3 conversations shown"
+        await apply_filter(pilot, "nothing-matches-this")
+        assert rows(app) == []
+        assert status(app, "shown") == "0 of 3 conversations match"
+        assert str(app.query_one("#list-pane").border_title) == "conversations (0) matching `nothing-matches-this`"
+        await apply_filter(pilot, "arp")
+        assert status(app, "shown") == "1 of 3 conversations match"
+        await pilot.press("escape")
+        await pilot.pause()
+        assert status(app, "shown") == "3 of 3 conversations shown"
+
+
+@pytest.mark.asyncio
+async def test_an_unknown_filter_key_is_an_error_not_an_empty_list():
+    async with replayed("exp2") as (app, pilot):
+        bar = app.query_one("#filter-bar")
+        await apply_filter(pilot, "foo:bar")
+        # The bar stays open, marked, with the reason under it; the list is unchanged.
+        assert bar.display and bar.has_class("-error")
+        assert "unknown filter key 'foo:'" in str(bar.border_subtitle)
+        assert any("unknown filter key 'foo:'" in n for n in notes(app))
+        assert len(rows(app)) == 3 and app.filter is None and status(app, "filter") == "filter: none"
+        bar.value = "proto:icmp"                # corrected: applied, the mark goes
+        await pilot.press("enter")
+        await pilot.pause()
+        assert not bar.display and not bar.has_class("-error") and not bar.border_subtitle
+        assert len(rows(app)) == 2
+
+
+def test_filter_keys_values_and_colons():
+    for bad, why in [("foo:bar", "unknown filter key 'foo:'"), ("proto:icmpv9", "unknown protocol"),
+                     ("host:", "host: needs a value"), ("verdict:maybe", "unknown verdict"),
+                     ("!nokey:x", "unknown filter key 'nokey:'")]:
+        with pytest.raises(FilterError, match=why):
+            Filter(bad)
+    # Words whose colon is not a key: addresses, a MAC, a time; text: takes any text.
+    mac = next(e.pkt.sha for e in recording.read(trace("exp2")).events
+               if e.pkt is not None and e.pkt.is_arp_reply)
+    assert Filter(f"{mac} fe80::1 0:01 text:foo:bar proto:proto47").terms == [
+        (False, "text", mac), (False, "addr", "fe80::1"), (False, "text", "0:01"), (False, "text", "foo:bar"),
+        (False, "proto", "proto47")]
+
+
+@pytest.mark.asyncio
+async def test_a_mac_address_filters_as_text():
+    mac = next(e.pkt.sha for e in recording.read(trace("exp2")).events if e.pkt is not None and e.pkt.is_arp_reply)
+    async with replayed("exp2") as (app, pilot):
+        await apply_filter(pilot, mac)
+        assert [r.conv.kind for r in rows(app)] == ["arp"]
+
+
+def row_text(app, index: int) -> str:
+    lst = app.query_one(ConversationList)
+    return lst.render_line(index - int(lst.scroll_offset.y)).text
+
+
+@pytest.mark.parametrize("name, verdicts", [
+    ("exp2", ["✓ answered", "✓ reply delivered to ping", "✓ reply delivered to ping"]),
+    ("exp1", ["■ no reply", "✗ dropped: NEIGH_FAILED", "✗ dropped: NEIGH_FAILED"])])
+@pytest.mark.asyncio
+async def test_the_essentials_stay_visible_at_80x24(name, verdicts):
+    """On an 80x24 terminal each row still shows where the packet went, which one it was
+    (id and seq) and how it ended; the status bar still shows the counts."""
+    ident, _ = facts(name)
+    app = build_app(ReplaySource(trace(name)))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        lines = [row_text(app, i) for i in range(3)]
+        assert "ARP who-has 192.168.2.1" in lines[0] and verdicts[0] in lines[0]
+        for seq, (line, verdict) in enumerate(zip(lines[1:], verdicts[1:]), 1):
+            assert f"> 192.168.2.1 id {ident} seq {seq}" in line, line
+            assert verdict in line, line
+        assert all(len(line) <= 80 for line in lines)
+        shown = app.query_one("#st-shown")
+        assert shown.display and shown.region.right <= 80 and shown.region.width >= len("3 of 3 conversations shown")
+        assert status(app, "shown") == "3 of 3 conversations shown"
+        # The hop table keeps each hop's time in the narrow detail pane.
+        await pilot.press("down")
+        await pilot.pause()
+        width = app.query_one("#detail-pane").scrollable_content_region.width
+        detail = plain(app.query_one("#detail").content, width=width)
+        hops = [line for line in detail.splitlines() if line.strip()[:2] in ("1 ", "2 ", "3 ")]
+        assert hops and all(line.rstrip().endswith((" µs", " ms", " s", "start")) for line in hops), detail
+    # Wide enough, the whole packet and the path are shown again.
+    async with replayed(name) as (app, pilot):
+        assert f"192.168.2.11 > 192.168.2.1 id {ident} seq 1" in row_text(app, 1)
+        assert "⇒" in row_text(app, 1)
+
+
+@pytest.mark.asyncio
+async def test_pause_in_a_replay_says_there_is_nothing_to_pause():
+    async with replayed("exp2") as (app, pilot):
+        await pilot.press("p")
+        await pilot.pause()
+        assert not app.paused and status(app, "mode") == "■ REPLAY exp2.jsonl"
+        assert "PAUSED" not in status(app, "mode")
+        assert any("nothing to pause" in n for n in notes(app))
+
+
+def _luminance(rgb) -> float:
+    c = [x / 255 for x in rgb]
+    c = [x / 12.92 if x <= 0.03928 else ((x + 0.055) / 1.055) ** 2.4 for x in c]
+    return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2]
+
+
+def contrast(fg, bg) -> float:
+    """WCAG 2 contrast ratio of two colours (1 to 21; 4.5 is the floor for body text)."""
+    hi, lo = sorted((_luminance(fg), _luminance(bg)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+@pytest.mark.parametrize("name", ["exp2", "exp1"])
+@pytest.mark.asyncio
+async def test_the_selected_row_is_readable(name):
+    """Every character of the selected row (time, packet, verdict in its colour, path) has
+    at least WCAG's 4.5:1 contrast with the highlight behind it."""
+    async with replayed(name) as (app, pilot):
+        await pilot.press("d" if name == "exp1" else "down")
+        await pilot.pause()
+        lst = app.query_one(ConversationList)
+        assert lst.has_focus
+        strip = lst.render_line(lst.cursor - int(lst.scroll_offset.y))
+        checked = 0
+        for seg in strip:
+            if not seg.text.strip() or seg.style is None:
+                continue
+            fg, bg = seg.style.color.get_truecolor(), seg.style.bgcolor.get_truecolor()
+            assert contrast(fg, bg) >= 4.5, (seg.text, fg, bg)
+            checked += len(seg.text.strip())
+        assert checked >= 40
+
+
 # -- a flood: bounded memory, failures first, the rest counted -------------------------------------
 def flood_events(copies: int, drop_every: int) -> tuple[dict, list]:
     """exp2's second echo exchange repeated `copies` times (new seq, skb addresses reused

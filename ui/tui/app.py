@@ -21,7 +21,7 @@ import time
 from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Input, Label, Log, Static
 
 from vethtrace.tracer import recording
@@ -33,7 +33,7 @@ from vethtrace.ui.tui.query import Filter, FilterError
 from vethtrace.ui.tui.rows import Row
 from vethtrace.ui.tui.schedule import RowSchedule
 from vethtrace.ui.tui.screens import HelpScreen, SaveScreen
-from vethtrace.ui.tui.widgets import ConversationList, FilterBar, ListHeader
+from vethtrace.ui.tui.widgets import ConversationList, FilterBar, ListHeader, Pane
 
 DETAIL_EVERY_S = 0.3     # following a flood: redraw the detail of the newest row at most this often
 SWITCH_INTERVAL_S = 0.0005  # hand the GIL to the UI thread sooner than Python's 5 ms (see on_mount)
@@ -59,7 +59,7 @@ class VethtraceApp(App):
         Binding("d", "next_drop", "Next drop"),
         Binding("D", "previous_drop", "Prev drop", show=False),
         Binding("s", "save", "Save"),
-        Binding("e", "export", "SVG"),
+        Binding("e", "export", "Export"),
         Binding("question_mark", "help", "Help"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
     ]
@@ -96,9 +96,9 @@ class VethtraceApp(App):
             yield ListHeader(id="list-header")
             yield ConversationList(id="conversations")
         with Horizontal(id="lower"):
-            with VerticalScroll(id="detail-pane"):
+            with Pane(id="detail-pane"):
                 yield Static(id="detail")
-            with VerticalScroll(id="path-pane"):
+            with Pane(id="path-pane"):
                 yield Static(id="path")
         if self.runner is not None:
             yield Log(id="command-log", max_lines=1_000)
@@ -145,8 +145,9 @@ class VethtraceApp(App):
         self._update_status()
         self.set_interval(TICK_S, self.tick)
 
-    def on_resize(self) -> None:
-        self._show_selection(self._selected)
+    def on_pane_resized(self) -> None:
+        if self._main is not None:
+            self._show_selection(self._selected)
 
     def on_unmount(self) -> None:
         if self._switch_interval is not None:
@@ -238,7 +239,8 @@ class VethtraceApp(App):
         """Draw the detail and path panes (call with the lock held)."""
         styles = self._outcome_styles()
         width = max(30, self._w("#path-pane").scrollable_content_region.width)
-        self._w("#detail", Static).update(detail_renderable(row, self.feed.corr, styles))
+        detail_width = self._w("#detail-pane").scrollable_content_region.width
+        self._w("#detail", Static).update(detail_renderable(row, self.feed.corr, styles, detail_width))
         self._w("#path", Static).update(path_renderable(row, self.feed.corr, width, styles))
 
     def _outcome_styles(self) -> dict:

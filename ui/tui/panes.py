@@ -17,16 +17,18 @@ from vethtrace.ui.text import ROLE_LABEL, route_text
 from vethtrace.ui.tui.rows import Row
 
 MAX_BOXES = 12        # boxes per column in the path pane
+NARROW_DETAIL = 60    # a detail pane narrower than this leaves out the hop table's namespace column
 
 # Default colours when no widget supplies its own (tests, `rich` printing).
 OUTCOME_STYLES = {DELIVERED: "green", ANSWERED: "green", CONSUMED: "yellow", DROPPED: "bold red",
                   IN_FLIGHT: "cyan", LOST: "bold magenta"}
 
 
-def detail_renderable(row: Row, corr: Correlator, styles: dict | None = None):
+def detail_renderable(row: Row, corr: Correlator, styles: dict | None = None, width: int | None = None):
     """Everything about one conversation: its verdict, then each distinct journey with a
     table of hops (device, kernel function, namespace, time since the previous hop) and
-    the notes the correlator attached (routes, ARP state, ICMP errors, verdict, advice)."""
+    the notes the correlator attached (routes, ARP state, ICMP errors, verdict, advice).
+    Narrower than NARROW_DETAIL the namespace column is left out, so the times fit."""
     styles = {**OUTCOME_STYLES, **(styles or {})}
     conv = row.conv
     parts: list = []
@@ -52,7 +54,7 @@ def detail_renderable(row: Row, corr: Correlator, styles: dict | None = None):
         if times > 1:
             title.append(f"  (x{times}, identical)", "dim")
         parts.append(title)
-        parts.append(_hop_table(j, corr))
+        parts.append(_hop_table(j, corr, namespaces=width is None or width >= NARROW_DETAIL))
         parts.append(_note(f"{MARK.get(v.outcome, '?')} {v.text}", styles.get(v.outcome, "")))
         notes = [route_text(r, corr, j) for r in corr.routes_before(j) + j.routes]
         notes += neighbour_notes(j, corr)
@@ -70,20 +72,26 @@ def _note(text: str, style) -> Padding:
     return Padding(Text(text, style), (0, 0, 0, 2))
 
 
-def _hop_table(j: Journey, corr: Correlator) -> Table:
+def _hop_table(j: Journey, corr: Correlator, namespaces: bool = True) -> Table:
     t = Table(box=None, show_edge=False, pad_edge=False, padding=(0, 1), header_style="bold dim",
               expand=False)
     t.add_column("#", justify="right", no_wrap=True)
     t.add_column("device", no_wrap=True)
-    t.add_column("kernel function", no_wrap=False, min_width=14)  # narrow panes squeeze the namespace first
-    t.add_column("namespace", no_wrap=True, overflow="ellipsis", max_width=24)
+    t.add_column("kernel function", no_wrap=False, min_width=10)  # wraps, but is not squeezed away
+    if namespaces:
+        t.add_column("namespace", no_wrap=True, overflow="ellipsis", max_width=24)
     t.add_column("time", justify="right", no_wrap=True)
+
+    def add_row(num, dev, fn, netns: int | None, delta) -> None:
+        where = [netns_label(netns, corr) if netns is not None else ""] if namespaces else []
+        t.add_row(num, dev, fn, *where, delta)
+
     prev = j.start
     if not j.hops:
         dev = next((e.dev for e in j.events if e.dev), "")
         queued = any(e.func == "__neigh_event_send" for e in j.events)
         what = "queued until ARP resolves; never transmitted" if queued else "never transmitted"
-        t.add_row("", Text(dev or "?"), Text(what, "dim"), netns_label(j.netns, corr), "start")
+        add_row("", Text(dev or "?"), Text(what, "dim"), j.netns, "start")
     for n, h in enumerate(j.hops[:MAX_HOPS], 1):
         place, dev, fn = hop_parts(h)
         if place == "stack":
@@ -93,15 +101,15 @@ def _hop_table(j: Journey, corr: Correlator) -> Table:
         else:
             dev_cell = Text(dev)
         delta = "start" if n == 1 and h.ts == prev else fmt_delta(h.ts - prev)
-        t.add_row(str(n), dev_cell, fn, netns_label(h.netns, corr), delta)
+        add_row(str(n), dev_cell, fn, h.netns, delta)
         prev = h.ts
     if len(j.hops) > MAX_HOPS:
-        t.add_row("…", "", Text(f"{len(j.hops) - MAX_HOPS:,} more hops (events were lost, or the "
-                                "journey absorbed later packets)", "dim"), "", "")
+        add_row("…", "", Text(f"{len(j.hops) - MAX_HOPS:,} more hops (events were lost, or the "
+                                "journey absorbed later packets)", "dim"), None, "")
         prev = j.hops[-1].ts
     if j.end is not None:
         fn, dev = end_text(j)
-        t.add_row("end", Text(dev, "dim"), fn, netns_label(j.end.netns, corr), fmt_delta(j.end.ts - prev))
+        add_row("end", Text(dev, "dim"), fn, j.end.netns, fmt_delta(j.end.ts - prev))
     return t
 
 

@@ -11,7 +11,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
 HELP_KEYS = [
-    ("p  space", "pause / resume the list (tracing and counting go on while paused)"),
+    ("p  space", "pause / resume the live list (tracing and counting go on); a replay is listed whole"),
     ("/", "filter: type terms, Enter applies, an empty filter shows everything"),
     ("escape", "clear the filter"),
     ("f", "follow: keep the newest conversation selected (on/off)"),
@@ -19,7 +19,7 @@ HELP_KEYS = [
     ("↑ ↓  j k", "select a conversation; PgUp PgDn Home End also work"),
     ("tab", "move between the list, the detail and the path (to scroll them)"),
     ("s", "save the recording (the last events kept) as a file `vethtrace show` reads"),
-    ("e", "export the selected conversation as an SVG diagram"),
+    ("e", "export the selected conversation as a diagram (asks where; .svg .png .pdf .dot)"),
     ("?", "this help"),
     ("q  ctrl+c", "quit (the probes are detached)"),
 ]

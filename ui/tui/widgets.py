@@ -1,5 +1,6 @@
 """The widgets of the main screen: the conversation list (a virtual list of Rows, only
-the visible lines rendered), the column header over it, and the filter bar."""
+the visible lines rendered), the column header over it, the filter bar, and the panes
+that hold the selected conversation's detail and path."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,6 +8,7 @@ from dataclasses import dataclass
 from rich.style import Style as RichStyle
 from rich.text import Text
 from textual.binding import Binding
+from textual.containers import VerticalScroll
 from textual.geometry import Region, Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
@@ -240,3 +242,18 @@ class FilterBar(Input):
 
     def action_cancel(self) -> None:
         self.app.close_filter_bar()
+
+
+class Pane(VerticalScroll):
+    """A scrolling pane whose content is drawn for its width: it tells the app when that
+    width changes (the app's own Resize comes before the panes are laid out anew)."""
+
+    class Resized(Message):
+        pass
+
+    _width = -1
+
+    def on_resize(self, event) -> None:
+        if event.size.width != self._width:
+            self._width = event.size.width
+            self.post_message(self.Resized())
