@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from . import libbpf
+from . import abi, libbpf
 from .libbpf import check_int, check_ptr
 from .record import CONFIG, EVENT_SIZE
 
@@ -99,6 +99,12 @@ def ensure_built() -> Path:
         where = "VETHTRACE_BPF_OBJ" if "VETHTRACE_BPF_OBJ" in os.environ else "this installation"
         raise ProbeError(f"the compiled probes are missing from {where} ({obj}); in a checkout run "
                          "`make setup`, otherwise reinstall vethtrace from a wheel")
+    try:
+        abi.check(obj)
+    except abi.ABIMismatch as exc:
+        raise ProbeError(str(exc)) from None
+    except OSError as exc:
+        raise ProbeError(f"cannot read the compiled probes {obj}: {exc.strerror or exc}") from None
     return obj
 
 
