@@ -23,7 +23,7 @@ VERDICTS = {"delivered": "delivered", "answered": "answered", "consumed": "consu
 KEYS = {"proto": "proto", "protocol": "proto", "host": "addr", "addr": "addr", "ip": "addr",
         "address": "addr", "dev": "dev", "if": "dev", "iface": "dev", "interface": "dev",
         "verdict": "verdict", "v": "verdict", "text": "text"}
-KEY_NAMES = "proto:, host:, dev:, verdict:, text:"
+KEY_NAMES = "proto: host: dev: verdict: or text:"
 # Words with a colon that are text, not key:value (a MAC address, a time like 0:01).
 _COLON_TEXT = re.compile(r"[0-9a-f]{1,2}(:[0-9a-f]{1,2})+|[\d.:]+")
 _OTHER_PROTO = re.compile(r"proto\d+")  # what a row says for an IP protocol without a name
@@ -59,8 +59,7 @@ class Filter:
         if ":" in word and not _COLON_TEXT.fullmatch(word):
             key, value = word.split(":", 1)
             if key not in KEYS:
-                raise FilterError(f"unknown filter key {key + ':'!r}: use {KEY_NAMES} "
-                                  f"(to search for the text itself, write text:{word})")
+                raise FilterError(f"unknown filter key {key + ':'!r}: use {KEY_NAMES}")
             if not value:
                 raise FilterError(f"{key}: needs a value, e.g. {key}:{_EXAMPLES[KEYS[key]]}")
             kind = KEYS[key]

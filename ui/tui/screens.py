@@ -59,8 +59,9 @@ class HelpScreen(ModalScreen[None]):
             yield Static(marks)
             yield Static(Text("\nFilter terms", "bold"))
             yield Static(Text("icmp arp tcp udp · 192.168.2.1 · veth1 · dropped failed delivered lost · any text · "
-                              "key:value (proto: host: dev: verdict: text:) · !term to exclude. "
-                              "Every term must match, e.g. `icmp dropped` or `arp !192.168.2.2`."))
+                              "key:value (proto: host: dev: verdict: text:; text:a:b finds a:b) · !term to "
+                              "exclude. Every term must match, e.g. `icmp dropped` or `arp !192.168.2.2`; a term "
+                              "that cannot match (an unknown key, verdict or protocol) is refused with the reason."))
             yield Static(Text("\nStatus bar", "bold"))
             yield Static(Text("LIVE or PAUSED or REPLAY · events per second and total · events the kernel lost "
                               "(red when not zero) · probe mechanism · filter · follow · conversations shown of "
