@@ -597,6 +597,25 @@ async def test_the_essentials_stay_visible_at_80x24(name, verdicts):
         assert "⇒" in row_text(app, 1)
 
 
+def test_the_brief_packet_keeps_destination_and_ports():
+    """What a narrow list shows instead of the whole packet: for TCP/UDP the ports and the
+    destination (a recorded echo request turned into a TCP segment 40312 > 81)."""
+    from vethtrace.tracer.correlate import Correlator
+    from vethtrace.ui.labels import conversation_brief
+    rec = recording.read(trace("exp2"))
+    e = next(e for e in rec.events if e.pkt is not None and e.pkt.icmp_type == 8)
+    d = e.to_json()
+    data = bytearray.fromhex(d["data"])
+    off = 14 if e.l2 else 0
+    data[off + 9] = 6  # IPPROTO_TCP
+    data[off + (data[off] & 0x0F) * 4:] = (40312).to_bytes(2, "big") + (81).to_bytes(2, "big") + bytes(16)
+    d["data"] = data.hex()
+    corr = Correlator(rec.context)
+    corr.feed([Event.from_json(d)])
+    conv, = corr.conversations
+    assert conversation_brief(conv) == f"TCP :40312 > {e.pkt.dst}:81"
+
+
 @pytest.mark.asyncio
 async def test_pause_in_a_replay_says_there_is_nothing_to_pause():
     async with replayed("exp2") as (app, pilot):
