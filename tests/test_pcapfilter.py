@@ -74,9 +74,9 @@ def test_record_takes_the_expression_before_the_command():
 def test_ping_arguments_stay_ping_arguments():
     assert ping.split_argv(["ping", "-c", "1", "-I", "veth0", "192.168.2.1"]) == \
         ["ping", "--", "-c", "1", "-I", "veth0", "192.168.2.1"]
-    assert ping.split_argv(["ping", "-c", "1", "--", "192.168.2.1"]) == ["ping", "--", "-c", "1", "--", "192.168.2.1"]
+    assert ping.split_argv(["ping", "-c", "1", "--", "192.168.2.1"]) == ["ping", "--", "-c", "1", "192.168.2.1"]
     assert ping.split_argv(["ping", "--events", "icmp", "and", "host", "x", "--", "-c", "1", "x"]) == \
-        ["ping", "--events", "--filter", "icmp and host x", "--", "--", "-c", "1", "x"]
+        ["ping", "--events", "--filter", "icmp and host x", "--", "-c", "1", "x"]
     args = parser().parse_args(ping.split_argv(["ping", "--filter", "icmp", "-c", "1", "x"]))
     assert args.filter == "icmp" and args.ping_args[-3:] == ["-c", "1", "x"]
 

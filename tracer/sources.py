@@ -56,7 +56,7 @@ def replay(path: str, pcap=None) -> tuple[recording.Recording, Correlator]:
             events = matching(corr, events, pcap)
             corr = Correlator(reader.context)
             corr.feed(events)
-    return recording.Recording(reader.header, events, reader.lost), corr
+    return recording.Recording(reader.header, events, reader.lost, reader.warning), corr
 
 
 def matching(corr: Correlator, events: list, pcap) -> list:
