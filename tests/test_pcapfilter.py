@@ -58,6 +58,12 @@ def test_an_invalid_expression_exits_2_with_one_line(args, tmp_path):
 
 
 # -- command lines -----------------------------------------------------------------------
+def test_a_command_without_dashes_is_pointed_to_them(tmp_path):
+    r = vethtrace("record", "-o", str(tmp_path / "x.jsonl"), "sleep", "1")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+    assert "put it after --: vethtrace record -o" in r.stderr and "-- sleep 1" in r.stderr
+
+
 def test_trace_takes_trailing_words():
     args = parser().parse_args(["trace", "-d", "1", "icmp", "and", "host", "10.0.0.2"])
     assert args.expression == ["icmp", "and", "host", "10.0.0.2"] and args.duration == 1

@@ -31,7 +31,14 @@ def run(args) -> int:
     if command and shutil.which(command[0]) is None:
         raise SetupError(f"{command[0]}: command not found (nothing was recorded)")
     safefile.check(args.output, stdout_ok=True)
-    filters = build_filters(args.interface, args.host, args.all_netns, args.ipv6, args.expression)
+    try:
+        filters = build_filters(args.interface, args.host, args.all_netns, args.ipv6, args.expression)
+    except SetupError as exc:
+        # `record -o F sleep 5`: words before `--` are an expression, a command goes after it.
+        if args.expression and not command and shutil.which(args.expression[0]):
+            raise SetupError(f"{exc}; to run {args.expression[0]} while recording, put it after --: "
+                             f"vethtrace record -o {args.output} -- {' '.join(args.expression)}") from None
+        raise
     to_stdout = args.output == "-"
     proc = None
     status = 0
