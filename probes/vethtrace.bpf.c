@@ -428,7 +428,7 @@ static __always_inline int emit(const struct sk_buff *skb, const struct net_devi
 	 * address may carry another packet by now (TCP frees some skbs where no tracepoint
 	 * fires).  A matched packet still matches, or belongs to a flow that matched. */
 	if ((check_host && !packet_host_ok(e)) || !pcap_ok(e, skb)) {
-		bpf_ringbuf_discard(e, 0);
+		bpf_ringbuf_discard(e, BPF_RB_NO_WAKEUP); /* nothing for user space to read */
 		return -1;
 	}
 	bpf_ringbuf_submit(e, 0);
@@ -579,7 +579,7 @@ int BPF_PROG(tp_fib, __u32 tb_id, const struct flowi4 *flp, const struct fib_nh_
 	f->proto = flp->__fl_common.flowic_proto;
 	f->pad[0] = f->pad[1] = f->pad[2] = 0;
 	if (!fib_pcap_ok(e, flp)) {
-		bpf_ringbuf_discard(e, 0);
+		bpf_ringbuf_discard(e, BPF_RB_NO_WAKEUP);
 		return 0;
 	}
 	bpf_ringbuf_submit(e, 0);
@@ -617,7 +617,7 @@ static __always_inline int neigh_event(const struct neighbour *n, const struct n
 	if (lladdr)
 		bpf_probe_read_kernel(nb->lladdr, sizeof(nb->lladdr), lladdr);
 	if (!neigh_pcap_ok(e, key)) {
-		bpf_ringbuf_discard(e, 0);
+		bpf_ringbuf_discard(e, BPF_RB_NO_WAKEUP);
 		return 0;
 	}
 	bpf_ringbuf_submit(e, 0);

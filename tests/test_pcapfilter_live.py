@@ -137,3 +137,17 @@ def test_a_refused_connection_keeps_its_reset(tmp_path):
                                                "!=", "0"], command=TCP, devices=("lo",), witness="tcp port 83")
     flags = {(e.pkt.sport, e.pkt.dport) for e in packets(events) if e.pkt is not None}
     assert any(d == 83 for _, d in flags) and any(s == 83 for s, _ in flags), flags
+
+
+LONG = " or ".join(f"host 10.0.{i}.1" for i in range(40)) + " or portrange 1000-2000 or icmp[icmptype] == icmp-echo"
+
+
+@pytest.mark.parametrize("expression", ["arp", "ether host 00:11:22:33:44:55", "vlan and icmp", "ip6 and tcp",
+                                        "len > 100", "tcp[tcpflags] & (tcp-syn|tcp-fin) != 0", LONG],
+                         ids=["arp", "ether", "vlan", "ip6", "len", "flags", "long"])
+def test_the_kernel_accepts_the_spliced_probes(expression):
+    """Every kind of expression passes the verifier once spliced into every probe (the
+    link-layer ones take the virtual-header path at the network-header copies)."""
+    from vethtrace.tracer.live import LiveSource, build_filters
+    with LiveSource(build_filters(expression=expression), want_fentry=False) as src:
+        assert "tp_xmit" in src.report.attached and "tp_fib" in src.report.attached
