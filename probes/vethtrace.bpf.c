@@ -181,11 +181,13 @@ static __always_inline bool packet_host_ok(const struct vtr_event *e)
  * and splices it, before load, at the marker below (r1 the copied bytes, r2 how many,
  * r3 the scratch area: M[16], the length on the wire, the ethertype); the verdict comes
  * back in r0.  As compiled the marker is non-zero: every packet is kept.  The constant
- * encodes the program kind (1: from the Ethernet header, 2: from the network header)
- * and the bytes the copy can hold. */
+ * encodes the program kind (1: a copy from the Ethernet header, 2: an IPv4/IPv6 copy from
+ * the network header, 3: another protocol's copy from the network header, judged by the
+ * Ethernet program behind a virtual header) and the bytes the copy can hold. */
 #define VTR_PCAP_MARKER(kind, bytes) (0x7674706600000000ULL | ((__u64)(kind) << 16) | (bytes))
 #define VTR_PCAP_L2 1
 #define VTR_PCAP_L3 2
+#define VTR_PCAP_L3_OTHER 3
 /* Route lookups and neighbour entries are judged as a made-up frame of the packet they are
  * for, written in the second half of the record's data (past data_len, zeroed after). */
 #define VTR_PSEUDO_OFF 48
@@ -196,14 +198,16 @@ static __always_inline bool packet_host_ok(const struct vtr_event *e)
 		     : [data] "r"(data), [caplen] "r"(caplen), [mem] "r"(mem), [m] "i"(marker)    \
 		     : "r0", "r1", "r2", "r3", "r4", "r5", "memory")
 
-static __always_inline __u64 pcap_run(const void *data, __u64 caplen, __u32 *mem, bool l2)
+static __always_inline __u64 pcap_run(const void *data, __u64 caplen, __u32 *mem, int kind)
 {
 	__u64 verdict;
 
-	if (l2)
+	if (kind == VTR_PCAP_L2)
 		PCAP_ASM(VTR_PCAP_MARKER(VTR_PCAP_L2, VTR_DATA_MAX));
-	else
+	else if (kind == VTR_PCAP_L3)
 		PCAP_ASM(VTR_PCAP_MARKER(VTR_PCAP_L3, VTR_DATA_MAX));
+	else
+		PCAP_ASM(VTR_PCAP_MARKER(VTR_PCAP_L3_OTHER, VTR_DATA_MAX));
 	return verdict;
 }
 
@@ -382,7 +386,7 @@ static __always_inline bool pcap_keep(const struct vtr_event *e, __u64 verdict)
 	__u8 one = 1;
 	bool error;
 
-	if (verdict == VTR_PCAP_MARKER(VTR_PCAP_L2, VTR_DATA_MAX) || verdict == VTR_PCAP_MARKER(VTR_PCAP_L3, VTR_DATA_MAX))
+	if (verdict >> 32 == VTR_PCAP_MARKER(0, 0) >> 32)
 		return true;
 	if (!packet_flow(e, &f, &error))
 		return verdict != 0;
@@ -400,13 +404,16 @@ static __always_inline bool pcap_ok(const struct vtr_event *e, const struct sk_b
 	__u32 mem[18] = {};
 	__u16 start = e->data_kind == VTR_DATA_L2 ? skb->mac_header : skb->network_header;
 	__u32 caplen = e->data_kind == VTR_DATA_NONE ? 0 : e->data_len;
+	int kind;
 
 	if (caplen > VTR_DATA_MAX)
 		caplen = VTR_DATA_MAX;
 	/* `len` is the packet's length from where the copy starts, as tcpdump there would see it. */
 	mem[16] = skb->len + (__u32)(skb->data - skb->head) - start;
 	mem[17] = e->protocol;
-	return pcap_keep(e, pcap_run(e->data, caplen, mem, e->data_kind == VTR_DATA_L2));
+	kind = e->data_kind == VTR_DATA_L2 ? VTR_PCAP_L2 :
+	       e->protocol == ETH_P_IP || e->protocol == ETH_P_IPV6 ? VTR_PCAP_L3 : VTR_PCAP_L3_OTHER;
+	return pcap_keep(e, pcap_run(e->data, caplen, mem, kind));
 }
 
 /* Write one packet event; with check_host, discard it if the host filter rejects the
@@ -428,7 +435,7 @@ static __always_inline int emit(const struct sk_buff *skb, const struct net_devi
 	 * address may carry another packet by now (TCP frees some skbs where no tracepoint
 	 * fires).  A matched packet still matches, or belongs to a flow that matched. */
 	if ((check_host && !packet_host_ok(e)) || !pcap_ok(e, skb)) {
-		bpf_ringbuf_discard(e, BPF_RB_NO_WAKEUP); /* nothing for user space to read */
+		bpf_ringbuf_discard(e, 0);
 		return -1;
 	}
 	bpf_ringbuf_submit(e, 0);
@@ -579,7 +586,7 @@ int BPF_PROG(tp_fib, __u32 tb_id, const struct flowi4 *flp, const struct fib_nh_
 	f->proto = flp->__fl_common.flowic_proto;
 	f->pad[0] = f->pad[1] = f->pad[2] = 0;
 	if (!fib_pcap_ok(e, flp)) {
-		bpf_ringbuf_discard(e, BPF_RB_NO_WAKEUP);
+		bpf_ringbuf_discard(e, 0);
 		return 0;
 	}
 	bpf_ringbuf_submit(e, 0);
@@ -617,7 +624,7 @@ static __always_inline int neigh_event(const struct neighbour *n, const struct n
 	if (lladdr)
 		bpf_probe_read_kernel(nb->lladdr, sizeof(nb->lladdr), lladdr);
 	if (!neigh_pcap_ok(e, key)) {
-		bpf_ringbuf_discard(e, BPF_RB_NO_WAKEUP);
+		bpf_ringbuf_discard(e, 0);
 		return 0;
 	}
 	bpf_ringbuf_submit(e, 0);

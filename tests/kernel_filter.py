@@ -14,7 +14,7 @@ import os
 import struct
 
 from vethtrace.tracer import cbpf
-from vethtrace.tracer.cbpf import (ALU64, ADD, B, DW, IMM, JEQ, JMP, K, LD, LDX, MEM, MOV, STX, W, X, Ins)
+from vethtrace.tracer.cbpf import ALU64, ADD, DW, IMM, JEQ, JMP, K, LD, LDX, MEM, MOV, STX, W, X, Ins
 
 SYS_BPF = 321  # x86-64
 BPF_MAP_CREATE, BPF_MAP_UPDATE_ELEM, BPF_PROG_LOAD, BPF_PROG_TEST_RUN = 0, 2, 5, 10
@@ -46,7 +46,6 @@ class KernelFilter:
 
     def __init__(self, insns, virtual_eth: bool = False, region: int = REGION):
         self.region = region
-        _, _ = None, None
         self.map_fd, _ = _bpf(BPF_MAP_CREATE, struct.pack("<IIIII", BPF_MAP_TYPE_ARRAY, 4, HEAD + region, 1, 0))
         prog = [
             Ins(cbpf.ST | MEM | W, 10, 0, -4, 0),                      # key 0 on the stack

@@ -103,9 +103,13 @@ def _conversations(path, expression):
 
 def _judged(flt, journeys) -> bool:
     """libpcap's verdict: does any packet copy of these journeys match?"""
-    return any(flt.l2.matches(e.data) if e.l2 else
-               (flt.l3.matches(e.data) if flt.l3 is not None else flt.l2.matches(pcapfilter.fake_ethernet(e.protocol) + e.data))
-               for j in journeys for e in j.events if e.data)
+    def one(e):
+        if e.l2:
+            return flt.l2.matches(e.data)
+        if flt.l3 is not None and e.protocol in (0x0800, 0x86DD):
+            return flt.l3.matches(e.data)
+        return flt.l2.matches(pcapfilter.fake_ethernet(e.protocol) + e.data)
+    return any(one(e) for j in journeys for e in j.events if e.data)
 
 
 @pytest.mark.parametrize("name,expression", [("exp2", "icmp"), ("exp2", "arp"), ("exp1", "arp"),

@@ -50,7 +50,7 @@ ETH_HLEN = 14
 
 # The placeholder's marker: `r0 = MAGIC << 32 | kind << 16 | bytes ll`.
 MARKER_MAGIC = 0x76747066  # "vtpf"
-KIND_L2, KIND_L3 = 1, 2
+KIND_L2, KIND_L3, KIND_L3_OTHER = 1, 2, 3  # see pcap_run in probes/vethtrace.bpf.c
 SIZES = {W: 4, H: 2, B: 1}
 NEGATED = {JEQ: JNE, JGT: JLE, JGE: JLT}
 

@@ -232,11 +232,14 @@ class Probes:
     def _splice_filter(self) -> None:
         """The pcap-filter expression translated into every program that has its
         placeholder (tracer/cbpf.py), between open and load: libpcap's L2 program where the
-        probes copy from the Ethernet header, its L3 program where they copy from the
-        network header (or the L2 one behind a virtual header, see tracer/pcapfilter.py)."""
+        probes copy from the Ethernet header, its L3 program where they copy an IPv4 or IPv6
+        packet from the network header, the L2 one behind a virtual header for the other
+        network-header copies and for expressions DLT_RAW cannot express (see
+        tracer/pcapfilter.py)."""
         flt = self.config.pcap
         programs = {cbpf.KIND_L2: (flt.l2.insns, False),
-                    cbpf.KIND_L3: (flt.l3.insns, False) if flt.l3 is not None else (flt.l2.insns, True)}
+                    cbpf.KIND_L3: (flt.l3.insns, False) if flt.l3 is not None else (flt.l2.insns, True),
+                    cbpf.KIND_L3_OTHER: (flt.l2.insns, True)}
         for prog, name, _ in self._programs():
             if not self.lib.bpf_program__autoload(prog):
                 continue

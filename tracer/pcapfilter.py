@@ -7,7 +7,9 @@ device from the Ethernet header (`DLT_EN10MB`), after the stack took the packet 
 the network header (`DLT_RAW`, IPv4 or IPv6 by the version nibble).  Some expressions only
 mean something with a link layer (`arp`, `ether host ...`): their `DLT_RAW` compile fails,
 and an L3 copy is then judged by the L2 program run on the copy behind a made-up Ethernet
-header that carries only the ethertype (`PcapFilter.l3_via_l2`).
+header that carries only the ethertype (`PcapFilter.l3_via_l2`).  So is an L3 copy of
+anything but IPv4 and IPv6 (an ARP packet at its free), which `DLT_RAW` cannot carry: `host X`
+then matches its ARP copies at the free as it did at the device.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ DLT_RAW = 12            # Linux's value (LINKTYPE_RAW in files)
 SNAPLEN = 262144        # what tcpdump uses; a matching program returns it
 NETMASK_UNKNOWN = 0xFFFFFFFF
 ETH_HLEN = 14
+IP_ETHERTYPES = (0x0800, 0x86DD)  # what DLT_RAW can carry
 
 
 class FilterError(ValueError):
@@ -114,7 +117,7 @@ class PcapFilter:
         """Whether a copied packet matches, judged as the probes judge it."""
         if l2:
             return self.l2.matches(data, wirelen)
-        if self.l3 is not None:
+        if self.l3 is not None and protocol in IP_ETHERTYPES:
             return self.l3.matches(data, wirelen)
         return self.l2.matches(fake_ethernet(protocol) + data, None if wirelen is None else wirelen + ETH_HLEN)
 
