@@ -87,18 +87,24 @@ static __always_inline bool host_ok(__u32 a, __u32 b)
 	return !cfg.host || a == cfg.host || b == cfg.host;
 }
 
-static __always_inline struct vtr_event *reserve(void)
+/* Events are drafted on the stack and copied into the ring buffer only once every filter
+ * kept them: a record reserved and then discarded still wakes the reader, which under a
+ * flood the filters reject costs more than recording it (bench/run.py, ping -f). */
+static __always_inline int publish(struct vtr_event *e)
 {
-	struct vtr_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-
-	if (!e) {
+	if (bpf_ringbuf_output(&events, e, sizeof(*e), 0)) {
 		__u32 zero = 0;
 		__u64 *n = bpf_map_lookup_elem(&lost, &zero);
 
 		if (n)
 			__sync_fetch_and_add(n, 1);
-		return NULL;
+		return -1;
 	}
+	return 0;
+}
+
+static __always_inline struct vtr_event *reserve(struct vtr_event *e)
+{
 	e->ts_ns = bpf_ktime_get_ns();
 	e->cpu = bpf_get_smp_processor_id();
 	e->pid = bpf_get_current_pid_tgid() >> 32;
@@ -213,7 +219,7 @@ static __always_inline __u64 pcap_run(const void *data, __u64 caplen, __u32 *mem
 
 static __always_inline bool pcap_pseudo_ok(struct vtr_event *e, __u32 len)
 {
-	__u32 mem[18] = {};
+	__u32 mem[20] = {}; /* tracer/cbpf.py MEM_WORDS */
 	const void *data = e->data + VTR_PSEUDO_OFF;
 	__u64 caplen = len, verdict;
 
@@ -401,7 +407,7 @@ static __always_inline bool pcap_keep(const struct vtr_event *e, __u64 verdict)
  * sees them: L2 copies by the Ethernet program, L3 copies by the network-layer one. */
 static __always_inline bool pcap_ok(const struct vtr_event *e, const struct sk_buff *skb)
 {
-	__u32 mem[18] = {};
+	__u32 mem[20] = {}; /* tracer/cbpf.py MEM_WORDS */
 	__u16 start = e->data_kind == VTR_DATA_L2 ? skb->mac_header : skb->network_header;
 	__u32 caplen = e->data_kind == VTR_DATA_NONE ? 0 : e->data_len;
 	int kind;
@@ -421,10 +427,8 @@ static __always_inline bool pcap_ok(const struct vtr_event *e, const struct sk_b
 static __always_inline int emit(const struct sk_buff *skb, const struct net_device *dev, __u32 netns,
 				__u8 kind, __u64 location, __u32 arg, bool want_l2, bool check_host)
 {
-	struct vtr_event *e = reserve();
+	struct vtr_event draft, *e = reserve(&draft);
 
-	if (!e)
-		return -1;
 	e->kind = kind;
 	e->netns = netns;
 	e->location = location;
@@ -434,12 +438,9 @@ static __always_inline int emit(const struct sk_buff *skb, const struct net_devi
 	/* The expression judges every copy, also the free of an skb reported before: its
 	 * address may carry another packet by now (TCP frees some skbs where no tracepoint
 	 * fires).  A matched packet still matches, or belongs to a flow that matched. */
-	if ((check_host && !packet_host_ok(e)) || !pcap_ok(e, skb)) {
-		bpf_ringbuf_discard(e, 0);
+	if ((check_host && !packet_host_ok(e)) || !pcap_ok(e, skb))
 		return -1;
-	}
-	bpf_ringbuf_submit(e, 0);
-	return 0;
+	return publish(e);
 }
 
 /* Common path of every event about one packet at one device. */
@@ -562,15 +563,13 @@ int BPF_PROG(tp_fib, __u32 tb_id, const struct flowi4 *flp, const struct fib_nh_
 {
 	const struct net_device *dev = nhc ? nhc->nhc_dev : NULL;
 	__u32 netns = dev ? dev_netns(dev) : task_netns();
-	struct vtr_event *e;
+	struct vtr_event draft, *e;
 	struct vtr_fib *f;
 
 	/* -EAGAIN: this table has no match and the next one is tried; not a decision. */
 	if (err == -EAGAIN || !netns_ok(netns) || !host_ok(flp->saddr, flp->daddr))
 		return 0;
-	e = reserve();
-	if (!e)
-		return 0;
+	e = reserve(&draft);
 	e->kind = VTR_EV_FIB;
 	e->netns = netns;
 	e->arg = err;
@@ -585,18 +584,15 @@ int BPF_PROG(tp_fib, __u32 tb_id, const struct flowi4 *flp, const struct fib_nh_
 	f->oif = flp->__fl_common.flowic_oif;
 	f->proto = flp->__fl_common.flowic_proto;
 	f->pad[0] = f->pad[1] = f->pad[2] = 0;
-	if (!fib_pcap_ok(e, flp)) {
-		bpf_ringbuf_discard(e, 0);
-		return 0;
-	}
-	bpf_ringbuf_submit(e, 0);
+	if (fib_pcap_ok(e, flp))
+		publish(e);
 	return 0;
 }
 
 static __always_inline int neigh_event(const struct neighbour *n, const struct net_device *dev,
 				       const void *pkey, __u8 kind, const __u8 *lladdr, __u32 new_state)
 {
-	struct vtr_event *e;
+	struct vtr_event draft, *e;
 	struct vtr_neigh *nb;
 	__u32 key = 0;
 
@@ -607,9 +603,7 @@ static __always_inline int neigh_event(const struct neighbour *n, const struct n
 	bpf_probe_read_kernel(&key, sizeof(key), pkey);
 	if (!host_ok(key, key))
 		return 0;
-	e = reserve();
-	if (!e)
-		return 0;
+	e = reserve(&draft);
 	e->kind = kind;
 	e->netns = dev_netns(dev);
 	e->arg = new_state;
@@ -623,11 +617,8 @@ static __always_inline int neigh_event(const struct neighbour *n, const struct n
 	nb->pad[0] = nb->pad[1] = 0;
 	if (lladdr)
 		bpf_probe_read_kernel(nb->lladdr, sizeof(nb->lladdr), lladdr);
-	if (!neigh_pcap_ok(e, key)) {
-		bpf_ringbuf_discard(e, 0);
-		return 0;
-	}
-	bpf_ringbuf_submit(e, 0);
+	if (neigh_pcap_ok(e, key))
+		publish(e);
 	return 0;
 }
 

@@ -55,14 +55,14 @@ class KernelFilter:
             Ins(JMP | JEQ | K, 0, 0, 0, 0, "out"),
             Ins(ALU64 | MOV | X, 7, 0),
         ]
-        for off in range(-72, 0, 8):                                      # scratch area zeroed
+        for off in range(-80, 0, 8):                                      # scratch area zeroed
             prog.append(Ins(cbpf.ST | MEM | DW, 10, 0, off, 0))
         prog += [
-            Ins(LDX | MEM | W, 1, 7, 4), Ins(STX | MEM | W, 10, 1, -72 + 4 * cbpf.MEM_LEN),
-            Ins(LDX | MEM | W, 1, 7, 8), Ins(STX | MEM | W, 10, 1, -72 + 4 * cbpf.MEM_ETHERTYPE),
+            Ins(LDX | MEM | W, 1, 7, 4), Ins(STX | MEM | W, 10, 1, -80 + 4 * cbpf.MEM_LEN),
+            Ins(LDX | MEM | W, 1, 7, 8), Ins(STX | MEM | W, 10, 1, -80 + 4 * cbpf.MEM_ETHERTYPE),
             Ins(LDX | MEM | W, 2, 7, 0),
             Ins(ALU64 | MOV | X, 1, 7), Ins(ALU64 | ADD | K, 1, 0, 0, HEAD),
-            Ins(ALU64 | MOV | X, 3, 10), Ins(ALU64 | ADD | K, 3, 0, 0, -72),
+            Ins(ALU64 | MOV | X, 3, 10), Ins(ALU64 | ADD | K, 3, 0, 0, -80),
             *_marker(cbpf.KIND_L2, region),
             Ins(JMP | 0x90),                                             # exit: r0 is the verdict
             ("label", "out"),

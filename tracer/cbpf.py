@@ -14,7 +14,11 @@ appends subprograms after our code when it loads).
 Register use inside the filter (the assembly declares r0-r5 clobbered):
   r0 scratch (loads, offsets, the verdict), r1 packet bytes, r2 valid bytes,
   r3 scratch area: u32 M[16], then [16] the packet's length on the wire (`len`),
-  [17] its ethertype; r4 the accumulator A, r5 the index register X.
+  [17] its ethertype, [18] X while an indexed load needs r5; r4 the accumulator A,
+  r5 the index register X.
+
+Loads at offsets that may be unaligned are made of byte loads: the probes draft their
+records on the stack, where the verifier accepts aligned loads only.
 
 Every packet load is checked against r2 (a load past the copied bytes rejects the
 packet, as libpcap rejects a load past the captured bytes), and offsets past the most the
@@ -44,8 +48,8 @@ RVAL_A = 0x10
 TAX, TXA = 0x00, 0x80
 
 R_TMP, R_DATA, R_CAPLEN, R_MEM, R_A, R_X = 0, 1, 2, 3, 4, 5
-MEM_LEN, MEM_ETHERTYPE = 16, 17   # slots of the scratch area after M[0..15]
-MEM_WORDS = 18
+MEM_LEN, MEM_ETHERTYPE, MEM_SAVE_X = 16, 17, 18   # slots of the scratch area after M[0..15]
+MEM_WORDS = 20
 ETH_HLEN = 14
 
 # The placeholder's marker: `r0 = MAGIC << 32 | kind << 16 | bytes ll`.
@@ -98,8 +102,19 @@ class _Emitter:
             self.reject()  # past anything the probes copy: libpcap would reject it too
             return
         self.ins(JMP | JLT | K, R_CAPLEN, imm=off + size, target="reject")
-        self.ins(LDX | MEM | {4: W, 2: H, 1: B}[size], dst, R_DATA, off=off)
-        self._swap(dst, size)
+        if off % size == 0:
+            self.ins(LDX | MEM | {4: W, 2: H, 1: B}[size], dst, R_DATA, off=off)
+            self._swap(dst, size)
+        else:  # the copy may be on the stack, where the verifier wants aligned loads
+            self._bytes(dst, R_DATA, off, size, R_TMP)
+
+    def _bytes(self, dst: int, base: int, off: int, size: int, tmp: int) -> None:
+        """A big-endian load made of byte loads (always aligned)."""
+        self.ins(LDX | MEM | B, dst, base, off=off)
+        for i in range(1, size):
+            self.ins(ALU | LSH | K, dst, imm=8)
+            self.ins(LDX | MEM | B, tmp, base, off=off + i)
+            self.ins(ALU | OR | X, dst, tmp)
 
     def _swap(self, dst: int, size: int) -> None:
         if size > 1:
@@ -116,8 +131,13 @@ class _Emitter:
         if shift:
             self.ins(JMP | JLT | K, R_TMP, imm=size, target="reject")  # would start in the virtual header
         self.ins(ALU64 | ADD | X, R_TMP, R_DATA)
-        self.ins(LDX | MEM | {4: W, 2: H, 1: B}[size], R_A, R_TMP, off=-size)
-        self._swap(R_A, size)
+        if size == 1:
+            self.ins(LDX | MEM | B, R_A, R_TMP, off=-1)
+            return
+        # X + k need not be aligned: bytes, with X kept in the scratch area meanwhile
+        self.ins(STX | MEM | W, R_MEM, R_X, off=4 * MEM_SAVE_X)
+        self._bytes(R_A, R_TMP, -size, size, R_X)
+        self.ins(LDX | MEM | W, R_X, R_MEM, off=4 * MEM_SAVE_X)
 
     # An absolute load on an L3 copy read behind a virtual Ethernet header.
     def load_virtual(self, dst: int, k: int, size: int) -> None:
