@@ -607,3 +607,39 @@ def test_render_and_export_to_stdout(tmp_path):
 
 def test_tui_file_without_terminal():
     assert_one_line_error(vethtrace("tui", str(TRACE), timeout=30), r"terminal")
+
+
+def test_tui_export_does_not_import_from_cwd(shared_dir, monkeypatch):
+    """The TUI's `e` loads the diagram module of this vethtrace, never a `ui/diagram.py`
+    planted in the working directory (which `python -m` puts first on sys.path)."""
+    import asyncio
+    import shutil as _shutil
+    from vethtrace.tracer.sources import ReplaySource
+    from vethtrace.ui.tui import build_app
+    if _shutil.which("dot") is None:
+        pytest.skip("graphviz's dot is not installed")
+    plant = ("mkdir -p {d}/ui; : > {d}/ui/__init__.py; printf %s \"$PLANT\" > {d}/ui/diagram.py"
+             .format(d=shared_dir))
+    prefix, _ = unprivileged()
+    subprocess.run([*prefix, "env", f"PLANT={PLANT}", "sh", "-c", plant], check=True, timeout=20)
+    monkeypatch.chdir(shared_dir)
+    monkeypatch.syspath_prepend(str(shared_dir))
+    for name in ("ui", "ui.diagram"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+
+    async def drive():
+        app = build_app(ReplaySource(str(TRACE)))
+        async with app.run_test(size=(120, 40)) as pilot:
+            for _ in range(100):
+                if app.caught_up:
+                    break
+                await pilot.pause(0.05)
+            await pilot.press("down", "e")
+            for _ in range(200):
+                if any("diagram" in n.message for n in app._notifications):
+                    break
+                await pilot.pause(0.05)
+            return [n.message for n in app._notifications]
+    notes = asyncio.run(drive())
+    assert not (shared_dir / "PWNED").exists(), "the planted ui/diagram.py ran"
+    assert any("saved the diagram" in n for n in notes), notes

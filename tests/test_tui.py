@@ -332,7 +332,7 @@ async def test_save_recording(tmp_path):
 
 @pytest.mark.asyncio
 async def test_export_svg_without_and_with_diagram_module(monkeypatch, tmp_path):
-    monkeypatch.setitem(sys.modules, "ui.diagram", None)  # as before `vethtrace render` exists
+    monkeypatch.setitem(sys.modules, "vethtrace.ui.diagram", None)  # as before `vethtrace render` exists
     async with replayed("exp2") as (app, pilot):
         await pilot.press("e")
         await pilot.pause()
@@ -344,7 +344,7 @@ async def test_export_svg_without_and_with_diagram_module(monkeypatch, tmp_path)
             calls.append((conv, corr, path))
             (tmp_path / path).write_text("<svg/>")
 
-        monkeypatch.setitem(sys.modules, "ui.diagram", types.SimpleNamespace(render_conversation=render_conversation))
+        monkeypatch.setitem(sys.modules, "vethtrace.ui.diagram", types.SimpleNamespace(render_conversation=render_conversation))
         monkeypatch.chdir(tmp_path)
         await pilot.press("down", "e")
         await settle(pilot, lambda: any("saved the diagram" in n for n in notes(app)))
@@ -356,7 +356,7 @@ async def test_export_svg_without_and_with_diagram_module(monkeypatch, tmp_path)
 @pytest.mark.asyncio
 @pytest.mark.skipif(shutil.which("dot") is None, reason="graphviz's dot is not installed (scripts/setup installs it)")
 async def test_export_svg_with_the_real_diagram_module(monkeypatch, tmp_path):
-    pytest.importorskip("ui.diagram")
+    pytest.importorskip("vethtrace.ui.diagram")
     monkeypatch.chdir(tmp_path)
     async with replayed("exp2") as (app, pilot):
         await pilot.press("down", "e")

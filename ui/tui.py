@@ -900,9 +900,9 @@ class VethtraceApp(App):
             self.notify("select a conversation first", timeout=3)
             return
         try:
-            diagram = importlib.import_module("ui.diagram")
+            diagram = importlib.import_module("vethtrace.ui.diagram")  # never a `ui` from the working directory
         except ModuleNotFoundError as exc:
-            if exc.name not in ("ui.diagram", "ui"):
+            if exc.name != "vethtrace.ui.diagram":
                 raise
             diagram = None
         render = getattr(diagram, "render_conversation", None)
