@@ -82,9 +82,12 @@ PLANT = "import os; open(os.path.join(os.path.dirname(__file__), '..', 'PWNED'),
 @pytest.mark.live
 @needs_root
 @needs_ip
-def test_demo_child_does_not_import_from_cwd(shared_dir):
+@pytest.mark.parametrize("pythonpath", [None, ":"], ids=["plain", "empty-pythonpath-entry"])
+def test_demo_child_does_not_import_from_cwd(pythonpath, shared_dir):
     """`vethtrace demo` run from a directory where another user planted vethtrace/ and
-    tracer/ packages (with __main__): neither the demo nor its `vethtrace ping` child runs them."""
+    tracer/ packages (with __main__): neither the demo nor its `vethtrace ping` child runs
+    them, also when PYTHONPATH has an empty entry (which means the working directory; the
+    demo itself then runs isolated, `python -I`, as the child must)."""
     script = Path(sys.executable).with_name("vethtrace")
     if not script.exists():
         pytest.skip("vethtrace is not installed in this environment (./scripts/setup)")
@@ -93,7 +96,11 @@ def test_demo_child_does_not_import_from_cwd(shared_dir):
     prefix, _ = unprivileged()
     subprocess.run([*prefix, "env", f"PLANT={PLANT}", "sh", "-c", plant], check=True, timeout=20)
     env = {k: v for k, v in _env().items() if k != "PYTHONPATH"}
-    r = subprocess.run([str(script), "demo"], cwd=shared_dir, env=env, capture_output=True, timeout=60,
+    outer = [str(script)]
+    if pythonpath is not None:
+        env["PYTHONPATH"] = pythonpath
+        outer = [sys.executable, "-I", str(script)]
+    r = subprocess.run([*outer, "demo"], cwd=shared_dir, env=env, capture_output=True, timeout=60,
                        stdin=subprocess.DEVNULL)
     assert not (shared_dir / "PWNED").exists(), f"planted code ran: {(shared_dir / 'PWNED').read_text()}"
     assert r.returncode == 0, r.stderr.decode()
