@@ -642,6 +642,8 @@ def test_tui_export_does_not_import_from_cwd(shared_dir, monkeypatch):
                     break
                 await pilot.pause(0.05)
             await pilot.press("down", "e")
+            await pilot.pause()
+            await pilot.press("enter")  # `e` asks where, as `s` does: the default, in the working directory
             for _ in range(200):
                 if any("diagram" in n.message for n in app._notifications):
                     break
