@@ -652,3 +652,19 @@ def test_tui_export_does_not_import_from_cwd(shared_dir, monkeypatch):
     notes = asyncio.run(drive())
     assert not (shared_dir / "PWNED").exists(), "the planted ui/diagram.py ran"
     assert any("saved the diagram" in n for n in notes), notes
+
+
+@pytest.mark.parametrize("option,value,words", [("--svg", "-", [r"standard output"]),
+                                                ("--svg", "/nonexistent-dir/x.svg", [r"no such directory"]),
+                                                ("--svg", "x.svgz", [r"suffix"]),
+                                                ("--record", "/nonexistent-dir/x.jsonl", [r"no such directory"])],
+                         ids=["svg-stdout", "svg-missing-dir", "svg-suffix", "record-missing-dir"])
+def test_ping_outputs_checked_before_tracing(option, value, words):
+    """`ping --svg/--record` names that cannot be written are refused before ping runs (and
+    before the probes load), not after the whole ping.  Run unprivileged: whatever the code
+    does, it stops before tracing (no root), so no packet is ever sent."""
+    if subprocess.run(["which", "ping"], capture_output=True).returncode:
+        pytest.skip("ping is not installed")
+    prefix, py = unprivileged()
+    assert_one_line_error(vethtrace("ping", option, value, "-c", "1", "192.168.2.1", prefix=prefix, python=py),
+                          *words)
