@@ -668,3 +668,25 @@ def test_ping_outputs_checked_before_tracing(option, value, words):
     prefix, py = unprivileged()
     assert_one_line_error(vethtrace("ping", option, value, "-c", "1", "192.168.2.1", prefix=prefix, python=py),
                           *words)
+
+
+def test_tui_detail_is_not_markup(tmp_path):
+    """A recorded kernel function name that looks like Rich markup (found by the fuzz
+    test: '[/bogus]' stopped the detail pane) is drawn as text."""
+    from rich.console import Console
+    import io
+    from vethtrace.tracer.correlate import Correlator
+    from vethtrace.tracer.sources import ReplaySource
+    from vethtrace.ui.tui import panes, rows
+    lines = TRACE.read_text().splitlines()
+    xmit = [i for i, x in enumerate(lines[1:]) if _field(x, "kind") == "xmit"]
+    path = recording_with(tmp_path, rows={i: {"where": "[/bogus] [red]x"} for i in xmit})
+    src = ReplaySource(str(path))
+    corr = Correlator(src.context)
+    corr.feed(src.poll(0))
+    console = Console(width=160, file=io.StringIO(), color_system=None)
+    for conv in corr.conversations:
+        row = rows.Row(conv)
+        row.update(corr, 0)
+        console.print(panes.detail_renderable(row, corr))
+    assert "[/bogus] [red]x" in console.file.getvalue()
