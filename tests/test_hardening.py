@@ -690,3 +690,20 @@ def test_tui_detail_is_not_markup(tmp_path):
         row.update(corr, 0)
         console.print(panes.detail_renderable(row, corr))
     assert "[/bogus] [red]x" in console.file.getvalue()
+
+
+def test_tui_filter_text_is_not_markup():
+    """A filter typed with brackets ('[/x]') is shown in the list's title as typed; as
+    markup it stopped the app."""
+    import asyncio
+    from vethtrace.tracer.sources import ReplaySource
+    from vethtrace.ui.tui import build_app
+
+    async def drive():
+        app = build_app(ReplaySource(str(TRACE)))
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.pause(0.3)
+            await pilot.press("slash", *"[/x]", "enter")
+            await pilot.pause(0.3)
+            return app.query_one("#list-pane").border_title
+    assert "[/x]" in asyncio.run(drive()).replace("\\[", "[")
