@@ -306,7 +306,7 @@ def test_fuzz_tui_app(tmp_path):
                 await pilot.press(key)
             await pilot.pause()
 
-    for k, data, what in mutants(PILOT_RUNS * 20, "pilot"):
+    for k, data, what in mutants(PILOT_RUNS * 16, "pilot"):
         rec.write_bytes(data)
         try:
             ReplaySource(str(rec))

@@ -12,11 +12,11 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 
 import pytest
 
 from vethtrace.tracer import lab as labmod
+from vethtrace.tracer import owner
 
 pytestmark = [
     pytest.mark.live,
@@ -180,13 +180,15 @@ def test_down_is_idempotent():
 
 
 def test_cleanup_stale_removes_only_dead_test_namespaces():
-    # The stale lab is left by a process that exited: its owner marker (tracer/owner.py)
-    # names a process of this PID namespace that is gone.  (A bare `ip netns add` with a
-    # dead pid in the name proves nothing any more: see test_hardening.py's cleanup tests.)
-    stale = subprocess.run([sys.executable, "-c", "from vethtrace.tracer import lab\n"
-                            "print(lab.up('one-ip', name=lab.unique_name()).name)"],
-                           capture_output=True, text=True, check=True, timeout=30).stdout.strip()
+    # A pid above pid_max can never be alive.
+    with open("/proc/sys/kernel/pid_max") as f:
+        dead_pid = int(f.read()) + 1
+    stale = f"{labmod.PREFIX}t{dead_pid}-0"
     mine = labmod.unique_name()
+    subprocess.run(["ip", "netns", "add", stale], check=True)
+    # the owner marker `up` leaves on lo, naming a process of this PID namespace that is gone
+    subprocess.run(["ip", "-n", stale, "link", "set", "lo", "alias",
+                    f"vethtrace-lab scenario=one-ip owner={dead_pid}/{owner.pid_namespace()}/1"], check=True)
     try:
         with labmod.lab("one-ip", name=mine):
             removed = labmod.cleanup_stale()
