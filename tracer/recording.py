@@ -177,11 +177,12 @@ class Reader:
     @property
     def warning(self) -> str | None:
         """Once read: one line if the recording was cut short or has no footer, else None."""
+        name = "standard input" if self.path == "-" else self.path
         if self.cut is not None:
-            return (f"{self.path} is cut short in line {self.cut} (the recorder stopped mid-write): showing the "
+            return (f"{name} is cut short in line {self.cut} (the recorder stopped mid-write): showing the "
                     f"{self.events_read} events before it; how many events were lost is unknown")
         if not self.footer:
-            return (f"{self.path} has no footer (the recorder was stopped before it finished): showing its "
+            return (f"{name} has no footer (the recorder was stopped before it finished): showing its "
                     f"{self.events_read} events; how many events were lost is unknown")
         return None
 

@@ -18,6 +18,7 @@ import sys
 import termios
 import time
 
+from rich.markup import escape
 from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding
@@ -134,7 +135,7 @@ class VethtraceApp(App):
         self._w("#path-pane").border_title = "path"
         self._w(FilterBar).border_title = "filter · Enter applies · Escape cancels · the terms are listed in the help (?)"
         if self.runner is not None:
-            self._w("#command-log").border_title = " ".join(self.command)
+            self._w("#command-log").border_title = Text(" ".join(self.command))  # text, not markup
         self.feed.start()
         if self.runner is not None:
             self.runner.start()
@@ -308,7 +309,7 @@ class VethtraceApp(App):
         except FilterError as exc:
             # The bar stays open, marked, with the reason under it (and as a notification).
             bar.add_class("-error")
-            bar.border_subtitle = str(exc)
+            bar.border_subtitle = Text(str(exc))
             self.notify(str(exc), severity="error", markup=False)
             return
         self.close_filter_bar()
@@ -426,7 +427,7 @@ class VethtraceApp(App):
             title += f"  (exited with status {self.runner.status})"
         elif self.runner.error:
             title += "  (could not start)"
-        log.border_title = title
+        log.border_title = Text(title)
 
     def _label(self, wid: str, text: str) -> Label:
         """Update a status label only when its text changes (no layout work per tick)."""
@@ -478,6 +479,7 @@ class VethtraceApp(App):
         visible = len(self._w(ConversationList).rows)
         title = f"conversations ({visible:,})" + (f" matching `{self.filter.text}`" if self.filter else "")
         pane = self._w("#list-pane")
+        title = escape(title)  # the filter's text is the user's, not markup
         if pane.border_title != title:
             pane.border_title = title
             pane.border_subtitle = "newest at the bottom · ? for help"
