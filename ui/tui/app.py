@@ -364,9 +364,17 @@ class VethtraceApp(App):
         self.push_screen(SaveScreen(default, note), self._save_to)
 
     def _save_to(self, path: str | None) -> None:
-        if not path:
-            return
-        self.run_worker(lambda: self.save_recording(path), thread=True, exclusive=False)
+        if self._file_named(path):
+            self.run_worker(lambda: self.save_recording(path), thread=True, exclusive=False)
+
+    def _file_named(self, path: str | None) -> bool:
+        """A path was given, and it is a file: `-` (standard output elsewhere) would write
+        over the screen the TUI is drawing."""
+        if path == "-":
+            self.notify("the TUI draws on standard output: give a file name instead of -", severity="error",
+                        markup=False)
+            return False
+        return bool(path)
 
     def save_recording(self, path: str) -> None:
         """Write the kept events as a recording (runs in a worker thread)."""
@@ -402,7 +410,7 @@ class VethtraceApp(App):
                          lambda path: self._export_to(diagram.render_conversation, row, path))
 
     def _export_to(self, render, row: Row, path: str | None) -> None:
-        if path:
+        if self._file_named(path):
             self.run_worker(lambda: self._export(render, row, path), thread=True, exclusive=False)
 
     def _export(self, render, row: Row, path: str) -> None:
