@@ -126,10 +126,14 @@ def path_key(j: Journey, corr: Correlator) -> tuple[str, str, str]:
     return label, j.path or _no_path(j), how
 
 
-def summary_lines(corr: Correlator, style: Style, lost: int | None, journeys=None) -> list[str]:
-    journeys = corr.journeys if journeys is None else journeys
-    counts = Counter(path_key(j, corr) for j in journeys)
-    lines = [style.paint(f"--- vethtrace: {len(journeys)} packets, {len(counts)} distinct paths, "
+def summary_lines(corr: Correlator, style: Style, lost: int | None, journeys=None, counts=None) -> list[str]:
+    """counts: path_key -> journeys, when the journeys are no longer all kept
+    (tracer.retention)."""
+    if counts is None:
+        journeys = corr.journeys if journeys is None else journeys
+        counts = Counter(path_key(j, corr) for j in journeys)
+    packets = sum(counts.values())
+    lines = [style.paint(f"--- vethtrace: {packets} packets, {len(counts)} distinct paths, "
                          f"{corr.events} events, {lost if lost is not None else 'unknown'} lost ---", "1")]
     if lost:
         lines.append(style.paint(f"WARNING: {lost} events were lost (ring buffer full); paths may be incomplete", "31;1"))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import selectors
 import shutil
 import signal
@@ -9,11 +10,12 @@ import time
 
 from ..tracer import kernel, recording
 from ..tracer.correlate import Correlator
+from ..tracer.retention import Retention
 from ..tracer.kernel import SetupError
 from ..tracer.live import LiveSource, build_filters
 from ..tracer.runner import PtyCommand
 from ..ui.ping import PingView
-from ..ui.text import Style, event_lines, summary_lines
+from ..ui.text import Style, event_lines, path_key, summary_lines
 from .common import SETTLE_S, draw
 
 NAME = "ping"
@@ -62,15 +64,30 @@ def run(args) -> int:
     style = Style()
     with LiveSource(build_filters(ipv6=args.ipv6), ring_mb=args.buffer_mb) as src:
         corr = Correlator(kernel.context())
-        kept = [] if (args.record or args.events) else None
         view = PingView(corr, style)
-        status = _run_ping(ping_args, src, corr, view, kept)
-        time.sleep(SETTLE_S)
-        _feed(src.drain(), corr, kept)
-        lost = src.lost()
+        # Bounded memory: old journeys are forgotten once counted for the summary.
+        retained = Retention(corr, lambda j: path_key(j, corr), on_conversations=view.forgotten)
+        kept = [] if args.events else None
+        writer = _recorder(args.record, corr, src, ping_args)
+        sink = _Sink(corr, kept, writer)
+        try:
+            status = _run_ping(ping_args, src, sink, view)
+            time.sleep(SETTLE_S)
+            for chunk in src.drain_chunks():
+                sink.feed(chunk)
+            lost = src.lost()
+            if writer is not None:
+                writer.close(lost)
+                writer.f.close()
+                os.replace(writer.f.name, args.record)  # complete: only now under its name
+                writer = None
+        finally:
+            if writer is not None:  # interrupted: no half-written recording under its name
+                writer.f.close()
+                os.unlink(writer.f.name)
         view.rest()
         print()
-        for text in summary_lines(corr, style, lost):
+        for text in summary_lines(corr, style, lost, counts=retained.counts()):
             print(text)
         print(style.dim(f"probes: {src.mechanism}"))
         if args.events:
@@ -79,19 +96,38 @@ def run(args) -> int:
             draw(corr.journeys, corr, args.svg, title="vethtrace ping " + " ".join(ping_args))
             print(style.dim(f"diagram saved to {args.svg}"))
         if args.record:
-            recording.write_file(args.record, recording.header(corr.context, src.mechanism, ["ping", *ping_args]),
-                                 kept, lost)
             print(style.dim(f"recording saved to {args.record}"))
     return status
 
 
-def _feed(events, corr: Correlator, kept: list | None) -> None:
-    corr.feed(events)
-    if kept is not None:
-        kept.extend(events)
+def _recorder(path: str | None, corr: Correlator, src: LiveSource, ping_args: list[str]):
+    """A recording written as events arrive (into a temporary name in the same directory,
+    renamed when complete), or None."""
+    if not path:
+        return None
+    tmp = os.path.join(os.path.dirname(os.path.abspath(path)), f".{os.path.basename(path)}.tmp{os.getpid()}")
+    try:
+        f = open(tmp, "xb")  # x: never through a planted file or symlink
+    except OSError as exc:
+        raise SetupError(f"cannot write {path}: {exc.strerror}") from None
+    return recording.Writer(f, recording.header(corr.context, src.mechanism, ["ping", *ping_args]))
 
 
-def _run_ping(ping_args: list[str], src: LiveSource, corr: Correlator, view: PingView, kept) -> int:
+class _Sink:
+    """Where each decoded batch goes: the correlator, the recording, the --events list."""
+
+    def __init__(self, corr: Correlator, kept: list | None, writer):
+        self.corr, self.kept, self.writer = corr, kept, writer
+
+    def feed(self, events) -> None:
+        self.corr.feed(events)
+        if self.writer is not None:
+            self.writer.write(events)
+        if self.kept is not None:
+            self.kept.extend(events)
+
+
+def _run_ping(ping_args: list[str], src: LiveSource, sink: _Sink, view: PingView) -> int:
     cmd = PtyCommand(["ping", *ping_args]).start()
     interrupted = [0]
 
@@ -109,7 +145,7 @@ def _run_ping(ping_args: list[str], src: LiveSource, corr: Correlator, view: Pin
     try:
         while True:
             ready = {key.fd for key, _ in sel.select(0 if src.backlog else 0.1)}
-            _feed(src.poll(0), corr, kept)  # a chunk at a time: the ring buffer is emptied often
+            sink.feed(src.poll(0))  # a chunk at a time: the ring buffer is emptied often
             if cmd.fd in ready:
                 data = cmd.read()
                 if not data:
@@ -117,10 +153,10 @@ def _run_ping(ping_args: list[str], src: LiveSource, corr: Correlator, view: Pin
                 buf += data.replace(b"\r\n", b"\n")
                 while b"\n" in buf:
                     raw, buf = buf.split(b"\n", 1)
-                    _feed(src.drain(), corr, kept)
+                    sink.feed(src.drain())
                     if not view.explained(raw):  # its last events may still be on their way
                         time.sleep(SETTLE_S)
-                        _feed(src.drain(), corr, kept)
+                        sink.feed(src.drain())
                     view.line(raw)
         if buf:
             view.line(buf)

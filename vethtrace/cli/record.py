@@ -56,7 +56,8 @@ def run(args) -> int:
                     status = 130
                     runner.stop(proc)
                 time.sleep(SETTLE_S)
-                writer.write(src.drain())
+                for chunk in src.drain_chunks():  # a backlog is decoded and written a chunk at a time
+                    writer.write(chunk)
                 writer.close(src.lost())
             if proc is not None:
                 status = runner.stop(proc)

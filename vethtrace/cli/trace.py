@@ -7,12 +7,12 @@ import time
 from ..tracer import kernel, recording
 from ..tracer.correlate import Correlator
 from ..tracer.live import LiveSource, build_filters
-from ..ui.text import Style, journey_lines, summary_lines
+from ..tracer.retention import Retention
+from ..ui.text import Style, journey_lines, path_key, summary_lines
 from .common import StopSignals, filter_args
 
 NAME = "trace"
 GRACE_NS = 200_000_000  # a clone (raw-socket copy) follows its original within this
-KEEP_LIVE = 20_000  # journeys kept in memory by long-running live commands
 
 
 def add_parser(sub) -> None:
@@ -26,7 +26,8 @@ def run(args) -> int:
     filters = build_filters(args.interface, args.host, args.all_netns, args.ipv6)
     style = Style()
     with LiveSource(filters, ring_mb=args.buffer_mb) as src:
-        corr = Correlator(kernel.context(), keep=KEEP_LIVE)
+        corr = Correlator(kernel.context())
+        retained = Retention(corr, lambda j: path_key(j, corr))  # bounded memory, exact summary
         pending: dict[int, object] = {}  # ended journeys, printed once no clone can join them
         if not args.json:
             corr.on_journey_end = lambda j: pending.__setitem__(j.id, j)
@@ -50,5 +51,5 @@ def run(args) -> int:
                 flush()
         if not args.json:
             flush(everything=True)
-            print("\n".join(summary_lines(corr, style, src.lost())))
+            print("\n".join(summary_lines(corr, style, src.lost(), counts=retained.counts())))
     return 0
