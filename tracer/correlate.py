@@ -179,6 +179,7 @@ class Correlator:
         self._ended: OrderedDict[int, Journey] = OrderedDict()
         self.on_journey_end = None                # optional callback(journey)
         self.on_forget = None                     # optional callback(journeys, conversations) (retention)
+        self.may_forget = None                    # optional predicate(journey): may _prune drop it yet?
 
     # -- feeding ----------------------------------------------------------------------
     def feed(self, events) -> None:
@@ -297,7 +298,8 @@ class Correlator:
             cut = max(cut, k)
         newest = self.journeys[-1].last if self.journeys else 0
         old = self.journeys[:cut]
-        drop = {j.id for j in old if j.ended or newest - j.last > STALE_NS}
+        may = self.may_forget
+        drop = {j.id for j in old if (j.ended or newest - j.last > STALE_NS) and (may is None or may(j))}
         for j in old:
             if j.id in drop and not j.ended:
                 for skb in j.live:

@@ -39,3 +39,47 @@ class Retention:
         out = Counter(self.forgotten)
         out.update(self.key(j) for j in self.corr.journeys)
         return out
+
+
+CLOSE_NS = 1_000_000_000       # an answered exchange is closed once quiet this long (a clone comes sooner)
+OPEN_NS = 6_000_000_000        # any other once quiet this long (ARP retries, parked copies: 5 s)
+
+
+class ConversationStream:
+    """Conversations handed out in order (by id) as soon as nothing more can join them, and
+    then let go: how `show` prints a long recording in bounded memory.  A conversation is
+    done when none of its journeys is in flight and it has been quiet for CLOSE_NS (an
+    echo or ARP exchange with its answer) or OPEN_NS (anything else), in the recording's
+    own time.  The summary stays exact through the Retention it installs."""
+
+    def __init__(self, corr, key: Callable, keep_journeys: int = KEEP_JOURNEYS // 2,
+                 keep_events: int = KEEP_EVENTS // 2):
+        self.corr = corr
+        self.retention = Retention(corr, key, keep_journeys, keep_events)
+        self.done_id = 0  # conversations up to this id have been handed out
+        corr.may_forget = lambda j: j.conversation is None or j.conversation.id <= self.done_id
+
+    def ready(self, now: int | None = None):
+        """Conversations done by `now` (ns, the last event's time), in order; None: all the rest."""
+        out = []
+        for conv in self.corr.conversations:
+            if conv.id <= self.done_id:
+                continue
+            if now is not None and not _done(conv, now):
+                break
+            out.append(conv)
+            self.done_id = conv.id
+        return out
+
+    def counts(self) -> Counter:
+        return self.retention.counts()
+
+
+def _done(conv, now: int) -> bool:
+    last = conv.start
+    for j in conv.journeys:
+        if j.live and now - j.last <= OPEN_NS:  # in flight (unless its end was lost long ago)
+            return False
+        last = max(last, j.last)
+    answered = any(j.role in ("reply", "error", "arp reply") for j in conv.journeys)
+    return now - last > (CLOSE_NS if answered else OPEN_NS)

@@ -4,9 +4,10 @@ from __future__ import annotations
 import sys
 
 from ..tracer import recording
-from ..tracer.correlate import device_crossings
-from ..tracer.sources import replay
-from ..ui.text import Style, conversation_lines, event_lines, summary_lines
+from ..tracer.correlate import Correlator, device_crossings
+from ..tracer.retention import ConversationStream
+from ..tracer.sources import collector_paused, replay
+from ..ui.text import Style, conversation_lines, event_lines, path_key, summary_lines
 
 NAME = "show"
 
@@ -21,17 +22,15 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    if not (args.json or args.devices or args.events):
+        return _show_streamed(args.file)
     rec, corr = replay(args.file)
     if args.json:
         return _show_json(rec, corr)
     style = Style()
-    head = rec.header
-    print(style.dim(f"recording: {' '.join(head.get('command') or []) or 'no command'}; kernel {head.get('kernel', '?')}; "
-                    f"probes {head.get('mechanism', '?')}"))
+    _print_header(rec.header, style)
     for conv in corr.conversations:
-        print(style.paint(f"[{conv.id}] {conv.title}", "1"))
-        for text in conversation_lines(conv, corr, style):
-            print(text)
+        _print_conversation(conv, corr, style)
     print()
     print("\n".join(summary_lines(corr, style, rec.lost)))
     if args.devices:
@@ -62,4 +61,37 @@ def _show_json(rec, corr) -> int:
             lines.append(recording.dumps(d))
         out.write(b"\n".join(lines) + b"\n")
     out.flush()
+    return 0
+
+
+def _print_header(head: dict, style: Style) -> None:
+    print(style.dim(f"recording: {' '.join(head.get('command') or []) or 'no command'}; kernel {head.get('kernel', '?')}; "
+                    f"probes {head.get('mechanism', '?')}"))
+
+
+def _print_conversation(conv, corr: Correlator, style: Style) -> None:
+    print(style.paint(f"[{conv.id}] {conv.title}", "1"))
+    for text in conversation_lines(conv, corr, style):
+        print(text)
+
+
+def _show_streamed(path: str) -> int:
+    """The text view of a recording of any length in bounded memory: each conversation
+    printed (in order) once nothing more can join it, then forgotten; the summary counts
+    every journey (tracer.retention)."""
+    style = Style()
+    reader = recording.Reader(path)
+    corr = Correlator(reader.context)
+    stream = ConversationStream(corr, lambda j: path_key(j, corr))
+    _print_header(reader.header, style)
+    with collector_paused():
+        for chunk in reader.chunks():
+            corr.feed(chunk)
+            if chunk:
+                for conv in stream.ready(chunk[-1].ts):
+                    _print_conversation(conv, corr, style)
+        for conv in stream.ready(None):
+            _print_conversation(conv, corr, style)
+    print()
+    print("\n".join(summary_lines(corr, style, reader.lost, counts=stream.counts())))
     return 0
