@@ -5,6 +5,7 @@ import sys
 
 from ..tracer import recording
 from ..tracer.correlate import Correlator, device_crossings
+from ..tracer.events import json_object
 from ..tracer.retention import ConversationStream
 from ..tracer.sources import collector_paused, replay
 from ..ui.text import Style, conversation_lines, event_lines, path_key, summary_lines
@@ -44,54 +45,59 @@ def run(args) -> int:
 
 
 def _show_json(rec, corr) -> int:
-    """Events as JSON objects in recorded order (the recording's rows, named), each with
-    the journey and conversation `show` puts it in: null for route and neighbour events,
-    and the conversation also for a journey whose packet could not be parsed."""
+    """Events as JSON objects (events.json_object: the same objects `trace --json` prints) in
+    recorded order, each with the journey and conversation `show` puts it in."""
     placed = {}
     for j in corr.journeys:
         ids = (j.id, j.conversation.id if j.conversation is not None else None)
         for e in j.events:
             placed[id(e)] = ids
+    wall = rec.header.get("wall_offset_ns", 0)
     out = sys.stdout.buffer
     for k in range(0, len(rec.events), 4096):
-        lines = []
-        for e in rec.events[k:k + 4096]:
-            d = e.to_json()
-            d["journey"], d["conversation"] = placed.get(id(e), (None, None))
-            lines.append(recording.dumps(d))
+        lines = [recording.dumps(json_object(e, *placed.get(id(e), (None, None)), wall))
+                 for e in rec.events[k:k + 4096]]
         out.write(b"\n".join(lines) + b"\n")
     out.flush()
     return 0
 
 
-def _print_header(head: dict, style: Style) -> None:
-    print(style.dim(f"recording: {' '.join(head.get('command') or []) or 'no command'}; kernel {head.get('kernel', '?')}; "
-                    f"probes {head.get('mechanism', '?')}"))
+def _print_header(head: dict, style: Style, out=print) -> None:
+    out(style.dim(f"recording: {' '.join(head.get('command') or []) or 'no command'}; kernel {head.get('kernel', '?')}; "
+                  f"probes {head.get('mechanism', '?')}"))
 
 
-def _print_conversation(conv, corr: Correlator, style: Style) -> None:
-    print(style.paint(f"[{conv.id}] {conv.title}", "1"))
+def _print_conversation(conv, corr: Correlator, style: Style, out=print) -> None:
+    out(style.paint(f"[{conv.id}] {conv.title}", "1"))
     for text in conversation_lines(conv, corr, style):
-        print(text)
+        out(text)
+
+
+HELD_LINES = 20_000  # text held back before the first write: a damaged small file prints nothing but its error
 
 
 def _show_streamed(path: str) -> int:
     """The text view of a recording of any length in bounded memory: each conversation
     printed (in order) once nothing more can join it, then forgotten; the summary counts
-    every journey (tracer.retention)."""
+    every journey (tracer.retention).  Text is written in blocks of HELD_LINES, so a
+    recording found damaged in its first part prints only the error."""
     style = Style()
     reader = recording.Reader(path)
     corr = Correlator(reader.context)
     stream = ConversationStream(corr, lambda j: path_key(j, corr))
-    _print_header(reader.header, style)
+    held: list[str] = []
+    _print_header(reader.header, style, held.append)
     with collector_paused():
         for chunk in reader.chunks():
             corr.feed(chunk)
             if chunk:
                 for conv in stream.ready(chunk[-1].ts):
-                    _print_conversation(conv, corr, style)
+                    _print_conversation(conv, corr, style, held.append)
+            if len(held) >= HELD_LINES:
+                print("\n".join(held))
+                held.clear()
         for conv in stream.ready(None):
-            _print_conversation(conv, corr, style)
-    print()
-    print("\n".join(summary_lines(corr, style, reader.lost, counts=stream.counts())))
+            _print_conversation(conv, corr, style, held.append)
+    held += ["", *summary_lines(corr, style, reader.lost, counts=stream.counts())]
+    print("\n".join(held))
     return 0
