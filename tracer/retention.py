@@ -42,15 +42,18 @@ class Retention:
 
 
 CLOSE_NS = 1_000_000_000       # an answered exchange is closed once quiet this long (a clone comes sooner)
+CLOSE_AFTER = 256              # or once this many conversations started after it (a flood's 1 s is long)
 OPEN_NS = 6_000_000_000        # any other once quiet this long (ARP retries, parked copies: 5 s)
 
 
 class ConversationStream:
     """Conversations handed out in order (by id) as soon as nothing more can join them, and
     then let go: how `show` prints a long recording in bounded memory.  A conversation is
-    done when none of its journeys is in flight and it has been quiet for CLOSE_NS (an
-    echo or ARP exchange with its answer) or OPEN_NS (anything else), in the recording's
-    own time.  The summary stays exact through the Retention it installs."""
+    done when none of its journeys is in flight and it has been quiet for CLOSE_NS or
+    CLOSE_AFTER newer conversations started (an echo or ARP exchange with its answer: only
+    a raw-socket clone of the answer can still come, microseconds later), or quiet for
+    OPEN_NS (anything else: an ICMP error comes after ARP gave up), in the recording's own
+    time.  The summary stays exact through the Retention it installs."""
 
     def __init__(self, corr, key: Callable, keep_journeys: int = KEEP_JOURNEYS // 2,
                  keep_events: int = KEEP_EVENTS // 2):
@@ -65,7 +68,7 @@ class ConversationStream:
         for conv in self.corr.conversations:
             if conv.id <= self.done_id:
                 continue
-            if now is not None and not _done(conv, now):
+            if now is not None and not _done(conv, now, self.corr.conversations[-1].id - conv.id):
                 break
             out.append(conv)
             self.done_id = conv.id
@@ -75,11 +78,13 @@ class ConversationStream:
         return self.retention.counts()
 
 
-def _done(conv, now: int) -> bool:
+def _done(conv, now: int, newer: int) -> bool:
     last = conv.start
     for j in conv.journeys:
         if j.live and now - j.last <= OPEN_NS:  # in flight (unless its end was lost long ago)
             return False
         last = max(last, j.last)
     answered = any(j.role in ("reply", "error", "arp reply") for j in conv.journeys)
+    if answered and newer >= CLOSE_AFTER:
+        return True
     return now - last > (CLOSE_NS if answered else OPEN_NS)

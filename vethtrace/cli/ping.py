@@ -77,8 +77,7 @@ def run(args) -> int:
         try:
             status = _run_ping(ping_args, src, sink, view)
             time.sleep(SETTLE_S)
-            for chunk in src.drain_chunks():
-                sink.feed(chunk)
+            sink.drain(src)
             lost = src.lost()
             if writer is not None:
                 writer.close(lost)
@@ -130,6 +129,12 @@ class _Sink:
         if self.kept is not None:
             self.kept.extend(events)
 
+    def drain(self, src: LiveSource) -> None:
+        """Everything the kernel has written so far, a chunk at a time (a flood's backlog
+        decoded at once would hold hundreds of thousands of Events)."""
+        for chunk in src.drain_chunks():
+            self.feed(chunk)
+
 
 def _run_ping(ping_args: list[str], src: LiveSource, sink: _Sink, view: PingView) -> int:
     cmd = PtyCommand(["ping", *ping_args]).start()
@@ -157,10 +162,10 @@ def _run_ping(ping_args: list[str], src: LiveSource, sink: _Sink, view: PingView
                 buf += data.replace(b"\r\n", b"\n")
                 while b"\n" in buf:
                     raw, buf = buf.split(b"\n", 1)
-                    sink.feed(src.drain())
+                    sink.drain(src)
                     if not view.explained(raw):  # its last events may still be on their way
                         time.sleep(SETTLE_S)
-                        sink.feed(src.drain())
+                        sink.drain(src)
                     view.line(raw)
         if buf:
             view.line(buf)
