@@ -42,6 +42,7 @@ def socket_ifindex(name: str) -> int:
 
 
 RECORD_BYTES = 200    # a record in the ring buffer: 192 bytes and its 8-byte header
+SPOOL_RATIO = 1       # the spool holds what the ring holds (see LiveSource)
 CHUNK = 4096          # records decoded per poll, so the ring buffer is emptied often
 DRAIN_LIMIT = 65536   # records moved from the ring buffer to the spool per poll, at most
 
@@ -69,9 +70,11 @@ class LiveSource:
 
     Reading is split in two so floods lose as little as possible: every poll first empties
     the ring buffer into a spool of raw records (cheap), then decodes at most CHUNK of them.
-    The spool holds as many records as the ring buffer (so --buffer-mb N buffers 2N MB in
-    all); a full spool leaves records in the ring instead of dropping them, so a larger
-    buffer always loses fewer (the kernel counts what the ring could not take)."""
+    The spool holds SPOOL_RATIO times what the ring buffer holds (so --buffer-mb N buffers
+    2N MB of records in all; the ring's pages are mapped twice, so they count 2N MB in the
+    resident size).  A full spool leaves records in the
+    ring instead of dropping them, so a larger buffer always loses fewer (the kernel counts
+    what the ring could not take)."""
 
     def __init__(self, filters: FilterConfig, want_fentry: bool | str = "auto", ring_mb: int = 32):
         """want_fentry: "auto" tries fentry unless this kernel refused it earlier since boot
@@ -87,7 +90,7 @@ class LiveSource:
         self.decoder: Decoder | None = None
         self._old_term = None
         self._spool: deque[bytes] = deque()
-        self.spool_max = max(self.ring_bytes // RECORD_BYTES, 2 * DRAIN_LIMIT)
+        self.spool_max = max(SPOOL_RATIO * self.ring_bytes // RECORD_BYTES, 2 * DRAIN_LIMIT)
         self.overflow = 0  # records read but not spooled (should stay 0: reads leave room)
 
     def __enter__(self) -> "LiveSource":
