@@ -180,6 +180,7 @@ class Correlator:
         self.on_journey_end = None                # optional callback(journey)
         self.on_forget = None                     # optional callback(journeys, conversations) (retention)
         self.may_forget = None                    # optional predicate(journey): may _prune drop it yet?
+        self.losses = None                        # optional tracer.losses.LossWindows (lost_events)
 
     # -- feeding ----------------------------------------------------------------------
     def feed(self, events) -> None:
@@ -401,6 +402,11 @@ class Correlator:
         return (bound or out)[-1:]
 
     # -- look-ups used by verdicts and renderers ---------------------------------------
+    def lost_events(self, j: Journey) -> bool:
+        """Did the kernel lose events while this journey was under way (so what was seen of
+        it may miss hops or its end)?"""
+        return bool(self.losses) and self.losses.journey(j)
+
     def arp_for(self, target: str, netns: int | None = None, before: int | None = None) -> list[Conversation]:
         """Recent ARP conversations about `target` (most recent last)."""
         out = []

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import ipaddress
 import threading
+import time
 from collections import deque
 import signal
 
 from . import kernel
 from .ksyms import KernelSymbols
+from .losses import LossWindows
 from .loader import POLL_BATCH, FilterConfig, Probes, ProbeError
 from .record import Decoder
 from .kernel import SetupError
@@ -92,6 +94,7 @@ class LiveSource:
         self._spool: deque[bytes] = deque()
         self.spool_max = max(SPOOL_RATIO * self.ring_bytes // RECORD_BYTES, 2 * DRAIN_LIMIT)
         self.overflow = 0  # records read but not spooled (should stay 0: reads leave room)
+        self.losses = LossWindows()  # when the kernel lost events (tracer.losses)
 
     def __enter__(self) -> "LiveSource":
         # SIGTERM and SIGHUP unwind like Ctrl-C, so the links are destroyed on the way out.
@@ -100,6 +103,7 @@ class LiveSource:
             self.decoder = Decoder(kernel.drop_reasons(self.btf), LazySymbols())
             self.probes = Probes(self.filters, self.btf, self.want_fentry, ring_bytes=self.ring_bytes)
             self.probes.start()
+            self.losses.observe(0, time.monotonic_ns())
         except OSError as exc:
             self.close()
             if exc.errno == 1:
@@ -157,6 +161,7 @@ class LiveSource:
         The ring buffer is emptied into the spool first (bounded per call), so a burst
         waits in the spool instead of overflowing the ring."""
         room = self.spool_max - len(self._spool)
+        self.losses.observe(self.lost(), time.monotonic_ns())
         if room >= POLL_BATCH:  # else the records wait in the ring (a read returns up to POLL_BATCH)
             raws = self.probes.poll(0 if self._spool else timeout_ms)
             room -= len(raws) + POLL_BATCH  # drain(limit) may return one batch more than limit
@@ -177,6 +182,7 @@ class LiveSource:
             if len(self._spool) < CHUNK:
                 room = self.spool_max - len(self._spool) - POLL_BATCH
                 if room > 0:
+                    self.losses.observe(self.lost(), time.monotonic_ns())
                     self._fill(self.probes.drain(limit=min(DRAIN_LIMIT, room)))
             if not self._spool:
                 return

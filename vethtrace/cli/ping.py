@@ -68,6 +68,7 @@ def run(args) -> int:
     style = Style()
     with LiveSource(build_filters(ipv6=args.ipv6), ring_mb=args.buffer_mb) as src:
         corr = Correlator(kernel.context())
+        corr.losses = src.losses  # journeys around lost events are shown incomplete
         view = PingView(corr, style)
         # Bounded memory: old journeys are forgotten once counted for the summary.
         retained = Retention(corr, lambda j: path_key(j, corr), on_conversations=view.forgotten)

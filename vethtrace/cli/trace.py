@@ -69,6 +69,7 @@ def run(args) -> int:
     style = Style()
     with LiveSource(filters, ring_mb=args.buffer_mb) as src:
         corr = Correlator(kernel.context())
+        corr.losses = src.losses  # journeys around lost events are shown incomplete
         retained = Retention(corr, lambda j: path_key(j, corr))  # bounded memory, exact summary
         pending: dict[int, object] = {}  # ended journeys, printed once no clone can join them
         stream = JsonStream(corr, time.time_ns() - time.monotonic_ns()) if args.json else None
