@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import argparse
-import os
 import selectors
 import shutil
 import signal
 import time
 
-from ..tracer import kernel, recording
+from ..tracer import kernel, recording, safefile
 from ..tracer.correlate import Correlator
 from ..tracer.retention import Retention
 from ..tracer.kernel import SetupError
@@ -16,7 +15,7 @@ from ..tracer.live import LiveSource, build_filters
 from ..tracer.runner import PtyCommand
 from ..ui.ping import PingView
 from ..ui.text import Style, event_lines, path_key, summary_lines
-from .common import SETTLE_S, draw, positive
+from .common import SETTLE_S, check_diagram, draw, positive
 
 NAME = "ping"
 OWN_FLAGS = ("--events", "--ipv6", "-h", "--help")
@@ -65,6 +64,10 @@ def run(args) -> int:
         raise SetupError("say what to ping, e.g. `vethtrace ping -c 2 -I veth0 192.168.2.1`")
     if shutil.which("ping") is None:
         raise SetupError("ping is not installed: apt-get install iputils-ping")
+    if args.svg:
+        check_diagram(args.svg, stdout_ok=False)  # ping's own lines go to standard output
+    if args.record:
+        safefile.check(args.record)
     style = Style()
     with LiveSource(build_filters(ipv6=args.ipv6), ring_mb=args.buffer_mb) as src:
         corr = Correlator(kernel.context())
@@ -82,13 +85,10 @@ def run(args) -> int:
             lost = src.lost()
             if writer is not None:
                 writer.close(lost)
-                writer.f.close()
-                os.replace(writer.f.name, args.record)  # complete: only now under its name
-                writer = None
+                writer.f.commit()  # complete: only now at its name
         finally:
-            if writer is not None:  # interrupted: no half-written recording under its name
+            if writer is not None:  # without commit (interrupted, failed): nothing left behind
                 writer.f.close()
-                os.unlink(writer.f.name)
         view.rest()
         print()
         for text in summary_lines(corr, style, lost, counts=retained.counts()):
@@ -105,16 +105,11 @@ def run(args) -> int:
 
 
 def _recorder(path: str | None, corr: Correlator, src: LiveSource, ping_args: list[str]):
-    """A recording written as events arrive (into a temporary name in the same directory,
-    renamed when complete), or None."""
+    """A recording written as events arrive (safefile: a temporary file put at its name
+    when complete), or None."""
     if not path:
         return None
-    tmp = os.path.join(os.path.dirname(os.path.abspath(path)), f".{os.path.basename(path)}.tmp{os.getpid()}")
-    try:
-        f = open(tmp, "xb")  # x: never through a planted file or symlink
-    except OSError as exc:
-        raise SetupError(f"cannot write {path}: {exc.strerror}") from None
-    return recording.Writer(f, recording.header(corr.context, src.mechanism, ["ping", *ping_args]))
+    return recording.Writer(safefile.create(path), recording.header(corr.context, src.mechanism, ["ping", *ping_args]))
 
 
 class _Sink:

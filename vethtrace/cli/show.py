@@ -7,8 +7,9 @@ from ..tracer import recording
 from ..tracer.correlate import Correlator, device_crossings
 from ..tracer.events import json_object
 from ..tracer.retention import ConversationStream
-from ..tracer.sources import collector_paused, replay
+from ..tracer.sources import collector_paused
 from ..ui.text import Style, conversation_lines, event_lines, path_key, summary_lines
+from .common import replayed
 
 NAME = "show"
 
@@ -25,7 +26,7 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     if not (args.json or args.devices or args.events):
         return _show_streamed(args.file)
-    rec, corr = replay(args.file)
+    rec, corr = replayed(args.file)
     if args.json:
         return _show_json(rec, corr)
     style = Style()
