@@ -101,4 +101,6 @@ def _show_streamed(path: str) -> int:
             _print_conversation(conv, corr, style, held.append)
     held += ["", *summary_lines(corr, style, reader.lost, counts=stream.counts())]
     print("\n".join(held))
+    if reader.warning:
+        print(f"vethtrace: warning: {reader.warning}", file=sys.stderr)
     return 0
