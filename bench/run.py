@@ -77,7 +77,7 @@ SIZES = {
     # the recorder keeps up and the recording is complete (see README)
     # big_flood, steady_s, show_reps: part 4 (bench/scale.py)
     "full": dict(replay_pings=20_000, replay_reps=3, attach_reps=5, ping_n=20_000, ping_reps=5,
-                 big_flood=200_000, steady_s=150, show_reps=3),
+                 big_flood=200_000, steady_s=120, show_reps=3),
     "quick": dict(replay_pings=2_000, replay_reps=3, attach_reps=3, ping_n=10_000, ping_reps=3,
                   big_flood=50_000, steady_s=20, show_reps=2),
 }

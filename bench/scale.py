@@ -173,7 +173,9 @@ def child_consume(obj: str) -> int:
         print("ready", flush=True)
         try:
             while True:
-                n += len(probes.poll(100))
+                # ring_buffer__poll consumes only after a wake-up; the no-wake-up variant
+                # needs the explicit consume as well
+                n += len(probes.poll(100)) + len(probes.drain())
         except KeyboardInterrupt:
             n += len(probes.drain())
         print(f"consumed {n} lost {probes.lost()}", flush=True)

@@ -57,5 +57,31 @@ class LossWindows:
     def journey(self, j) -> bool:
         return self.touches(j.start, j.last)
 
-    def as_list(self) -> list[list[int]]:
-        return [[a, b] for a, b in zip(self.starts, self.ends)]
+    def as_list(self, at_most: int | None = None) -> list[list[int]]:
+        """[[start, end], ...]; with at_most, neighbours merged until that few remain (a
+        recording's footer must stay one short line)."""
+        w = LossWindows()
+        w.starts, w.ends = list(self.starts), list(self.ends)
+        while at_most is not None and len(w.starts) > at_most:
+            w._coarsen()
+        return [[a, b] for a, b in zip(w.starts, w.ends)]
+
+
+FOOTER_WINDOWS = 256  # windows a recording's footer keeps (recording.MAX_LINE: 16 KiB)
+
+
+def from_footer(windows) -> LossWindows:
+    """A recording footer's "lost_windows", checked: pairs of integers, in order."""
+    w = LossWindows()
+    if windows is None:
+        return w
+    if not isinstance(windows, list) or len(windows) > FOOTER_WINDOWS:
+        raise TypeError("footer's lost_windows is not a list of windows")
+    last = -1
+    for pair in windows:
+        if not (isinstance(pair, list) and len(pair) == 2 and all(type(t) is int and t >= 0 for t in pair)
+                and last <= pair[0] <= pair[1]):
+            raise TypeError("footer's lost_windows has a malformed window")
+        w.add(*pair)
+        last = pair[1]
+    return w

@@ -6,6 +6,7 @@ import shutil
 import sys
 import time
 
+from ..tracer.losses import FOOTER_WINDOWS
 from ..tracer import kernel, recording, runner, safefile
 from ..tracer.correlate import Correlator
 from ..tracer.kernel import SetupError
@@ -89,7 +90,7 @@ def _record(args, src, writer, proc) -> int:
         time.sleep(SETTLE_S)
         for chunk in src.drain_chunks():  # a backlog is decoded and written a chunk at a time
             writer.write(chunk)
-        writer.close(src.lost())
+        writer.close(src.lost(), src.losses.as_list(FOOTER_WINDOWS))
     if proc is not None:
         status = runner.stop(proc)
     return status

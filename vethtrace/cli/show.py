@@ -85,6 +85,7 @@ def _show_streamed(path: str) -> int:
     style = Style()
     reader = recording.Reader(path)
     corr = Correlator(reader.context)
+    corr.losses = reader.peek_losses()  # read ahead from the footer, to mark journeys as they are printed
     stream = ConversationStream(corr, lambda j: path_key(j, corr))
     held: list[str] = []
     _print_header(reader.header, style, held.append)
@@ -97,6 +98,8 @@ def _show_streamed(path: str) -> int:
             if len(held) >= HELD_LINES:
                 print("\n".join(held))
                 held.clear()
+        if not corr.losses:
+            corr.losses = reader.losses  # could not be read ahead (a pipe): marks what is still held
         for conv in stream.ready(None):
             _print_conversation(conv, corr, style, held.append)
     held += ["", *summary_lines(corr, style, reader.lost, counts=stream.counts())]
