@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Callable
 
-KEEP_JOURNEYS = 4_000   # journeys a live command keeps (a view shows far fewer)
-KEEP_EVENTS = 40_000    # events held by those journeys, at most (~1 KB each with packets)
+KEEP_JOURNEYS = 2_000   # journeys a live command keeps (a view shows far fewer)
+KEEP_EVENTS = 16_000    # events held by those journeys, at most (~0.9 KB each with packets)
 
 
 class Retention:
