@@ -78,7 +78,7 @@ def run(args) -> int:
         retained = Retention(corr, lambda j: path_key(j, corr), on_conversations=view.forgotten)
         kept = [] if args.events else None
         writer = _recorder(args.record, corr, src, ping_args)
-        sink = _Sink(corr, kept, writer, src)
+        sink = _Sink(corr, kept, writer)
         try:
             status = _run_ping(ping_args, src, sink, view)
             time.sleep(SETTLE_S)
@@ -114,36 +114,24 @@ def _recorder(path: str | None, corr: Correlator, src: LiveSource, ping_args: li
 
 
 class _Sink:
-    """Where each decoded batch goes: the correlator, the recording, the --events list.
-    Recording rows are written once the reader has caught up (or WRITE_BACKLOG events
-    wait): in a flood, time spent writing is time the ring buffer fills."""
+    """Where each decoded batch goes: the correlator, the recording (written as it comes,
+    so nothing piles up), the --events list."""
 
-    WRITE_BACKLOG = 50_000
-
-    def __init__(self, corr: Correlator, kept: list | None, writer, src: LiveSource):
-        self.corr, self.kept, self.writer, self.src = corr, kept, writer, src
-        self.unwritten: list = []
+    def __init__(self, corr: Correlator, kept: list | None, writer):
+        self.corr, self.kept, self.writer = corr, kept, writer
 
     def feed(self, events) -> None:
         self.corr.feed(events)
         if self.writer is not None:
-            self.unwritten += events
-            if not self.src.backlog or len(self.unwritten) >= self.WRITE_BACKLOG:
-                self.write()
+            self.writer.write(events)
         if self.kept is not None:
             self.kept.extend(events)
-
-    def write(self) -> None:
-        if self.writer is not None and self.unwritten:
-            self.writer.write(self.unwritten)
-            self.unwritten = []
 
     def drain(self, src: LiveSource) -> None:
         """Everything the kernel has written so far, a chunk at a time (a flood's backlog
         decoded at once would hold hundreds of thousands of Events)."""
         for chunk in src.drain_chunks():
             self.feed(chunk)
-        self.write()
 
 
 def _run_ping(ping_args: list[str], src: LiveSource, sink: _Sink, view: PingView) -> int:
