@@ -6,6 +6,7 @@ import shutil
 import sys
 import time
 
+from ..tracer.losses import FOOTER_WINDOWS
 from ..tracer import kernel, recording, runner, safefile
 from ..tracer.correlate import Correlator
 from ..tracer.kernel import SetupError
@@ -88,8 +89,9 @@ def _record(args, src, writer, proc, stop: StopSignals) -> int:
             status = 130
             runner.stop(proc)
         time.sleep(SETTLE_S)
-        writer.write(src.drain())
-        writer.close(src.lost())
+        for chunk in src.drain_chunks():  # a backlog is decoded and written a chunk at a time
+            writer.write(chunk)
+        writer.close(src.lost(), src.losses.as_list(FOOTER_WINDOWS))
     if proc is not None:
         status = runner.stop(proc)
     return status
