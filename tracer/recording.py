@@ -10,6 +10,7 @@ events the kernel could not deliver.  Format 1 files are still read.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import marshal
 import os
@@ -37,7 +38,7 @@ except ImportError:  # pragma: no cover - orjson is a declared dependency
 from functools import partial
 from itertools import islice
 
-from . import safefile, untrusted
+from . import losses, safefile, untrusted
 from .events import FIELDS, Event, RowDecoder, object_row
 
 FORMAT = "recording"
@@ -78,8 +79,11 @@ class Writer:
     def write(self, events) -> None:
         self.count += write_lines(self.f, events)
 
-    def close(self, lost: int) -> None:
-        self.f.write(dumps({"footer": True, "events": self.count, "lost": lost}) + b"\n")
+    def close(self, lost: int, lost_windows: list | None = None) -> None:
+        foot = {"footer": True, "events": self.count, "lost": lost}
+        if lost_windows:  # when the kernel lost them (tracer.losses): show marks the journeys around
+            foot["lost_windows"] = lost_windows
+        self.f.write(dumps(foot) + b"\n")
         self.f.flush()
 
 
@@ -134,6 +138,7 @@ class Reader:
     def __init__(self, path: str):
         self.path = path
         self.lost: int | None = None
+        self.losses = losses.LossWindows()  # from the footer: when events were lost
         self.cut: int | None = None  # the number of a last line cut short (disk full, killed recorder)
         self.footer = False
         self.events_read = 0
@@ -165,10 +170,34 @@ class Reader:
                 elif kind == "cut":
                     self.cut = payload
                 else:
-                    self.footer, self.lost = payload
+                    self.footer, self.lost, windows = payload
+                    self.losses = losses.from_footer(windows)
         finally:
             stage.close()  # a forked child is stopped and reaped, even on Ctrl-C
             self.close()
+
+    def peek_losses(self) -> "losses.LossWindows":
+        """The footer's loss windows read ahead, before the events (a streamed view marks
+        journeys as it goes); empty if the file cannot seek or its last line is no valid
+        footer (reading it in order then says what is wrong)."""
+        try:
+            st = os.fstat(self._f.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                return losses.LossWindows()
+            here, size = self._f.tell(), st.st_size
+        except (OSError, ValueError, AttributeError):
+            return losses.LossWindows()
+        try:
+            self._f.seek(max(here, size - MAX_LINE - 2))
+            tail = self._f.read().rstrip(b"\n").rsplit(b"\n", 1)[-1]
+            self._f.seek(here)
+            d = loads(tail)
+            return losses.from_footer(d.get("lost_windows")) if isinstance(d, dict) and d.get("footer") is True \
+                else losses.LossWindows()
+        except (OSError, ValueError, TypeError, AttributeError):
+            with contextlib.suppress(OSError, ValueError):
+                self._f.seek(here)
+            return losses.LossWindows()
 
     def close(self) -> None:
         if self._f is not getattr(sys.stdin, "buffer", None):
@@ -177,11 +206,12 @@ class Reader:
     @property
     def warning(self) -> str | None:
         """Once read: one line if the recording was cut short or has no footer, else None."""
+        name = "standard input" if self.path == "-" else self.path
         if self.cut is not None:
-            return (f"{self.path} is cut short in line {self.cut} (the recorder stopped mid-write): showing the "
+            return (f"{name} is cut short in line {self.cut} (the recorder stopped mid-write): showing the "
                     f"{self.events_read} events before it; how many events were lost is unknown")
         if not self.footer:
-            return (f"{self.path} has no footer (the recorder was stopped before it finished): showing its "
+            return (f"{name} has no footer (the recorder was stopped before it finished): showing its "
                     f"{self.events_read} events; how many events were lost is unknown")
         return None
 
@@ -227,7 +257,7 @@ def _prepared(f, path: str, version: int, dec: RowDecoder):
     A format 2 chunk is parsed whole on the fast path (every line a row); a chunk with
     anything else in it (the footer, a blank line, damage) goes through `_lines`, which
     knows each line's number."""
-    lost, footer, cut = None, False, None
+    lost, footer, cut, windows = None, False, None, None
     n = 2  # the number of the chunk's first line
     lines = iter(partial(f.readline, MAX_LINE + 1), b"")  # no line read is longer than MAX_LINE + 1
     while True:
@@ -253,13 +283,13 @@ def _prepared(f, path: str, version: int, dec: RowDecoder):
             if rows is None:
                 rows, end = _lines(part, n, path, version, dec)
                 if end is not None:
-                    footer, lost = True, end
+                    footer, (lost, windows) = True, end
             if rows:
                 yield "rows", rows
             n += len(part)
     if cut is not None:
         yield "cut", cut
-    yield "end", (footer, lost)
+    yield "end", (footer, lost, windows)
 
 
 def _unparsable(line: bytes) -> bool:
@@ -302,8 +332,9 @@ def _whole(chunk: list[bytes], dec: RowDecoder) -> list | None:
     return rows
 
 
-def _lines(chunk: list[bytes], n: int, path: str, version: int, dec: RowDecoder) -> tuple[list, int | None]:
-    """The slow path of `_prepared`: line by line, saying which line is damaged."""
+def _lines(chunk: list[bytes], n: int, path: str, version: int, dec: RowDecoder) -> tuple[list, tuple | None]:
+    """The slow path of `_prepared`: line by line, saying which line is damaged; with the
+    footer's (lost, lost_windows) if it has the footer."""
     rows, lost = [], None
     for n, line in enumerate(chunk, start=n):
         if not line.strip():
@@ -312,9 +343,11 @@ def _lines(chunk: list[bytes], n: int, path: str, version: int, dec: RowDecoder)
         try:
             d = loads(line)
             if isinstance(d, dict) and d.get("footer"):
-                lost = d.get("lost", 0)
-                if type(lost) is not int or lost < 0:
+                n_lost = d.get("lost", 0)
+                if type(n_lost) is not int or n_lost < 0:
                     raise TypeError("footer's lost is not a count")
+                losses.from_footer(d.get("lost_windows"))  # checked here, where the line is known
+                lost = (n_lost, d.get("lost_windows"))
             elif version >= 2:
                 if not isinstance(d, list):
                     raise TypeError("not a JSON array (an event row)")

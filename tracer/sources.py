@@ -56,6 +56,7 @@ def replay(path: str, pcap=None) -> tuple[recording.Recording, Correlator]:
             events = matching(corr, events, pcap)
             corr = Correlator(reader.context)
             corr.feed(events)
+    corr.losses = reader.losses  # the footer's: journeys around lost events are incomplete
     return recording.Recording(reader.header, events, reader.lost, reader.warning), corr
 
 

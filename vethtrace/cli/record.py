@@ -6,6 +6,7 @@ import shutil
 import sys
 import time
 
+from ..tracer.losses import FOOTER_WINDOWS
 from ..tracer import kernel, recording, runner, safefile
 from ..tracer.correlate import Correlator
 from ..tracer.kernel import SetupError
@@ -56,10 +57,11 @@ def run(args) -> int:
                 except OSError as exc:
                     raise SetupError(f"cannot run {command[0]}: {exc.strerror} (nothing was recorded)") from None
             out.commit()
+            stop = StopSignals().__enter__()  # before saying "recording": a signal from then on stops cleanly
             print(f"vethtrace: recording ({src.mechanism}); {'running ' + ' '.join(command) if command else 'Ctrl-C stops'}",
                   file=sys.stderr)
             try:
-                status = _record(args, src, writer, proc)
+                status = _record(args, src, writer, proc, stop)
             except safefile.OutputError as exc:
                 out.cut_back()  # the file ends with the last whole line
                 runner.stop(proc)
@@ -74,13 +76,13 @@ def run(args) -> int:
     return status if command else 0
 
 
-def _record(args, src, writer, proc) -> int:
+def _record(args, src, writer, proc, stop: StopSignals) -> int:
     """Events to the writer until the command exits, the duration ends or a signal asks."""
     status = 0
     deadline = time.monotonic() + args.duration if args.duration else None
     counted = ConversationCount(args.count)
     corr = Correlator(kernel.context(), keep=20_000) if args.count else None  # only -c needs it
-    with StopSignals() as stop:
+    with stop:
         while not stop.requested:
             events = src.poll(100)
             writer.write(events)
@@ -96,8 +98,9 @@ def _record(args, src, writer, proc) -> int:
             status = 130
             runner.stop(proc)
         time.sleep(SETTLE_S)
-        writer.write(src.drain())
-        writer.close(src.lost())
+        for chunk in src.drain_chunks():  # a backlog is decoded and written a chunk at a time
+            writer.write(chunk)
+        writer.close(src.lost(), src.losses.as_list(FOOTER_WINDOWS))
     if proc is not None:
         status = runner.stop(proc)
     return status
