@@ -46,6 +46,7 @@ def run(args) -> int:
                 events = src.poll(100)
                 if args.json:
                     recording.write_lines(sys.stdout.buffer, events, rows=False)
+                corr.namespaces.learn(events)  # names and context of namespaces met for the first time
                 corr.feed(events)
                 flush()
         if not args.json:
