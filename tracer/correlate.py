@@ -452,18 +452,18 @@ def _add_hop(hops: list[Hop], ev: Event, pkt, spaces: Namespaces) -> None:
             return  # lo hands the packet straight back: one hop
         name = ev.dev
     elif kind == "receive":
-        if last is None or last.dev != ev.dev or last.netns != ev.netns:
-            hops.append(Hop(ev.dev, ev.dev, ev.netns, ev.ts, "netif_rx", ev.ifindex))
         # Named for now by the tracepoint that fired; what it reached next renames it.
-        hops.append(Hop(RECEIVED, "", ev.netns, ev.ts, kind, ev.ifindex))
+        _arrived(hops, ev, Hop(RECEIVED, "", ev.netns, ev.ts, kind, ev.ifindex))
         return
     elif kind == "kfree" or kind == "consume":
-        if last is not None and last.kind == "receive":
-            _refine_receive(last, ev.func, pkt)
+        hop = _waiting(hops, ev)
+        if hop is not None:
+            _refine_receive(hop, ev.func, pkt)
         return
     elif kind == "deliver":
-        if last is not None and last.kind == "receive" and last.name == RECEIVED:
-            last.name = _STACK_HOPS[stack_handler(pkt)]  # a socket got it: it passed its handler
+        hop = _waiting(hops, ev)
+        if hop is not None:
+            hop.name = _STACK_HOPS[stack_handler(pkt)]  # a socket got it: it passed its handler
         name = f"socket ({ev.comm})"
     elif kind == "func":
         name = f"stack: {ev.where}"
@@ -478,6 +478,35 @@ def _add_hop(hops: list[Hop], ev: Event, pkt, spaces: Namespaces) -> None:
 
 
 RECEIVED = "stack: netif_receive_skb"  # the stack took it in; nothing seen of it yet beyond that
+_TAKEN_IN = frozenset({"receive", "bridge", "forward"})  # kinds of the hop the stack's intake becomes
+
+
+def _arrived(hops: list[Hop], ev: Event, hop: Hop) -> None:
+    """Put the stack's intake of a packet after the hop where it reached that device: the
+    last hop, or, for a copy that went another way meanwhile (a bridge floods a broadcast to
+    every port), that device's earlier arrival; else after a new hop for the device."""
+    for i in range(len(hops) - 1, -1, -1):
+        h = hops[i]
+        if h.netns == ev.netns and h.dev == ev.dev:
+            if i == len(hops) - 1:
+                hops.append(hop)
+                return
+            if h.kind == "netif_rx" and hops[i + 1].kind not in _TAKEN_IN:
+                hops.insert(i + 1, hop)
+                return
+            break
+    hops.append(Hop(ev.dev, ev.dev, ev.netns, ev.ts, "netif_rx", ev.ifindex))
+    hops.append(hop)
+
+
+def _waiting(hops: list[Hop], ev: Event) -> Hop | None:
+    """The latest intake hop, in ev's namespace (and on its device, when it has one), that
+    nothing has named yet."""
+    for h in reversed(hops):
+        if h.kind == "receive" and h.name == RECEIVED and h.netns == ev.netns \
+                and (not ev.ifindex or h.ifindex == ev.ifindex):
+            return h
+    return None
 
 # Where a packet was freed -> the handler it must have reached to be freed there.
 _FREED_IN = (("arp_", "arp_rcv"), ("icmp_", "icmp_rcv"), ("ping_", "icmp_rcv"), ("tcp_", "tcp_v4_rcv"),
@@ -542,16 +571,37 @@ def stack_handler(p) -> str:
 
 
 def device_crossings(events) -> dict[str, list[tuple[str, str]]]:
+    """What crossed each device of ONE namespace, by device name (the article's traces):
+    `namespace_crossings` is the general form.  Returns dev -> [(direction, packet summary)]."""
+    return {dev: rows for (_, _, dev), rows in namespace_crossings(events).items()}
+
+
+def namespace_crossings(events) -> dict[tuple[int, int, str], list[tuple[str, str]]]:
     """What crossed each device, as a packet capture on it would show: a transmit on a
     device is an outgoing packet there; a hand-over to the stack by a device (netif_rx) is
-    an incoming one, except on lo, where the same packet is both and is captured once.
-    Returns dev -> [(direction, packet summary)] in time order."""
-    out: dict[str, list[tuple[str, str]]] = {}
+    an incoming one, except on lo, where the same packet is both and is captured once; the
+    stack taking in a packet no device handed over (a bridge's own device) is incoming too.
+    Devices are (namespace inode, ifindex, name): two namespaces' veth0 are never merged.
+    Returns (netns, ifindex, dev) -> [(direction, packet summary)] in time order."""
+    out: dict[tuple[int, int, str], list[tuple[str, str]]] = {}
+    handed: set[tuple[int, int, int]] = set()  # (skb, netns, ifindex) handed over by netif_rx
     for ev in events:
         if ev.pkt is None or not ev.dev:
             continue
-        if ev.kind == "xmit":
-            out.setdefault(ev.dev, []).append(("out", ev.pkt.summary()))
-        elif ev.kind == "netif_rx" and ev.dev != "lo":
-            out.setdefault(ev.dev, []).append(("in", ev.pkt.summary()))
+        kind = ev.kind
+        if kind == "xmit":
+            out.setdefault((ev.netns, ev.ifindex, ev.dev), []).append(("out", ev.pkt.summary()))
+            if ev.dev == "lo":
+                handed.add((ev.skb, ev.netns, ev.ifindex))
+        elif kind == "netif_rx":
+            handed.add((ev.skb, ev.netns, ev.ifindex))
+            if ev.dev != "lo":
+                out.setdefault((ev.netns, ev.ifindex, ev.dev), []).append(("in", ev.pkt.summary()))
+        elif kind == "receive":
+            # A receive no device handed over: a bridge passing a frame up to its own device
+            # (br0), which a capture on br0 shows as incoming.
+            if (ev.skb, ev.netns, ev.ifindex) in handed:
+                handed.discard((ev.skb, ev.netns, ev.ifindex))
+            else:
+                out.setdefault((ev.netns, ev.ifindex, ev.dev), []).append(("in", ev.pkt.summary()))
     return out
