@@ -52,6 +52,8 @@ class Hop:
             return "stack", self.name[7:]
         if self.name.startswith("socket ("):
             return "socket", self.name[8:-1]
+        if self.kind == "bridge":
+            return "bridge", self.dev
         return "device", self.dev or self.name.split(" ", 1)[0]
 
     def __repr__(self) -> str:
