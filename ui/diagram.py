@@ -31,8 +31,7 @@ def _id(node: str) -> str:
 
 def _label(text: str, before: str = "") -> str:
     """A node label holding an untrusted name: shown as text, never as DOT or HTML.  Its
-    line breaks are vethtrace's own (untrusted strings were made printable where they
-    entered), so each line is cut on its own."""
+    line breaks (an end's "what\n(where)") stay line breaks; each line is made safe."""
     return graphviz.escape(before + "\n".join(untrusted.label(line) for line in text.split("\n")))
 
 
