@@ -34,12 +34,19 @@ ROLE_LABEL = {"request": "request", "reply": "reply", "error": "error", "arp req
               "arp reply": "ARP reply", "packet": "packet", "arp": "ARP"}
 
 
+INCOMPLETE = "incomplete (events lost)"
+
+
 def journey_lines(j: Journey, corr: Correlator, style: Style, indent: str = "    ") -> list[str]:
     v = verdict(j, corr)
     label = ROLE_LABEL.get(j.role, j.role)
+    outcome = style.outcome(v.outcome, v.text)
+    if corr.lost_events(j):  # what survived may miss hops or the end: no verdict is a success
+        outcome = style.outcome(INCOMPLETE, f"incomplete: the kernel lost events meanwhile (ring buffer full); "
+                                            f"from what was seen: {v.text}")
     lines = [f"{indent}{label:<9} {j.summary}",
              f"{indent}{'':<9} {j.path or _no_path(j)}",
-             f"{indent}{'':<9} {style.outcome(v.outcome, v.text)}"]
+             f"{indent}{'':<9} {outcome}"]
     for r in corr.routes_before(j) + j.routes:
         lines.append(f"{indent}{'':<9} {style.dim(route_text(r, corr, j))}")
     for e in j.icmp_errors:
@@ -129,6 +136,8 @@ def path_key(j: Journey, corr: Correlator) -> tuple[str, str, str]:
             label = f"ICMP {name}"
     end = j.end
     how = v.outcome
+    if corr.lost_events(j):
+        return label, j.path or _no_path(j), INCOMPLETE
     if end is not None and not j.delivered:
         how += f" at {end.func}" + (f" ({end.reason})" if end.reason else "")
     elif j.delivered:
@@ -136,10 +145,14 @@ def path_key(j: Journey, corr: Correlator) -> tuple[str, str, str]:
     return label, j.path or _no_path(j), how
 
 
-def summary_lines(corr: Correlator, style: Style, lost: int | None, journeys=None) -> list[str]:
-    journeys = corr.journeys if journeys is None else journeys
-    counts = Counter(path_key(j, corr) for j in journeys)
-    lines = [style.paint(f"--- vethtrace: {len(journeys)} packets, {len(counts)} distinct paths, "
+def summary_lines(corr: Correlator, style: Style, lost: int | None, journeys=None, counts=None) -> list[str]:
+    """counts: path_key -> journeys, when the journeys are no longer all kept
+    (tracer.retention)."""
+    if counts is None:
+        journeys = corr.journeys if journeys is None else journeys
+        counts = Counter(path_key(j, corr) for j in journeys)
+    packets = sum(counts.values())
+    lines = [style.paint(f"--- vethtrace: {packets} packets, {len(counts)} distinct paths, "
                          f"{corr.events} events, {lost if lost is not None else 'unknown'} lost ---", "1")]
     if lost:
         lines.append(style.paint(f"WARNING: {lost} events were lost (ring buffer full); paths may be incomplete", "31;1"))
