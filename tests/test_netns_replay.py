@@ -184,7 +184,7 @@ def test_namespaces_met_later_are_read_from_the_footer(tmp_path):
     with open(path, "wb") as f:
         w = recording.Writer(f, recording.header(first, "tp_btf"))
         w.write(rec.events)
-        w.close(0, later)
+        w.close(0, namespaces=later)
     jsonschema = pytest.importorskip("jsonschema")
     from vethtrace.tracer.schema import SCHEMA
     validator = jsonschema.Draft202012Validator(SCHEMA)
