@@ -36,7 +36,8 @@ class Feed:
     def __init__(self, source, keep: int | None = None, max_raw: int | None = None):
         self.source = source
         self.lock = threading.Lock()
-        self.corr = Correlator(dict(getattr(source, "context", None) or {}), keep=keep or KEEP_JOURNEYS)
+        self.corr = Correlator(dict(getattr(source, "context", None) or {}), keep=keep or KEEP_JOURNEYS,
+                               namespaces=getattr(source, "namespaces", None))
         self.corr.on_journey_end = self._ended
         self.raw: deque = deque(maxlen=max_raw or MAX_RAW)
         self.received = 0          # events read from the source

@@ -2,7 +2,8 @@
 recordings, so a view is built from either and tests build it from recorded traces.
 
 A source has: `poll(timeout_ms) -> list[Event]`, `lost() -> int | None`, `mechanism`,
-`context` (namespace facts for verdicts), `live` (bool), `close()`.
+`context` (the namespace vethtrace ran in), `namespaces` (every namespace met, with names
+and context for verdicts), `live` (bool), `close()`.
 
 `replay(path)` is the one-shot form the other commands use (show, render, export).
 """
@@ -16,6 +17,7 @@ from . import kernel, recording
 from .correlate import Correlator
 from .events import PACKET_KINDS
 from .live import LiveSource
+from .netns import Namespaces
 
 
 @contextmanager
@@ -47,7 +49,7 @@ def replay(path: str, pcap=None) -> tuple[recording.Recording, Correlator]:
     packet are kept (`matching`), and correlated again on their own."""
     with collector_paused():
         reader = recording.Reader(path)
-        corr = Correlator(reader.context)
+        corr = Correlator(reader.context, namespaces=reader.namespaces)
         events = []
         for chunk in reader.chunks():  # correlated while the rest is parsed (Reader)
             events += chunk
@@ -57,7 +59,7 @@ def replay(path: str, pcap=None) -> tuple[recording.Recording, Correlator]:
             corr = Correlator(reader.context)
             corr.feed(events)
     corr.losses = reader.losses  # the footer's: journeys around lost events are incomplete
-    return recording.Recording(reader.header, events, reader.lost, reader.warning), corr
+    return recording.Recording(reader.header, events, reader.lost, reader.warning, reader.namespaces), corr
 
 
 def matching(corr: Correlator, events: list, pcap) -> list:
@@ -91,6 +93,7 @@ class ReplaySource:
         self._pos = 0
         self.mechanism = self.rec.header.get("mechanism", "recording")
         self.context = self.rec.context
+        self.namespaces = self.rec.namespaces
 
     def poll(self, timeout_ms: int = 100):
         if self._pos >= len(self.rec.events):
@@ -119,19 +122,23 @@ class LiveEvents:
     def __init__(self, filters, ring_mb: int = 32):
         self._src = LiveSource(filters, ring_mb=ring_mb)
         self.context = {}
+        self.namespaces = Namespaces()
         self.mechanism = ""
 
     def __enter__(self) -> "LiveEvents":
         self._src.__enter__()
         self.mechanism = self._src.mechanism
         self.context = kernel.context()
+        self.namespaces.add(self.context)
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
 
     def poll(self, timeout_ms: int = 100):
-        return self._src.poll(timeout_ms)
+        events = self._src.poll(timeout_ms)
+        self.namespaces.learn(events)  # namespaces met for the first time get their names now
+        return events
 
     def lost(self):
         return self._src.lost()

@@ -382,7 +382,8 @@ class VethtraceApp(App):
         rec = getattr(self.source, "rec", None)
         command = self.command or (rec.header.get("command") if rec is not None else None)
         try:
-            recording.write_file(path, recording.header(self.feed.corr.context, self.mechanism, command),
+            corr = self.feed.corr
+            recording.write_file(path, recording.header(corr.context, self.mechanism, command, corr.namespaces),
                                  events, self.feed.lost)
         except OSError as exc:
             self.call_from_thread(self.notify, f"could not save {path}: {exc.strerror}", severity="error",

@@ -92,7 +92,7 @@ def run(args) -> int:
             sink.drain(src)
             lost = src.lost()
             if writer is not None:
-                writer.close(lost, src.losses.as_list(FOOTER_WINDOWS))
+                writer.close(lost, src.losses.as_list(FOOTER_WINDOWS), namespaces=sink.met)
                 writer.f.commit()  # complete: only now at its name
         finally:
             if writer is not None:  # without commit (interrupted, failed): nothing left behind
@@ -117,7 +117,8 @@ def _recorder(path: str | None, corr: Correlator, src: LiveSource, ping_args: li
     when complete), or None."""
     if not path:
         return None
-    return recording.Writer(safefile.create(path), recording.header(corr.context, src.mechanism, ["ping", *ping_args]))
+    return recording.Writer(safefile.create(path), recording.header(corr.context, src.mechanism, ["ping", *ping_args],
+                                                                    corr.namespaces))
 
 
 class _Sink:
@@ -126,8 +127,10 @@ class _Sink:
 
     def __init__(self, corr: Correlator, kept: list | None, writer):
         self.corr, self.kept, self.writer = corr, kept, writer
+        self.met: list[dict] = []  # namespaces first met after the recording's header: its footer names them
 
     def feed(self, events) -> None:
+        self.met += self.corr.namespaces.learn(events)  # a namespace met for the first time: named now
         self.corr.feed(events)
         if self.writer is not None:
             self.writer.write(events)

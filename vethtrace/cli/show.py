@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 
 from ..tracer import recording
-from ..tracer.correlate import Correlator, device_crossings
+from ..tracer.correlate import Correlator, namespace_crossings
 from ..tracer.events import json_object
 from ..tracer.retention import ConversationStream
 from ..tracer.sources import collector_paused
@@ -40,8 +40,12 @@ def run(args) -> int:
     print()
     print("\n".join(summary_lines(corr, style, rec.lost)))
     if args.devices:
-        for dev, rows in device_crossings(rec.events).items():
-            print(style.paint(f"{dev}: {len(rows)} packets", "1"))
+        spaces = corr.namespaces
+        placed = namespace_crossings(rec.events)
+        several = len({netns for netns, _, _ in placed}) > 1  # then a device is NAMESPACE/DEVICE
+        for (netns, _, dev), rows in placed.items():
+            where = f"{spaces.name(netns)}/{dev}" if several else dev
+            print(style.paint(f"{where}: {len(rows)} packets", "1"))
             for direction, text in rows:
                 print(f"    {direction:<3} {text}")
     if args.events:
@@ -88,7 +92,8 @@ def _show_streamed(path: str) -> int:
     recording found damaged in its first part prints only the error."""
     style = Style()
     reader = recording.Reader(path)
-    corr = Correlator(reader.context)
+    reader.peek_namespaces()  # namespaces first met while recording: named before they are printed
+    corr = Correlator(reader.context, namespaces=reader.namespaces)
     corr.losses = reader.peek_losses()  # read ahead from the footer, to mark journeys as they are printed
     stream = ConversationStream(corr, lambda j: path_key(j, corr))
     held: list[str] = []
