@@ -11,10 +11,10 @@ from .. import __version__
 from ..tracer.kernel import SetupError
 from ..tracer.lab import LabError
 from ..tracer.recording import RecordingError
-from . import demo, doctor, export, lab, ping, record, render, schema, show, trace, tui
+from . import demo, doctor, export, lab, ping, record, render, run, schema, show, trace, tui
 from .common import self_name
 
-SUBCOMMANDS = (ping, record, trace, show, lab, demo, render, export, schema, tui, doctor)
+SUBCOMMANDS = (ping, run, record, trace, show, lab, demo, render, export, schema, tui, doctor)
 COMMANDS = {m.NAME: m.run for m in SUBCOMMANDS}
 
 # Traces make millions of small long-lived objects; the default GC thresholds would rescan
@@ -32,6 +32,7 @@ examples:
   {me} lab up two-ips-fixed                   build a lab namespace to play in
   ip netns exec vethtrace-two-ips-fixed {me} ping -c 2 -I veth0 192.168.2.1
   {me} record -o trace.jsonl -- ping -c 1 -I veth0 192.168.2.1
+  {me} run -- curl -s http://192.168.2.1:8000/   any program, traced and explained
   {me} show trace.jsonl
   {me} doctor
 """
