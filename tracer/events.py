@@ -322,3 +322,17 @@ def from_rows(rows: list[list]) -> list[Event]:
 def clear_caches() -> None:
     """Forget every parsed packet (benchmarks start cold)."""
     pk.clear_caches()
+
+
+# -- the --json form of `show` and `trace` -----------------------------------------------------------
+JSON_EXTRA = ("journey", "conversation", "wall_ns")
+
+
+def json_object(e: Event, journey: int | None, conversation: int | None, wall_offset_ns: int) -> dict:
+    """An event for scripts (`show --json`, `trace --json`): every column of a recording
+    row, always present, then the ids of the journey and conversation it belongs to (null
+    for route and neighbour events) and `wall_ns`, its Unix time in ns (`ts` is
+    CLOCK_MONOTONIC)."""
+    d = dict(zip(FIELDS, e.to_row()))
+    d["journey"], d["conversation"], d["wall_ns"] = journey, conversation, e.ts + wall_offset_ns
+    return d

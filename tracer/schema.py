@@ -104,3 +104,17 @@ def _row(event: dict) -> dict:
 SCHEMA["$defs"]["event_row"] = _row(SCHEMA["$defs"]["event"])
 SCHEMA["$defs"]["event"]["description"] = "format 1: one event as an object, leaving out what its kind does not have"
 
+
+
+def _json_event(event: dict) -> dict:
+    """What `show --json` and `trace --json` print per event (events.json_object)."""
+    props = {name: (dict(event["properties"][name]) if name not in ("fib", "neigh")
+                    else {"oneOf": [{"type": "null"}, event["properties"][name]]}) for name in FIELDS}
+    props["journey"] = {"type": ["integer", "null"], "description": "the journey's id, as `show` numbers them"}
+    props["conversation"] = {"type": ["integer", "null"], "description": "the conversation's id ([N] in `show`)"}
+    props["wall_ns"] = {"type": "integer", "description": "Unix time of the event, ns (ts is CLOCK_MONOTONIC)"}
+    return {"type": "object", "description": "`vethtrace show --json` and `trace --json`: one event per line, "
+            "every key always present", "properties": props, "required": list(props), "additionalProperties": False}
+
+
+SCHEMA["$defs"]["json_event"] = _json_event(SCHEMA["$defs"]["event"])

@@ -13,13 +13,36 @@ from ..tracer.kernel import SetupError
 SETTLE_S = 0.03  # after a command prints a line, the events that explain it are already queued; drain once more
 
 
+def positive(kind: type):
+    """An argparse type: a number above zero (a duration, a count, a size)."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
+        return value
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def duration_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-d", "--duration", type=positive(float), metavar="SECONDS", help="stop after this long")
+
+
+def count_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-c", "--count", type=positive(int), metavar="COUNT",
+                   help="stop once COUNT conversations have ended (as tcpdump -c stops after COUNT packets)")
+
+
 def filter_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("filters (applied in the kernel)")
     g.add_argument("-i", "--interface", help="only packets on this interface")
     g.add_argument("--host", metavar="IPV4", help="only packets from or to this IPv4 address")
     g.add_argument("--all-netns", action="store_true", help="trace every network namespace, not just this one")
     g.add_argument("--ipv6", action="store_true", help="include IPv6 (router/multicast housekeeping is hidden by default)")
-    p.add_argument("--buffer-mb", type=int, default=32, metavar="MB",
+    p.add_argument("--buffer-mb", type=positive(int), default=32, metavar="MB",
                    help="kernel ring buffer size (default 32 MB); larger loses fewer events in floods")
 
 
@@ -68,3 +91,24 @@ def self_command() -> list[str]:
 def self_name() -> str:
     """self_command() as one string for printed examples."""
     return " ".join(self_command())
+
+
+class ConversationCount:
+    """`-c COUNT`: has COUNT conversations ended?  A conversation has ended once each of its
+    journeys has, and nothing happened in it for `quiet_ns` (a reply is a new journey that
+    starts after its request ended)."""
+
+    def __init__(self, count: int | None, quiet_ns: int = 200_000_000):
+        self.count, self.quiet_ns = count, quiet_ns
+        self.ended_ids: set[int] = set()
+
+    def reached(self, corr, now_ns: int) -> bool:
+        if not self.count:
+            return False
+        for conv in corr.conversations:
+            if conv.id in self.ended_ids or not conv.journeys:
+                continue
+            if all(j.ended or j.cut for j in conv.journeys) and \
+                    now_ns - max(j.last for j in conv.journeys) > self.quiet_ns:
+                self.ended_ids.add(conv.id)
+        return len(self.ended_ids) >= self.count

@@ -7,9 +7,10 @@ import sys
 import time
 
 from ..tracer import kernel, recording, runner
+from ..tracer.correlate import Correlator
 from ..tracer.kernel import SetupError
 from ..tracer.live import LiveSource, build_filters
-from .common import SETTLE_S, StopSignals, filter_args
+from .common import SETTLE_S, ConversationCount, StopSignals, count_arg, duration_arg, filter_args
 
 NAME = "record"
 
@@ -17,7 +18,8 @@ NAME = "record"
 def add_parser(sub) -> None:
     p = sub.add_parser("record", help="record events to a JSON-lines file (until COMMAND exits or Ctrl-C)")
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="recording to write ('-' for stdout)")
-    p.add_argument("-d", "--duration", type=float, metavar="SECONDS", help="stop after this long")
+    duration_arg(p)
+    count_arg(p)
     filter_args(p)
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND", help="command to run while recording")
 
@@ -43,11 +45,18 @@ def run(args) -> int:
             print(f"vethtrace: recording ({src.mechanism}); {'running ' + ' '.join(command) if command else 'Ctrl-C stops'}",
                   file=sys.stderr)
             deadline = time.monotonic() + args.duration if args.duration else None
+            counted = ConversationCount(args.count)
+            corr = Correlator(kernel.context(), keep=20_000) if args.count else None  # only -c needs it
             with StopSignals() as stop:
                 if command:
                     proc = runner.start(command)
                 while not stop.requested:
-                    writer.write(src.poll(100))
+                    events = src.poll(100)
+                    writer.write(events)
+                    if corr is not None:
+                        corr.feed(events)
+                        if counted.reached(corr, time.monotonic_ns()):
+                            break
                     if proc is not None and proc.poll() is not None:
                         break
                     if deadline is not None and time.monotonic() >= deadline:

@@ -15,7 +15,7 @@ NAME = "tui"
 
 def add_parser(sub) -> None:
     me = self_name()
-    p = sub.add_parser("tui", help="interactive: watch packets flow (live, or a recording), select one to see its path",
+    p = sub.add_parser("tui", usage="vethtrace tui [-h] [filters] [FILE | -- COMMAND ...]", help="interactive: watch packets flow (live, or a recording), select one to see its path",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        description="Live: traces the network namespace it runs in, like the other commands "
                                    f"(ip netns exec NS {me} tui). With FILE: replays a recording.",
