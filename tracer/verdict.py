@@ -7,11 +7,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from . import rules
 from .correlate import Correlator, Journey
 from .events import nud_name
+from .rules import Outcome
 
 # Outcomes, from good to bad; renderers colour by these.
-DELIVERED, ANSWERED, CONSUMED, IN_FLIGHT, DROPPED = "delivered", "answered", "consumed", "in flight", "dropped"
+DELIVERED, ANSWERED, CONSUMED, IN_FLIGHT, DROPPED = (Outcome.DELIVERED, Outcome.ANSWERED, Outcome.CONSUMED,
+                                                     Outcome.IN_FLIGHT, Outcome.DROPPED)
 
 REASON_HINTS = {
     "NO_SOCKET": "no socket was waiting for it",
@@ -35,7 +38,8 @@ class Verdict:
     outcome: str
     text: str
     advice: str = ""
-    tag: str = ""  # UNANSWERED, PARKED or ""
+    tag: str = ""  # UNANSWERED, PARKED, "benign" or ""
+    rule: str = ""  # the id of the rule in tracer/rules.py that decided it ("" for the older checks below)
 
     @property
     def failure(self) -> bool:
@@ -72,6 +76,9 @@ class Context:
 
 
 def verdict(j: Journey, corr: Correlator) -> Verdict:
+    m = rules.evaluate(j, corr)
+    if m is not None:
+        return Verdict(m.rule.outcome, m.text, m.advice, m.rule.tag, m.rule.id)
     ctx = Context(corr.context)
     p = j.pkt
     if j.delivered:

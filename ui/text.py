@@ -7,7 +7,6 @@ import sys
 from collections import Counter
 
 from vethtrace.tracer.correlate import Conversation, Correlator, Journey
-from vethtrace.tracer.packet import ICMP_NAMES, UNREACH_CODES
 from vethtrace.tracer.verdict import ANSWERED, CONSUMED, DELIVERED, DROPPED, IN_FLIGHT, Context, verdict
 
 COLOURS = {DELIVERED: "32", ANSWERED: "32", CONSUMED: "33", DROPPED: "31", IN_FLIGHT: "36"}
@@ -69,7 +68,8 @@ def route_text(ev, corr: Correlator, j: Journey | None = None) -> str:
     if owner is None:
         text = f"route to {f['dst']}: dev {ev.dev}" + (f" (socket bound to {bound})" if bound else "")
     elif bound:
-        text = (f"route: {f['dst']} is local ({owner}), but the socket is bound to {bound} (ping -I), "
+        how = " (ping -I)" if ev.comm == "ping" else ""  # the option that binds it, where the program is known
+        text = (f"route: {f['dst']} is local ({owner}), but the socket is bound to {bound}{how}, "
                 f"so it leaves through {bound}")
     elif output:
         text = f"route: {f['dst']} is local ({owner}), so it goes through lo"
@@ -112,11 +112,8 @@ def path_key(j: Journey, corr: Correlator) -> tuple[str, str, str]:
     if p is not None:
         if p.l3 == "ARP":
             label = "ARP request" if p.is_arp_request else "ARP reply"
-        elif p.icmp_type is not None:
-            name = ICMP_NAMES.get(p.icmp_type, f"type {p.icmp_type}")
-            if p.icmp_type == 3:
-                name = UNREACH_CODES.get(p.icmp_code, name)
-            label = f"ICMP {name}"
+        elif p.is_icmp:
+            label = f"{'ICMPv6' if p.l3 == 'IPv6' else 'ICMP'} {p.icmp_name()}"
     end = j.end
     how = v.outcome
     if end is not None and not j.delivered:
