@@ -164,6 +164,11 @@ def _is_tcp(f: Facts) -> bool:
     return f.pkt is not None and f.pkt.is_tcp
 
 
+def _tcp_undelivered(f: Facts) -> bool:
+    """A TCP segment no socket read (one that was read is explained by its delivery)."""
+    return _is_tcp(f) and not f.j.delivered
+
+
 def _is_syn(f: Facts) -> bool:
     return _is_tcp(f) and f.pkt.tcp_flags is not None and f.pkt.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN
 
@@ -291,15 +296,15 @@ RULES: tuple[Rule, ...] = (
     Rule("rp_filter.drop", ("end.reason", "end.dev", "sysctl.rp_filter", "namespace"), Outcome.DROPPED,
          lambda f: f.reason == "IP_RPFILTER", _rp_text, _rp_advice),
     Rule("tcp.sender-copy.closed", ("pkt.tcp", "end.reason", "end.func"), Outcome.CONSUMED,
-         lambda f: _is_tcp(f) and (f.reason == "QUEUE_PURGE" or f.func.startswith(TCP_COPY_FREES)),
+         lambda f: _tcp_undelivered(f) and (f.reason == "QUEUE_PURGE" or f.func.startswith(TCP_COPY_FREES)),
          lambda f: (f"the sender's copy kept for retransmission, freed at {f.func} when its socket closed "
                     "(normal: not a loss)"), tag="benign"),
     Rule("tcp.sender-copy.acked", ("pkt.tcp", "end.func"), Outcome.CONSUMED,
-         lambda f: _is_tcp(f) and f.kind == "consume" and f.func.startswith(TCP_ACKED_FREES),
+         lambda f: _tcp_undelivered(f) and f.kind == "consume" and f.func.startswith(TCP_ACKED_FREES),
          lambda f: f"the sender's copy kept for retransmission, freed at {f.func} once acknowledged (normal)",
          tag="benign"),
     Rule("tcp.freed-unreported", ("pkt.tcp", "hops", "cut"), Outcome.CONSUMED,
-         lambda f: _is_tcp(f) and f.j.cut and any(h.startswith(STACK_DONE_TCP) for h in f.reached),
+         lambda f: _tcp_undelivered(f) and f.j.cut and any(h.startswith(STACK_DONE_TCP) for h in f.reached),
          lambda f: ("processed by TCP, which frees the segments it is done with without a trace event "
                     "(__kfree_skb); its sk_buff then carried another packet"), tag="benign"),
     Rule("echo6.answered", ("pkt.icmp_type", "end.func", "conversation.reply"), Outcome.ANSWERED,
