@@ -7,6 +7,11 @@ names (Event.to_row), in format 1 a JSON object (Event.to_json).  Rows are what 
 replay fast: parsing an array and unpacking it costs about half of looking up an object's
 keys.  The last line may be a footer {"footer": true, "events": N, "lost": L}: how many
 events the kernel could not deliver.  Format 1 files are still read.
+
+Namespaces (tracer.netns): the header's "context" is the namespace vethtrace ran in; its
+"namespaces" lists every namespace known when it was written (name, interfaces, routes,
+sysctls); the footer's "namespaces" those first met while recording.  Older recordings
+have neither: their namespaces are the context's and the others are named netns:INODE.
 """
 from __future__ import annotations
 
@@ -37,6 +42,7 @@ except ImportError:  # pragma: no cover - orjson is a declared dependency
 from itertools import islice
 
 from .events import FIELDS, Event, RowDecoder, object_row
+from .netns import Namespaces
 
 FORMAT = "recording"
 VERSION = 2
@@ -47,14 +53,20 @@ class RecordingError(ValueError):
     """The file is not a recording this version can read; the message says why."""
 
 
-def header(context: dict, mechanism: str, command: list[str] | None = None) -> dict:
+def header(context: dict, mechanism: str, command: list[str] | None = None,
+           namespaces=None) -> dict:
+    """namespaces: the namespace objects known now (tracer.netns.Namespaces or a list);
+    the context's own namespace is always among them."""
+    spaces = {ns["netns"]: ns for ns in (namespaces or ()) if isinstance(ns, dict) and ns.get("netns")}
+    if context.get("netns") and context["netns"] not in spaces:
+        spaces = {context["netns"]: context, **spaces}
     return {
         "vethtrace": FORMAT, "version": VERSION, "fields": list(FIELDS),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "kernel": platform.release(), "mechanism": mechanism,
         # add to an event's ts (CLOCK_MONOTONIC ns) to get Unix time in ns
         "wall_offset_ns": time.time_ns() - time.monotonic_ns(),
-        "command": command or [], "context": context,
+        "command": command or [], "context": context, "namespaces": list(spaces.values()),
     }
 
 
@@ -68,8 +80,12 @@ class Writer:
     def write(self, events) -> None:
         self.count += write_lines(self.f, events)
 
-    def close(self, lost: int) -> None:
-        self.f.write(dumps({"footer": True, "events": self.count, "lost": lost}) + b"\n")
+    def close(self, lost: int, namespaces=()) -> None:
+        """namespaces: those first met after the header was written."""
+        foot = {"footer": True, "events": self.count, "lost": lost}
+        if namespaces:
+            foot["namespaces"] = list(namespaces)
+        self.f.write(dumps(foot) + b"\n")
         self.f.flush()
 
 
@@ -86,14 +102,20 @@ def write_lines(f, events, rows: bool = True) -> int:
 class Recording:
     """A recording read whole: header, events and footer."""
 
-    def __init__(self, head: dict, events: list[Event], lost: int | None):
+    def __init__(self, head: dict, events: list[Event], lost: int | None, namespaces: Namespaces | None = None):
         self.header = head
         self.events = events
         self.lost = lost
+        self.namespaces = namespaces if namespaces is not None else header_namespaces(head)
 
     @property
     def context(self) -> dict:
         return self.header.get("context", {})
+
+
+def header_namespaces(head: dict) -> Namespaces:
+    """The namespaces a header names: its context's and its "namespaces"."""
+    return Namespaces([head.get("context") or {}, *(head.get("namespaces") or [])])
 
 
 def _open(path: str):
@@ -130,6 +152,8 @@ class Reader:
             self.close()
             raise
         self.version = self.header["version"]
+        # the footer's namespaces are added when it is read (a replay names them at the end)
+        self.namespaces = header_namespaces(self.header)
 
     @property
     def context(self) -> dict:
@@ -146,6 +170,9 @@ class Reader:
             for kind, payload in stage:
                 if kind == "rows":
                     yield dec.events(payload)
+                elif kind == "namespaces":
+                    for ns in payload:
+                        self.namespaces.add(ns)
                 else:
                     self.lost = payload
         finally:
@@ -163,7 +190,7 @@ def read(path: str) -> Recording:
     events: list[Event] = []
     for chunk in reader.chunks():
         events += chunk
-    return Recording(reader.header, events, reader.lost)
+    return Recording(reader.header, events, reader.lost, reader.namespaces)
 
 
 def _read_header(f, path: str) -> dict:
@@ -196,6 +223,7 @@ def _prepared(f, path: str, version: int, dec: RowDecoder):
     anything else in it (the footer, a blank line, damage) goes through `_lines`, which
     knows each line's number."""
     lost = None
+    spaces: list = []
     n = 2  # the number of the chunk's first line
     while True:
         chunk = list(islice(f, CHUNK))
@@ -208,10 +236,13 @@ def _prepared(f, path: str, version: int, dec: RowDecoder):
             rows = _whole(part, dec) if version >= 2 and part is chunk else None
             if rows is None:
                 rows, footer = _lines(part, n, path, version, dec)
-                lost = footer if footer is not None else lost
+                if footer is not None:
+                    lost, spaces = footer
             if rows:
                 yield "rows", rows
             n += len(part)
+    if spaces:
+        yield "namespaces", spaces
     yield "end", lost
 
 
@@ -223,9 +254,10 @@ def _whole(chunk: list[bytes], dec: RowDecoder) -> list | None:
         return None
 
 
-def _lines(chunk: list[bytes], n: int, path: str, version: int, dec: RowDecoder) -> tuple[list, int | None]:
-    """The slow path of `_prepared`: line by line, saying which line is damaged."""
-    rows, lost = [], None
+def _lines(chunk: list[bytes], n: int, path: str, version: int, dec: RowDecoder) -> tuple[list, tuple | None]:
+    """The slow path of `_prepared`: line by line, saying which line is damaged.  Returns
+    the rows and, if the footer is among the lines, (lost, its namespaces)."""
+    rows, footer = [], None
     for n, line in enumerate(chunk, start=n):
         if not line.strip():
             continue
@@ -235,6 +267,11 @@ def _lines(chunk: list[bytes], n: int, path: str, version: int, dec: RowDecoder)
                 lost = d.get("lost", 0)
                 if type(lost) is not int:
                     raise TypeError("footer's lost is not a number")
+                spaces = d.get("namespaces", [])
+                problem = _namespaces_problem(spaces, "footer")
+                if problem:
+                    raise TypeError(problem)
+                footer = (lost, spaces)
             elif version >= 2:
                 if not isinstance(d, list):
                     raise TypeError("not a JSON array (an event row)")
@@ -244,7 +281,7 @@ def _lines(chunk: list[bytes], n: int, path: str, version: int, dec: RowDecoder)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise RecordingError(f"{path}: line {n} is not a valid event ({type(exc).__name__}: "
                                  f"{str(exc)[:80]}); the file is damaged") from None
-    return rows, lost
+    return rows, footer
 
 
 FORK_MIN_BYTES = 1 << 20  # smaller recordings are read before a child process would start
@@ -367,22 +404,43 @@ def _header_problem(head: dict) -> str:
     ctx = head.get("context")
     if not isinstance(ctx, dict):
         return "context is not an object"
-    if not isinstance(ctx.get("name", ""), str) or type(ctx.get("netns", 0)) is not int:
-        return "context name/netns have the wrong type"
-    ifs = ctx.get("interfaces", [])
+    return _namespace_problem(ctx, "context") or _namespaces_problem(head.get("namespaces", []), "header")
+
+
+def _namespaces_problem(spaces, where: str) -> str:
+    if not isinstance(spaces, list):
+        return f"the {where}'s namespaces is not a list"
+    for ns in spaces:
+        if not isinstance(ns, dict):
+            return f"a namespace of the {where} is not an object"
+        problem = _namespace_problem(ns, f"namespace {ns.get('netns')}")
+        if problem:
+            return problem
+    return ""
+
+
+def _namespace_problem(ns: dict, what: str) -> str:
+    """What is wrong with a namespace object (schema `namespace`), or ""."""
+    if not isinstance(ns.get("name", ""), str) or type(ns.get("netns", 0)) is not int:
+        return f"{what} name/netns have the wrong type"
+    ifs = ns.get("interfaces", [])
     if not isinstance(ifs, list):
-        return "context.interfaces is not a list"
+        return f"{what}.interfaces is not a list"
     for i in ifs:
         if not isinstance(i, dict) or not isinstance(i.get("name", ""), str) \
                 or not isinstance(i.get("addrs", []), list) or not all(isinstance(a, str) for a in i.get("addrs", [])):
             return "an interface entry is malformed"
-    sysctl = ctx.get("sysctl", {})
+    sysctl = ns.get("sysctl", {})
     if not isinstance(sysctl, dict) or not all(isinstance(v, dict) for v in sysctl.values()):
-        return "context.sysctl is malformed"
+        return f"{what}.sysctl is malformed"
+    rts = ns.get("routes", [])
+    if not isinstance(rts, list) or not all(isinstance(r, dict) and isinstance(r.get("dst", ""), str) for r in rts):
+        return f"{what}.routes is malformed"
     return ""
 
 
 def write_file(path: str, head: dict, events, lost: int) -> None:
+    """A whole recording at once (ping --record, the TUI): head names every namespace."""
     tmp = f"{path}.tmp{os.getpid()}"
     with open(tmp, "wb") as f:
         w = Writer(f, head)

@@ -34,7 +34,6 @@ ERRNO_OF = {(ICMP_DEST_UNREACH, 0): "ENETUNREACH", (ICMP_DEST_UNREACH, 1): "EHOS
 ERRNO6_OF = {(ICMP6_DEST_UNREACH, 0): "ENETUNREACH", (ICMP6_DEST_UNREACH, 1): "EACCES",
              (ICMP6_DEST_UNREACH, 3): "EHOSTUNREACH", (ICMP6_DEST_UNREACH, 4): "ECONNREFUSED",
              (ICMP6_PACKET_TOO_BIG, 0): "EMSGSIZE", (3, 0): "EHOSTUNREACH"}
-STACK_DONE_TCP = ("tcp_v4_rcv", "tcp_v6_rcv", "tcp_rcv", "tcp_")
 TCP_COPY_FREES = ("sk_stream_kill_queues", "tcp_write_queue_purge", "tcp_rtx_queue_purge", "inet_csk_destroy_sock")
 TCP_ACKED_FREES = ("tcp_clean_rtx_queue", "tcp_ack")
 ERROR_QUEUE_READS = ("ip_recv_error", "ipv6_recv_error", "sock_dequeue_err_skb", "skb_dequeue_err")
@@ -303,10 +302,11 @@ RULES: tuple[Rule, ...] = (
          lambda f: _tcp_undelivered(f) and f.kind == "consume" and f.func.startswith(TCP_ACKED_FREES),
          lambda f: f"the sender's copy kept for retransmission, freed at {f.func} once acknowledged (normal)",
          tag="benign"),
-    Rule("tcp.freed-unreported", ("pkt.tcp", "hops", "cut"), Outcome.CONSUMED,
-         lambda f: _tcp_undelivered(f) and f.j.cut and any(h.startswith(STACK_DONE_TCP) for h in f.reached),
-         lambda f: ("processed by TCP, which frees the segments it is done with without a trace event "
-                    "(__kfree_skb); its sk_buff then carried another packet"), tag="benign"),
+    Rule("tcp.freed-unreported", ("pkt.tcp", "events.receive", "cut"), Outcome.CONSUMED,
+         lambda f: _tcp_undelivered(f) and f.j.cut and any(e.kind == "receive" for e in f.j.events),
+         lambda f: ("taken in by the stack, then freed without a trace event: TCP frees the segments it has "
+                    "processed with __kfree_skb, which no tracepoint reports (not a loss); its sk_buff then "
+                    "carried another packet"), tag="benign"),
     Rule("echo6.answered", ("pkt.icmp_type", "end.func", "conversation.reply"), Outcome.ANSWERED,
          lambda f: (f.pkt is not None and f.pkt.ip_proto == IPPROTO_ICMPV6 and f.pkt.is_echo_request
                     and f.kind == "consume" and bool(f.j.conversation.with_role(Role.REPLY))),

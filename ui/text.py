@@ -7,7 +7,7 @@ import sys
 from collections import Counter
 
 from vethtrace.tracer.correlate import Conversation, Correlator, Journey
-from vethtrace.tracer.verdict import ANSWERED, CONSUMED, DELIVERED, DROPPED, IN_FLIGHT, Context, verdict
+from vethtrace.tracer.verdict import ANSWERED, CONSUMED, DELIVERED, DROPPED, IN_FLIGHT, context_of, verdict
 
 COLOURS = {DELIVERED: "32", ANSWERED: "32", CONSUMED: "33", DROPPED: "31", IN_FLIGHT: "36"}
 MARKS = {DELIVERED: "✓", ANSWERED: "✓", CONSUMED: "■", DROPPED: "✗", IN_FLIGHT: "…"}
@@ -54,28 +54,37 @@ def _no_path(j: Journey) -> str:
 
 
 def route_text(ev, corr: Correlator, j: Journey | None = None) -> str:
+    """A route lookup in words, judged in the namespace that made it, saying whether it
+    was an output lookup (a packet being sent) or an input one (a packet received)."""
     f = ev.fib
-    ctx = Context(corr.context)
+    ctx = context_of(corr, ev.netns)
+    output = f["iif"] in (0, 1)
+    lookup = f"{'output' if output else 'input'} lookup in {ctx.label}"
     if j is not None and j.pkt is not None and j.pkt.l3 == "ARP":
         owner = ctx.owner(f["dst"])
-        return (f"arp_process checked the route to {f['dst']}: "
-                + (f"local (on {owner}), so it may answer" if owner else "not an address of this namespace"))
+        if owner:
+            verdict_ = f"local (on {owner}), so it may answer"
+        elif ctx.known:
+            verdict_ = f"not an address of {ctx.label}"
+        else:
+            verdict_ = f"dev {ev.dev} (no context recorded for {ctx.label})"
+        return f"arp_process in {ctx.label} checked the route to {f['dst']}: {verdict_}"
     if ev.arg:
-        return f"route {f['src']} -> {f['dst']}: no route (error {ev.arg - (1 << 32) if ev.arg >= 1 << 31 else ev.arg})"
+        return (f"route {f['src']} -> {f['dst']}: no route (error {ev.arg - (1 << 32) if ev.arg >= 1 << 31 else ev.arg}; "
+                f"{lookup})")
     owner = ctx.owner(f["dst"])
-    output = f["iif"] in (0, 1)
     bound = ctx.name_of(f["oif"]) if output and f["oif"] not in (0, 1) else None
+    how = " (ping -I)" if ev.comm == "ping" else " (SO_BINDTODEVICE)"
     if owner is None:
-        text = f"route to {f['dst']}: dev {ev.dev}" + (f" (socket bound to {bound})" if bound else "")
+        text = f"route to {f['dst']}: dev {ev.dev}" + (f" (socket bound to {bound}{how})" if bound else "")
     elif bound:
-        how = " (ping -I)" if ev.comm == "ping" else ""  # the option that binds it, where the program is known
         text = (f"route: {f['dst']} is local ({owner}), but the socket is bound to {bound}{how}, "
                 f"so it leaves through {bound}")
     elif output:
         text = f"route: {f['dst']} is local ({owner}), so it goes through lo"
     else:
         text = f"route: {f['dst']} is local ({owner}), so it is delivered here"
-    return text
+    return f"{text} ({lookup})"
 
 
 def fold_retries(journeys, key) -> list[tuple[Journey, int]]:

@@ -83,13 +83,15 @@ def run(args) -> int:
             draw(corr.journeys, corr, args.svg, title="vethtrace ping " + " ".join(ping_args))
             print(style.dim(f"diagram saved to {args.svg}"))
         if args.record:
-            recording.write_file(args.record, recording.header(corr.context, src.mechanism, ["ping", *ping_args]),
+            recording.write_file(args.record, recording.header(corr.context, src.mechanism, ["ping", *ping_args],
+                                                                  corr.namespaces),
                                  kept, lost)
             print(style.dim(f"recording saved to {args.record}"))
     return status
 
 
 def _feed(events, corr: Correlator, kept: list | None) -> None:
+    corr.namespaces.learn(events)  # a namespace met for the first time: its name and context, now
     corr.feed(events)
     if kept is not None:
         kept.extend(events)

@@ -6,8 +6,9 @@ import subprocess
 import sys
 import time
 
-from ..tracer import kernel, recording, runner
+from ..tracer import kernel, netns, recording, runner
 from ..tracer.correlate import Correlator
+from ..tracer.netns import Namespaces
 from ..tracer.kernel import SetupError
 from ..tracer.live import LiveSource, build_filters
 from .common import SETTLE_S, ConversationCount, StopSignals, count_arg, duration_arg, filter_args
@@ -41,7 +42,15 @@ def run(args) -> int:
             except OSError as exc:
                 raise SetupError(f"cannot write {args.output}: {exc.strerror}") from None
         try:
-            writer = recording.Writer(out, recording.header(kernel.context(), src.mechanism, command))
+            spaces = Namespaces([kernel.context()])
+            writer = recording.Writer(out, recording.header(spaces.get(netns.current_inode()), src.mechanism,
+                                                            command, spaces))
+            met: list[dict] = []  # namespaces first seen while recording: named in the footer
+
+            def write(events) -> None:
+                met.extend(spaces.learn(events))
+                writer.write(events)
+
             print(f"vethtrace: recording ({src.mechanism}); {'running ' + ' '.join(command) if command else 'Ctrl-C stops'}",
                   file=sys.stderr)
             deadline = time.monotonic() + args.duration if args.duration else None
@@ -52,7 +61,7 @@ def run(args) -> int:
                     proc = runner.start(command)
                 while not stop.requested:
                     events = src.poll(100)
-                    writer.write(events)
+                    write(events)
                     if corr is not None:
                         corr.feed(events)
                         if counted.reached(corr, time.monotonic_ns()):
@@ -65,8 +74,8 @@ def run(args) -> int:
                     status = 130
                     runner.stop(proc)
                 time.sleep(SETTLE_S)
-                writer.write(src.drain())
-                writer.close(src.lost())
+                write(src.drain())
+                writer.close(src.lost(), met)
             if proc is not None:
                 status = runner.stop(proc)
             print(f"vethtrace: {writer.count} events, {src.lost()} lost"

@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 
 from ..tracer import recording
-from ..tracer.correlate import device_crossings
+from ..tracer.correlate import namespace_crossings
 from ..tracer.events import json_object
 from ..tracer.sources import replay
 from ..ui.text import Style, conversation_lines, event_lines, summary_lines
@@ -36,8 +36,11 @@ def run(args) -> int:
     print()
     print("\n".join(summary_lines(corr, style, rec.lost)))
     if args.devices:
-        for dev, rows in device_crossings(rec.events).items():
-            print(style.paint(f"{dev}: {len(rows)} packets", "1"))
+        spaces = corr.namespaces
+        several = len({netns for netns, _, _ in namespace_crossings(rec.events)}) > 1
+        for (netns, ifindex, dev), rows in namespace_crossings(rec.events).items():
+            where = f"{spaces.name(netns)}/{dev}" if several else dev
+            print(style.paint(f"{where}: {len(rows)} packets", "1"))
             for direction, text in rows:
                 print(f"    {direction:<3} {text}")
     if args.events:

@@ -98,6 +98,7 @@ def run(args) -> int:
                 events = src.poll(100)
                 if stream is not None:
                     stream.add(events)
+                corr.namespaces.learn(events)  # names and context of namespaces met for the first time
                 corr.feed(events)
                 flush()
                 if counted.reached(corr, time.monotonic_ns()):
