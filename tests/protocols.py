@@ -19,9 +19,7 @@ TCP_PORT, CLOSED_PORT, UDP_PORT = 8080, 8081, 9999
 
 
 def correlate(rec: Recording) -> Correlator:
-    corr = Correlator(rec.context)
-    if hasattr(corr, "namespaces") and hasattr(rec, "namespaces"):
-        corr.namespaces = rec.namespaces
+    corr = Correlator(rec.context, namespaces=rec.namespaces)
     corr.feed(rec.events)
     return corr
 

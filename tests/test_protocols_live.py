@@ -254,13 +254,17 @@ RP_SRC = "10.9.0.1"
 
 
 def test_rp_filter_strict(pair, tmp_path):
-    # B routes 10.9.0.0/24 through a dummy device, so a packet from 10.9.0.1 arriving on vb
-    # fails the strict reverse-path check; A sends it from that address.
-    pair.run(pair.b, "ip", "link", "add", "vd", "type", "dummy")
+    # B routes 10.9.0.0/24 through another device (a second veth pair inside B: this kernel
+    # has no dummy driver), so a packet from 10.9.0.1 arriving on vb fails the strict
+    # reverse-path check; A sends it from that address.
+    pair.run(pair.b, "ip", "link", "add", "vd", "type", "veth", "peer", "name", "vd2")
     pair.run(pair.b, "ip", "link", "set", "vd", "up")
+    pair.run(pair.b, "ip", "link", "set", "vd2", "up")
     pair.run(pair.b, "ip", "route", "add", "10.9.0.0/24", "dev", "vd")
     pair.run(pair.b, "sysctl", "-qw", "net.ipv4.conf.all.rp_filter=1", "net.ipv4.conf.vb.rp_filter=1")
     pair.run(pair.a, "ip", "addr", "add", f"{RP_SRC}/32", "dev", "va")
+    # A's ARP asks from 192.168.7.1 (B would not answer an ARP from 10.9.0.1 on vb either)
+    pair.run(pair.a, "sysctl", "-qw", "net.ipv4.conf.va.arp_announce=2")
     before = pair.nstat(pair.b, "TcpExtIPReversePathFilter")
     res = pair.vethtrace(tmp_path / "t.jsonl", "ping", "-c", "1", "-W", "1", "-I", RP_SRC, B_IP)
     assert res.returncode == 1, res.stdout

@@ -538,6 +538,13 @@ class Correlator:
         bound = [ev for ev in out if ev.fib["oif"] not in (0, LOOPBACK_IFINDEX)]
         return (bound or out)[-1:]
 
+    def routes_of_task(self, pid: int, netns: int, before: int) -> list[Event]:
+        """Output route lookups a task made in a namespace shortly before `before` (a send
+        that never became a packet has only these), oldest first."""
+        out = [ev for (ns, _), lookups in self._out_routes.items() if ns == netns for ev in lookups[-OUT_ROUTES_KEPT:]
+               if ev.pid == pid and 0 <= before - ev.ts < ROUTE_WINDOW_NS]
+        return sorted(out, key=lambda ev: ev.ts)
+
     # -- look-ups used by verdicts and renderers ---------------------------------------
     def arp_for(self, target: str, netns: int | None = None, before: int | None = None) -> list[Conversation]:
         """Recent ARP conversations about `target` (most recent last)."""

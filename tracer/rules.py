@@ -122,6 +122,9 @@ class Facts:
     def route_out(self) -> tuple[str, int] | None:
         """(device, its netns) of the last output route lookup that decided this journey."""
         routes = self.corr.routes_before(self.j)
+        if not routes and self.j.delivered:  # an error-queue read: the lookups of the task that read it
+            d = self.j.delivered[0]
+            routes = self.corr.routes_of_task(d.pid, d.netns, d.ts)
         if not routes:
             return None
         return routes[-1].dev, routes[-1].netns
@@ -129,23 +132,16 @@ class Facts:
 
 def namespace_name(corr: Correlator, netns: int) -> str:
     """ip netns name of a namespace in this trace, else `netns:INODE`."""
-    spaces = getattr(corr, "namespaces", None)
-    if spaces is not None and netns:
-        return spaces.name(netns)
-    ctx = corr.context or {}
-    if ctx.get("name") and (not netns or ctx.get("netns") in (None, netns)):
-        return ctx["name"]
-    return f"netns:{netns}" if netns else "this namespace"
+    return corr.namespaces.name(netns) if netns else (corr.context or {}).get("name") or "this namespace"
 
 
 def namespace_context(corr: Correlator, netns: int) -> dict:
-    spaces = getattr(corr, "namespaces", None)
-    if spaces is not None and netns:
-        ns = spaces.get(netns)
-        if ns:
-            return ns
-    ctx = corr.context or {}
-    return ctx if not netns or ctx.get("netns") in (None, netns) else {}
+    """The recorded context of a namespace; a recording made before namespaces were
+    recorded has one context, without an inode: it stands for every event."""
+    ns = corr.namespaces.get(netns) if netns else {}
+    if not ns and not (corr.context or {}).get("netns"):
+        ns = corr.context or {}
+    return ns or {}
 
 
 @dataclass(frozen=True)

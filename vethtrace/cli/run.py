@@ -74,7 +74,8 @@ def run(args) -> int:
             draw(corr.journeys, corr, args.svg, title="vethtrace run " + " ".join(command))
             print(style.dim(f"diagram saved to {args.svg}"))
         if args.record:
-            recording.write_file(args.record, recording.header(corr.context, src.mechanism, command), kept, lost)
+            recording.write_file(args.record, recording.header(corr.context, src.mechanism, command, corr.namespaces),
+                                 kept, lost)
             print(style.dim(f"recording saved to {args.record}"))
     return status
 
@@ -94,6 +95,7 @@ def explain_lines(corr: Correlator, style: Style) -> list[str]:
 
 
 def _feed(events, corr: Correlator, kept: list | None) -> None:
+    corr.namespaces.learn(events)  # a namespace met for the first time: its name and context, now
     corr.feed(events)
     if kept is not None:
         kept.extend(events)
