@@ -11,7 +11,7 @@ Conversation: journeys linked by content, under a named key (`ConvKey`): echo re
   a new conversation); one TCP connection by its 5-tuple in canonical order (handshake,
   data, close, and a RST that answers it; a new SYN after a FIN or RST starts another);
   a UDP flow by its 5-tuple; an ICMP or ICMPv6 error joins the conversation of the packet
-  it quotes; IPv6 router discovery and multicast reports fold into one conversation per
+  it quotes; IPv6 router discovery, multicast reports and duplicate-address probes fold into one conversation per
   sender.  Plus the route lookups and neighbour changes that decided them.
 Hop: a place the packet passed, named as the article names it (`_add_hop`); a journey
   names its hops from its events when they are first asked for (`Journey.hops`).
@@ -51,7 +51,7 @@ class ConvKind(StrEnum):
     ND = "nd"                  # IPv6 neighbour discovery: solicitation and advertisement
     TCP = "tcp"
     UDP = "udp"
-    ROUTER = "router"          # IPv6 router discovery and multicast listener reports
+    ROUTER = "router"          # IPv6 housekeeping: router discovery, multicast reports, DAD probes
     ICMP_ERROR = "icmp-error"  # an error about a packet whose conversation cannot be told
     OTHER = "other"
 
@@ -213,6 +213,9 @@ class Conversation:
             return f"{self.kind} {_endpoint(a)} > {_endpoint(b)}"
         if self.kind == ConvKind.ND:
             return f"neighbour discovery of {self.key.ends[0]}"
+        if first is not None and first.delivered and (first.pkt is None or not first.pkt.is_ip) \
+                and first.pkt is not None and first.pkt.l3 != "ARP":
+            return f"error queue of {first.delivered[0].comm} (not a packet)"
         return first.summary if first else self.kind
 
     def __repr__(self) -> str:
@@ -440,13 +443,13 @@ class Correlator:
             q = p.inner
             conv = self._quoted(q, ts) if q is not None else None
             return conv or self._open(ConvKey(ConvKind.ICMP_ERROR, (), j.id), ConvKind.ICMP_ERROR, ts), Role.ERROR
-        if p.is_neighbor_solicit or p.is_neighbor_advert:
+        if (p.is_neighbor_solicit and p.src != "::") or p.is_neighbor_advert:
             key = ConvKey(ConvKind.ND, (p.nd_target,))
             conv = self._conv.get(key)
             if conv is None or (p.is_neighbor_solicit and conv.with_role(Role.ADVERT)):
                 conv = self._open(key, ConvKind.ND, ts)
             return conv, Role.SOLICIT if p.is_neighbor_solicit else Role.ADVERT
-        if p.is_router_discovery:
+        if p.is_router_discovery or (p.is_neighbor_solicit and p.src == "::"):
             # housekeeping of a fresh IPv6 interface: one conversation per sender and type
             key = ConvKey(ConvKind.ROUTER, (p.src,), p.icmp_type)
             return self._conv.get(key) or self._open(key, ConvKind.ROUTER, ts), Role.PACKET
@@ -643,7 +646,7 @@ _FREED_IN = (("arp_", "arp_rcv"), ("icmp_", "icmp_rcv"), ("ping_", "icmp_rcv"), 
              ("udp", "udp_rcv"), ("raw_", "icmp_rcv"),
              ("ip_rcv", "ip_rcv"), ("ip_route", "ip_rcv"), ("ip_local_deliver", "ip_rcv"),
              ("ip_forward", "ip_forward"), ("ip_list_rcv", "ip_rcv"), ("ip_sublist", "ip_rcv"),
-             ("ip6_", "ipv6_rcv"), ("ipv6_", "ipv6_rcv"))
+             ("ip6_", "ipv6_rcv"), ("ipv6_", "ipv6_rcv"), ("icmpv6_", "icmpv6_rcv"), ("ndisc_", "icmpv6_rcv"))
 
 
 def _refine_receive(hop: Hop, func: str, pkt) -> None:
@@ -656,8 +659,13 @@ def _refine_receive(hop: Hop, func: str, pkt) -> None:
         if func.startswith(prefix):
             if handler == "icmp_rcv" and prefix == "raw_" and (pkt is None or pkt.ip_proto != IPPROTO_ICMP):
                 return
+            if pkt is not None and pkt.l3 == "IPv6":  # ping_rcv, tcp_*, udp* serve both families
+                handler = _V6_HANDLER.get(handler, handler)
             hop.name = f"stack: {handler}"
             return
+
+
+_V6_HANDLER = {"icmp_rcv": "icmpv6_rcv", "tcp_v4_rcv": "tcp_v6_rcv", "udp_rcv": "udpv6_rcv"}
 
 
 def _forwarded(hop: Hop, ev: Event, spaces: Namespaces) -> None:

@@ -8,6 +8,7 @@ namespace where it ended (addresses, MTUs, sysctls as the trace recorded them).
 """
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Callable
@@ -68,6 +69,12 @@ class Facts:
         """`ip netns exec NAME ` for a named namespace (nothing for an unnamed one)."""
         name = self.namespace
         return f"ip netns exec {name} " if name and not name.startswith("netns:") else ""
+
+    @property
+    def sent_from(self) -> str:
+        """The name of the namespace that transmitted it first."""
+        first = next((e for e in self.j.events if e.kind == "xmit"), None)
+        return namespace_name(self.corr, first.netns) if first is not None else self.namespace
 
     @property
     def context(self) -> dict:
@@ -204,7 +211,7 @@ def _hook(f: Facts) -> str:
         return "output or postrouting (it was being sent)"
     owned = any(f.pkt.dst == a.split("/")[0] for i in f.context.get("interfaces", []) for a in i.get("addrs", []))
     if owned:
-        return "prerouting or input (it was addressed to this namespace)"
+        return f"prerouting or input (it was addressed to {f.namespace})"
     return "prerouting, forward or postrouting (it was passing through)"
 
 
@@ -222,10 +229,17 @@ def _proto_port_of(q) -> str:
     return f"{'tcp' if q.is_tcp else 'udp'}/{q.dport}"
 
 
+def _refused_to(f: Facts) -> str:
+    """The destination of the refused send: ip_local_error writes only the destination into
+    the header of the error it queues (bytes 16-19)."""
+    d = f.j.delivered[-1].data if f.j.delivered else b""
+    return f" to {socket.inet_ntoa(d[16:20])}" if len(d) >= 20 and not f.j.delivered[-1].l2 else ""
+
+
 def _refused_send(f: Facts) -> str:
     reader = f.j.delivered[-1].comm if f.j.delivered else "the program"
     text = (f"not a packet: {reader} read an error from its socket's error queue ({f.func}); the kernel refused "
-            f"its send before any device")
+            f"its send{_refused_to(f)} before any device")
     out = f.route_out()
     if out is not None:
         dev, _ = out
@@ -267,8 +281,13 @@ RULES: tuple[Rule, ...] = (
          lambda f: _is_tcp(f) and f.pkt.has_tcp_flag(TCP_RST) and f.j.role == Role.REPLY and any(
              k.pkt is not None and k.pkt.tcp_seq is not None and (k.pkt.tcp_seq + 1) % (1 << 32) == f.pkt.tcp_ack
              and k.pkt.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN for k in f.j.conversation.with_role(Role.REQUEST)),
-         lambda f: (f"RST answering the SYN: nothing listens on tcp/{f.pkt.sport} at {f.pkt.src}; the connecting "
-                    f"socket gets ECONNREFUSED")),
+         lambda f: (f"RST answering the SYN: nothing listens on tcp/{f.pkt.sport} in {f.sent_from}; the "
+                    f"connecting socket gets ECONNREFUSED")),
+    Rule("tcp.syn.accepted", ("pkt.tcp_flags", "conversation.syn-ack", "namespace"), Outcome.ANSWERED,
+         lambda f: _is_syn(f) and f.kind == "consume" and any(
+             k.pkt.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN | TCP_ACK for k in f.answers if k.pkt.is_tcp),
+         lambda f: (f"consumed by {f.func} in {f.namespace}, which answered it with a SYN-ACK: something listens "
+                    f"on {_proto_port(f)} there")),
     Rule("udp.no-listener", ("pkt.ip_proto", "end.reason", "icmp_answer", "namespace"), Outcome.DROPPED,
          lambda f: f.reason == "NO_SOCKET" and f.pkt is not None and f.pkt.is_udp,
          lambda f: (f"dropped: NO_SOCKET at {f.func}: nothing listens on {_proto_port(f)} in {f.namespace}"
@@ -298,8 +317,9 @@ RULES: tuple[Rule, ...] = (
          lambda f: _tcp_undelivered(f) and f.kind == "consume" and f.func.startswith(TCP_ACKED_FREES),
          lambda f: f"the sender's copy kept for retransmission, freed at {f.func} once acknowledged (normal)",
          tag="benign"),
-    Rule("tcp.freed-unreported", ("pkt.tcp", "events.receive", "cut"), Outcome.CONSUMED,
-         lambda f: _tcp_undelivered(f) and f.j.cut and any(e.kind == "receive" for e in f.j.events),
+    Rule("tcp.freed-unreported", ("pkt.tcp", "events.receive", "cut", "end"), Outcome.CONSUMED,
+         lambda f: (_tcp_undelivered(f) and (f.j.cut or f.end is None)
+                    and any(e.kind == "receive" for e in f.j.events)),
          lambda f: ("taken in by the stack, then freed without a trace event: TCP frees the segments it has "
                     "processed with __kfree_skb, which no tracepoint reports (not a loss); its sk_buff then "
                     "carried another packet"), tag="benign"),

@@ -7,6 +7,7 @@ import sys
 from collections import Counter
 
 from vethtrace.tracer.correlate import Conversation, Correlator, Journey
+from vethtrace.tracer.packet import tcp_flag_text
 from vethtrace.tracer.verdict import ANSWERED, CONSUMED, DELIVERED, DROPPED, IN_FLIGHT, context_of, verdict
 
 COLOURS = {DELIVERED: "32", ANSWERED: "32", CONSUMED: "33", DROPPED: "31", IN_FLIGHT: "36"}
@@ -30,7 +31,7 @@ class Style:
 
 
 ROLE_LABEL = {"request": "request", "reply": "reply", "error": "error", "arp request": "ARP req",
-              "arp reply": "ARP reply", "packet": "packet", "arp": "ARP"}
+              "arp reply": "ARP reply", "packet": "packet", "arp": "ARP", "nd solicit": "NS", "nd advert": "NA"}
 
 
 def journey_lines(j: Journey, corr: Correlator, style: Style, indent: str = "    ") -> list[str]:
@@ -123,12 +124,18 @@ def path_key(j: Journey, corr: Correlator) -> tuple[str, str, str]:
             label = "ARP request" if p.is_arp_request else "ARP reply"
         elif p.is_icmp:
             label = f"{'ICMPv6' if p.l3 == 'IPv6' else 'ICMP'} {p.icmp_name()}"
+        elif p.is_tcp and p.tcp_flags is not None:
+            label = f"TCP [{tcp_flag_text(p.tcp_flags)}]{' data' if p.payload else ''}"
+        elif p.is_udp:
+            label = "UDP"
     end = j.end
     how = v.outcome
-    if end is not None and not j.delivered:
-        how += f" at {end.func}" + (f" ({end.reason})" if end.reason else "")
-    elif j.delivered:
+    if v.outcome == DELIVERED and j.delivered:
         how += f" to {j.delivered[-1].comm}"
+    elif end is not None:
+        how += f" at {end.func}" + (f" ({end.reason})" if end.reason else "")
+    if v.rule:
+        how += f" [{v.rule}]"
     return label, j.path or _no_path(j), how
 
 
