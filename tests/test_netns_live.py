@@ -23,6 +23,7 @@ import pytest
 
 from conftest import ROOT, TRACES, needs_root
 import pcap
+from netns_labs import PATHS
 from vethtrace.tracer import lab, recording
 from vethtrace.tracer.correlate import Correlator, namespace_crossings
 from vethtrace.tracer.verdict import ANSWERED, DELIVERED, verdict
@@ -32,33 +33,6 @@ ENV = dict(os.environ, PYTHONPATH=str(ROOT), NO_COLOR="1")
 # The recorder runs in namespace "a".  Until the probes follow a packet out of the scope
 # namespace (issue 9 item 1), it records every namespace; the test keeps the lab's.
 SCOPE = ["--all-netns"]
-
-# What each echo's path must be, per lab: {a}, {b}, {br}, {r} are the namespaces' names.
-PATHS = {
-    "two-netns": {
-        ("a", "request"): "{a}: veth0 (veth_xmit) > {b}: veth1 > stack: icmp_rcv",
-        ("a", "reply"): "{b}: veth1 (veth_xmit) > {a}: veth0 > stack: icmp_rcv > socket (ping)",
-        ("b", "request"): "{b}: veth1 (veth_xmit) > {a}: veth0 > stack: icmp_rcv",
-        ("b", "reply"): "{a}: veth0 (veth_xmit) > {b}: veth1 > stack: icmp_rcv > socket (ping)",
-    },
-    "bridge": {
-        ("a", "request"): "{a}: veth0 (veth_xmit) > {br}: a1 > br0 (bridge) > b1 (veth_xmit) > {b}: veth0 > stack: icmp_rcv",
-        ("a", "reply"): "{b}: veth0 (veth_xmit) > {br}: b1 > br0 (bridge) > a1 (veth_xmit) > {a}: veth0 > stack: icmp_rcv"
-                        " > socket (ping)",
-        ("b", "request"): "{b}: veth0 (veth_xmit) > {br}: b1 > br0 (bridge) > a1 (veth_xmit) > {a}: veth0 > stack: icmp_rcv",
-        ("b", "reply"): "{a}: veth0 (veth_xmit) > {br}: a1 > br0 (bridge) > b1 (veth_xmit) > {b}: veth0 > stack: icmp_rcv"
-                        " > socket (ping)",
-    },
-    "router": {
-        ("a", "request"): "{a}: veth0 (veth_xmit) > {r}: ra > stack: ip_forward > rb (veth_xmit) > {b}: veth0 > stack: icmp_rcv",
-        ("a", "reply"): "{b}: veth0 (veth_xmit) > {r}: rb > stack: ip_forward > ra (veth_xmit) > {a}: veth0 > stack: icmp_rcv"
-                        " > socket (ping)",
-        ("b", "request"): "{b}: veth0 (veth_xmit) > {r}: rb > stack: ip_forward > ra (veth_xmit) > {a}: veth0 > stack: icmp_rcv",
-        ("b", "reply"): "{a}: veth0 (veth_xmit) > {r}: ra > stack: ip_forward > rb (veth_xmit) > {b}: veth0 > stack: icmp_rcv"
-                        " > socket (ping)",
-    },
-}
-
 
 def inode(ns: str) -> int:
     return os.stat(f"/run/netns/{ns}").st_ino
@@ -186,3 +160,72 @@ def test_lab_traced_like_tcpdump_saw_it(name, tmp_path):
     if os.environ.get("VETHTRACE_UPDATE_TRACES"):
         TRACES.mkdir(exist_ok=True)
         recording.write_file(str(TRACES / f"netns-{name}.jsonl"), rec.header, rec.events, rec.lost or 0)
+
+
+def _save(rec: recording.Recording, stem: str) -> None:
+    if os.environ.get("VETHTRACE_UPDATE_TRACES"):
+        TRACES.mkdir(exist_ok=True)
+        recording.write_file(str(TRACES / f"{stem}.jsonl"), rec.header, rec.events, rec.lost or 0)
+
+
+def _lab_only(full: recording.Recording, inodes: set[int]) -> recording.Recording:
+    spaces = [ns for ns in full.namespaces if ns.get("netns") in inodes]
+    head = recording.header(full.context, full.header["mechanism"], full.header.get("command"), spaces)
+    return recording.Recording(head, [e for e in full.events if e.netns in inodes], full.lost)
+
+
+def test_default_scope_names_who_answered(tmp_path):
+    """Recorded with the default scope inside a: the ARP reply's sender is veth1 in b, never
+    veth0 (where the reply arrived).  Issue 9: "answered: veth0 replied"."""
+    trace = tmp_path / "trace.jsonl"
+    with lab.topology_lab("two-netns", lab.unique_name()) as built:
+        rec = Recorder(built.namespaces["a"], trace)
+        try:
+            r = subprocess.run(built.exec_cmd("a", ["ping", "-c", "1", "-W", "1", "10.200.1.2"]), capture_output=True)
+            assert r.returncode == 0
+        finally:
+            rec.stop()
+        inodes = {inode(ns) for ns in built.namespaces.values()}
+        full = recording.read(str(trace))
+    cut = _lab_only(full, inodes)
+    corr = Correlator(cut.context, namespaces=cut.namespaces)
+    corr.feed(cut.events)
+    (req,) = [j for j in corr.journeys if j.pkt is not None and j.pkt.l3 == "ARP" and j.pkt.is_arp_request]
+    text = verdict(req, corr).text
+    assert text.startswith("answered") and "veth0 replied" not in text, text
+    reply_sent = [e for j in corr.journeys if j.role == "arp reply" for e in j.events if e.kind == "xmit"]
+    if reply_sent:  # the probes followed the reply's sending into b
+        assert f"veth1 in {built.namespaces['b']} replied" in text, text
+    else:
+        assert "arrived on veth0" in text, text
+    _save(cut, "netns-two-netns-scope")
+
+
+def test_fix_names_the_namespace_of_the_packet(tmp_path):
+    """A recorder in one lab (two-ips-fixed: the same addresses, quiet) traces every namespace
+    while another (two-ips) fails its ping: the verdict reads two-ips' own sysctls and the fix
+    runs in two-ips.  Issue 9: a `fix:` with `ip netns exec` of the wrong namespace."""
+    trace = tmp_path / "trace.jsonl"
+    with lab.lab("two-ips-fixed", lab.unique_name()) as quiet, lab.lab("two-ips", lab.unique_name()) as failing:
+        rec = Recorder(quiet.name, trace, "--all-netns")
+        try:
+            r = subprocess.run(failing.exec_cmd(["ping", "-c", "1", "-W", "1", "-I", "veth0", "192.168.2.1"]),
+                               capture_output=True)
+            assert r.returncode != 0  # the article's experiment 2 with default sysctls
+        finally:
+            rec.stop()
+        inodes = {inode(quiet.name), inode(failing.name)}
+        full = recording.read(str(trace))
+        assert failing.sysctl("net.ipv4.conf.veth1.accept_local") == "0"
+        assert quiet.sysctl("net.ipv4.conf.veth1.accept_local") == "1"
+    cut = _lab_only(full, inodes)
+    corr = Correlator(cut.context, namespaces=cut.namespaces)
+    corr.feed(cut.events)
+    reqs = [j for j in corr.journeys if j.pkt is not None and j.pkt.l3 == "ARP" and j.pkt.is_arp_request]
+    assert reqs
+    for j in reqs:
+        v = verdict(j, corr)
+        assert "accept_local=0 on veth1" in v.text, v.text
+        assert v.advice.startswith(f"allow it: ip netns exec {failing.name} sysctl"), v.advice
+        assert quiet.name not in v.advice, v.advice
+    _save(cut, "netns-wrong-fix")

@@ -99,6 +99,8 @@ class Hop:
             return "stack", self.name[7:]
         if self.name.startswith("socket ("):
             return "socket", self.name[8:-1]
+        if self.kind == "bridge":
+            return "bridge", self.dev
         return "device", self.dev or self.name.split(" ", 1)[0]
 
     def __repr__(self) -> str:
@@ -534,6 +536,8 @@ class Correlator:
         p = j.pkt
         if p is None or p.l3 != "IPv4":
             return []
+        if j.events and j.events[0].kind in ("netif_rx", "receive"):
+            return []  # it arrived from elsewhere: no output lookup of this namespace sent it
         lookups, n = j.out_routes or ((), 0)
         out = [ev for ev in lookups[max(0, n - OUT_ROUTES_KEPT):n]
                if 0 <= j.start - ev.ts < ROUTE_WINDOW_NS and ev.fib["src"] in ("0.0.0.0", p.src)]

@@ -6,7 +6,7 @@ import json
 import os
 import subprocess
 
-from . import libbpf
+from . import libbpf, untrusted
 
 TRACEPOINTS = ("net_dev_start_xmit", "netif_rx", "netif_receive_skb", "kfree_skb", "consume_skb",
                "fib_table_lookup", "neigh_create", "neigh_update", "icmp_send", "skb_copy_datagram_iovec")

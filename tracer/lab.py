@@ -40,7 +40,10 @@ import re
 import shlex
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator, Sequence
+
+from . import owner
 
 __all__ = [
     "PREFIX",
@@ -357,7 +360,7 @@ def up(scenario: str | Scenario, name: str | None = None) -> Lab:
         # Everything below happens inside the lab namespace only.
         _run(["ip", "-n", ns, "link", "set", "lo", "up"], what=f"bring lo up in {ns}")
         _run(
-            ["ip", "-n", ns, "link", "set", "lo", "alias", _ALIAS_TAG + sc.name],
+            ["ip", "-n", ns, "link", "set", "lo", "alias", f"{_ALIAS_TAG}{sc.name} {owner.tag()}"],
             what=f"label {ns}",
         )
         v0, v1 = VETH_PAIR
@@ -420,7 +423,7 @@ def _scenario_of(ns: str, links: list[dict]) -> str | None:
     for link in links:
         alias = link.get("ifalias") or ""
         if link.get("ifname") == "lo" and alias.startswith(_ALIAS_TAG):
-            return alias[len(_ALIAS_TAG):]
+            return (alias[len(_ALIAS_TAG):].split() or [None])[0]
     short = ns[len(PREFIX):]
     return short if short in SCENARIOS else None
 
@@ -470,7 +473,9 @@ def pid_alive(pid: int) -> bool:
 
 def cleanup_stale() -> list[str]:
     """Remove per-process namespaces (tests' ``vethtrace-t<pid>-<n>``, the demo's
-    ``vethtrace-demo-<pid>``) whose process is gone.
+    ``vethtrace-demo-<pid>``) whose process is provably gone: the owner marker that `up`
+    leaves on the lab's lo (tracer/owner.py) names a process of this PID namespace that no
+    longer runs.  The pid in the name alone proves nothing where PIDs are not shared.
 
     Namespaces of live processes (including this one) are left alone, so
     test runs in parallel do not remove each other's labs.  Returns the
@@ -480,11 +485,15 @@ def cleanup_stale() -> list[str]:
     _require_ip()
     removed = []
     for ns in _lab_namespaces():
-        m = _TEST_NAME_RE.match(ns)
-        if not m:
+        if not _TEST_NAME_RE.match(ns):
             continue
-        if pid_alive(int(m.group(1) or m.group(2))):
+        try:
+            links = _ip_json(["-n", ns, "link", "show", "lo"])
+        except LabError:
             continue
+        alias = next((lk.get("ifalias") or "" for lk in links if lk.get("ifname") == "lo"), "")
+        if not owner.provably_gone(alias):
+            continue  # alive, or not provably gone (another PID namespace, no marker): not ours to judge
         if down(ns):
             removed.append(ns)
     return removed
@@ -674,7 +683,8 @@ def up_topology(topology: str | Topology, name: str | None = None) -> MultiLab:
             _run(["ip", "netns", "add", ns], what=f"create namespace {ns}")
             created.append(ns)
             _run(["ip", "-n", ns, "link", "set", "lo", "up"], what=f"bring lo up in {ns}")
-            _run(["ip", "-n", ns, "link", "set", "lo", "alias", _ALIAS_TAG + t.name], what=f"label {ns}")
+            _run(["ip", "-n", ns, "link", "set", "lo", "alias", f"{_ALIAS_TAG}{t.name} {owner.tag()}"],
+                 what=f"label {ns}")
             # Sysctls before any device exists in it, so no packet sees the defaults.
             for key, value in t.sysctls.get(role, {}).items():
                 _run(["ip", "netns", "exec", ns, "tee", _sysctl_path(key)], input=f"{value}\n",
@@ -698,6 +708,7 @@ def up_topology(topology: str | Topology, name: str | None = None) -> MultiLab:
         for role, ifname, peer_role, peer in t.veths:
             for r, i in ((role, ifname), (peer_role, peer)):
                 _run(["ip", "-n", spaces[r], "link", "set", i, "up"], what=f"bring {i} up in {spaces[r]}")
+        _wait_ready(t, spaces)
         for role, routes in t.routes.items():
             for subnet, via in routes:
                 _run(["ip", "-n", spaces[role], "route", "add", subnet, "via", via],
@@ -712,6 +723,31 @@ def up_topology(topology: str | Topology, name: str | None = None) -> MultiLab:
             with contextlib.suppress(Exception):
                 _run(["ip", "netns", "del", ns], what=f"remove namespace {ns}")
         raise
+
+
+READY_S = 10.0  # a veth's carrier and a bridge port's forwarding state come within milliseconds
+
+
+def _wait_ready(t: Topology, spaces: dict[str, str]) -> None:
+    """Until every veth end is up with its carrier and every bridge port forwards (the
+    kernel's own states, polled): a lab handed over earlier loses its first packets."""
+    deadline = time.monotonic() + READY_S
+    while True:
+        waiting = []
+        for role, ns in spaces.items():
+            for link in _ip_json(["-n", ns, "-d", "link"]):
+                name = link.get("ifname")
+                if name == "lo":
+                    continue
+                port = (link.get("linkinfo") or {}).get("info_slave_data") or {}
+                if link.get("operstate") != "UP" or (port and port.get("state", "forwarding") != "forwarding"):
+                    waiting.append(f"{ns}/{name}")
+        if not waiting:
+            return
+        if time.monotonic() > deadline:
+            raise LabError(f"{', '.join(waiting)} did not come up within {READY_S:.0f}s; "
+                           "check `ip -d link` in those namespaces")
+        time.sleep(0.02)
 
 
 def down_topology(topology: str | Topology, name: str | None = None) -> bool:

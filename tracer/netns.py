@@ -19,6 +19,8 @@ import os
 import re
 import subprocess
 
+from . import untrusted
+
 # The sysctls of net.ipv4.conf.{all,DEV} that decide ARP, reverse-path and forwarding verdicts.
 CONF_KEYS = ("accept_local", "rp_filter", "arp_ignore", "arp_announce", "arp_filter", "arp_accept",
              "forwarding", "proxy_arp", "route_localnet")
@@ -151,7 +153,7 @@ def gather(inode: int, name: str | None = None) -> dict:
           "routes": routes(ip(["-4", "route", "show", "table", "all"])),
           "sysctl": sysctls(_run(prefix + ["grep", "-rsH", ".", "/proc/sys/net/ipv4/conf",
                                            "/proc/sys/net/ipv4/ip_forward"]))}
-    return ns
+    return untrusted.clean(ns)  # interface names may hold any byte but '/', ':' and space
 
 
 class Namespaces:

@@ -1,5 +1,6 @@
-"""pcapng export: one interface block per (namespace, device), one packet record per hop,
-each with a comment naming the hop, the packet's journey and its verdict.
+"""pcapng export: one interface block per (namespace, device), named `NAMESPACE/DEVICE`
+(the namespace as the trace names it), one packet record per hop, each with a comment
+naming the hop, the packet's journey and its verdict.
 
 The packet bytes are the ones the probes copied (up to 96 bytes per event), so records are
 truncated captures (captured length < original length), which Wireshark shows as such.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import struct
 
+from . import safefile
 from .correlate import Correlator
 from .verdict import verdict
 
@@ -42,7 +44,8 @@ def _idb(name: str, description: str) -> bytes:
 
 
 def _epb(iface: int, ts_ns: int, data: bytes, orig_len: int, comment: str) -> bytes:
-    body = struct.pack("<IIIII", iface, ts_ns >> 32, ts_ns & 0xFFFFFFFF, len(data), max(orig_len, len(data)))
+    orig_len = min(max(orig_len, len(data)), 0xFFFFFFFF)  # the field is 32 bits wide
+    body = struct.pack("<IIIII", iface, ts_ns >> 32, ts_ns & 0xFFFFFFFF, len(data), orig_len)
     body += data + b"\0" * ((-len(data)) % 4)
     body += _opt(OPT_COMMENT, comment.encode()) + _opt(OPT_END, b"")
     return _block(EPB, body)
@@ -57,7 +60,8 @@ def frame(ev) -> tuple[bytes, int]:
 
 
 def export(path: str, corr: Correlator, wall_offset_ns: int = 0) -> int:
-    """Write every packet event of every journey; returns the number of records."""
+    """Write every packet event of every journey to `path` ('-': standard output);
+    returns the number of records."""
     ifaces: dict[tuple[int, str], int] = {}
     blocks = [_shb()]
     records = []
@@ -70,7 +74,8 @@ def export(path: str, corr: Correlator, wall_offset_ns: int = 0) -> int:
             key = (ev.netns, dev)
             if key not in ifaces:
                 ifaces[key] = len(ifaces)
-                blocks.append(_idb(dev, f"{dev} in network namespace {ev.netns}"))
+                where = corr.namespaces.name(ev.netns) if ev.netns else "?"
+                blocks.append(_idb(f"{where}/{dev}", f"{dev} in network namespace {where} (inode {ev.netns})"))
             where = f" at {ev.where}" if ev.where else ""
             reason = f" reason {ev.reason}" if ev.reason else ""
             comment = (f"vethtrace: {ev.kind} {dev}{where}{reason} | packet {j.id} ({j.role}): {j.summary} "
@@ -78,7 +83,5 @@ def export(path: str, corr: Correlator, wall_offset_ns: int = 0) -> int:
             data, orig = frame(ev)
             records.append((ev.ts, _epb(ifaces[key], ev.ts + wall_offset_ns, data, orig, comment)))
     records.sort(key=lambda r: r[0])
-    with open(path, "wb") as f:
-        f.write(b"".join(blocks))
-        f.write(b"".join(r for _, r in records))
+    safefile.write_bytes(path, b"".join(blocks) + b"".join(r for _, r in records), stdout_ok=True)
     return len(records)

@@ -9,6 +9,7 @@ newer ones with a message saying to upgrade.
 from __future__ import annotations
 
 from .events import COLUMNS, FIELDS, KINDS, Column
+from .recording import WALL_OFFSET_MAX
 from .recording import FORMAT, VERSION
 
 _INT = {"type": "integer"}
@@ -50,7 +51,7 @@ SCHEMA = {
                 "created": {"type": "string", "description": "local time the recording started"},
                 "kernel": {"type": "string", "description": "uname -r of the traced machine"},
                 "mechanism": {"type": "string", "description": "probe mechanism: tp_btf or fentry + tp_btf"},
-                "wall_offset_ns": {"type": "integer", "description": "add to an event's ts to get Unix time in ns"},
+                "wall_offset_ns": {"type": "integer", "minimum": 0, "maximum": WALL_OFFSET_MAX, "description": "add to an event's ts to get Unix time in ns"},
                 "command": {"type": "array", "items": _STR, "description": "the command traced, if any"},
                 "fields": {"const": list(FIELDS), "description": "format 2: the columns of an event row"},
                 "context": {"$ref": "#/$defs/namespace",
@@ -67,7 +68,7 @@ SCHEMA = {
                 "netns": {"type": "integer", "description": "namespace inode"},
                 "name": {"type": "string", "description": "ip netns name, or empty (then shown as netns:INODE)"},
                 "interfaces": {"type": "array", "items": {
-                    "type": "object",
+                    "type": "object", "required": ["name"],
                     "properties": {"ifindex": _INT, "name": _STR, "kind": _STR,
                                    "peer": {"type": ["string", "null"]}, "up": {"type": "boolean"},
                                    "master": {"type": ["string", "null"], "description": "bridge it is a port of"},

@@ -11,6 +11,7 @@ from .. import __version__
 from ..tracer.kernel import SetupError
 from ..tracer.lab import LabError
 from ..tracer.recording import RecordingError
+from ..tracer.safefile import OutputError
 from . import demo, doctor, export, lab, ping, record, render, run, schema, show, trace, tui
 from .common import self_name
 
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         args.command = tui_command
     try:
         return COMMANDS[args.cmd](args)
-    except (SetupError, RecordingError, LabError) as exc:
+    except (SetupError, RecordingError, LabError, OutputError) as exc:
         print(f"vethtrace: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

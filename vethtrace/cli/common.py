@@ -8,7 +8,9 @@ import shutil
 import signal
 import sys
 
+from ..tracer import safefile
 from ..tracer.kernel import SetupError
+from ..tracer.sources import replay
 
 SETTLE_S = 0.03  # after a command prints a line, the events that explain it are already queued; drain once more
 
@@ -71,8 +73,28 @@ def draw(journeys, corr, path: str, title: str, aggregate: bool | None = None) -
     from ..ui import diagram  # graphviz is only needed here
     try:
         diagram.write(diagram.build(journeys, corr, title=title, aggregate=aggregate), path)
-    except diagram.DotMissing as exc:
+    except (diagram.DotMissing, diagram.DiagramError) as exc:
         raise SetupError(str(exc)) from None
+
+
+def check_diagram(path: str, stdout_ok: bool = True) -> None:
+    """Refuse a diagram name that cannot be written before any work is done."""
+    from ..ui import diagram
+    try:
+        diagram.output_format(path)
+    except diagram.DiagramError as exc:
+        raise SetupError(str(exc)) from None
+    if path == "-" and not stdout_ok:
+        raise SetupError("'-' (standard output) is not possible here: name a file")
+    safefile.check(path, stdout_ok)
+
+
+def replayed(path: str):
+    """sources.replay(path), saying on stderr, in one line, if the recording was cut short."""
+    rec, corr = replay(path)
+    if rec.warning:
+        print(f"vethtrace: warning: {rec.warning}", file=sys.stderr)
+    return rec, corr
 
 
 def self_command() -> list[str]:
@@ -86,6 +108,14 @@ def self_command() -> list[str]:
     if found and os.path.realpath(os.path.dirname(found)) == os.path.realpath(os.path.dirname(sys.executable)):
         return [found]
     return [sys.executable, "-I", "-m", "vethtrace"]
+
+
+def child_command() -> list[str]:
+    """self_command() for a child vethtrace runs itself (the demo's `vethtrace ping`):
+    always through this interpreter in isolated mode, so neither the working directory nor
+    an empty PYTHONPATH entry (which means the working directory) is ever imported from."""
+    cmd = self_command()
+    return cmd if cmd[0] == sys.executable else [sys.executable, "-I", *cmd]
 
 
 def self_name() -> str:

@@ -5,9 +5,8 @@ import argparse
 
 import sys
 
-from ..tracer import pcapng
-from ..tracer.kernel import SetupError
-from ..tracer.sources import replay
+from ..tracer import pcapng, safefile
+from .common import replayed
 
 NAME = "export"
 
@@ -22,10 +21,9 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    rec, corr = replay(args.file)
-    try:
-        n = pcapng.export(args.output, corr, rec.header.get("wall_offset_ns", 0))
-    except OSError as exc:
-        raise SetupError(f"cannot write {args.output}: {exc.strerror}") from None
-    print(f"wrote {n} packet records to {args.output}", file=sys.stderr)
+    safefile.check(args.output, stdout_ok=True)
+    rec, corr = replayed(args.file)
+    n = pcapng.export(args.output, corr, rec.header.get("wall_offset_ns", 0))
+    where = "standard output" if args.output == "-" else args.output
+    print(f"wrote {n} packet records to {where}", file=sys.stderr)
     return 0

@@ -7,14 +7,14 @@ import shutil
 import signal
 import time
 
-from ..tracer import kernel, recording
+from ..tracer import kernel, recording, safefile
 from ..tracer.correlate import Correlator
 from ..tracer.kernel import SetupError
 from ..tracer.live import LiveSource, build_filters
 from ..tracer.runner import PtyCommand
 from ..ui.ping import PingView
 from ..ui.text import Style, event_lines, summary_lines
-from .common import SETTLE_S, draw, positive
+from .common import SETTLE_S, check_diagram, draw, positive
 
 NAME = "ping"
 OWN_FLAGS = ("--events", "--ipv6", "-h", "--help")
@@ -63,6 +63,10 @@ def run(args) -> int:
         raise SetupError("say what to ping, e.g. `vethtrace ping -c 2 -I veth0 192.168.2.1`")
     if shutil.which("ping") is None:
         raise SetupError("ping is not installed: apt-get install iputils-ping")
+    if args.svg:
+        check_diagram(args.svg, stdout_ok=False)  # ping's own lines go to standard output
+    if args.record:
+        safefile.check(args.record)
     style = Style()
     with LiveSource(build_filters(ipv6=args.ipv6), ring_mb=args.buffer_mb) as src:
         corr = Correlator(kernel.context())

@@ -6,8 +6,8 @@ import sys
 from ..tracer import recording
 from ..tracer.correlate import namespace_crossings
 from ..tracer.events import json_object
-from ..tracer.sources import replay
 from ..ui.text import Style, conversation_lines, event_lines, summary_lines
+from .common import replayed
 
 NAME = "show"
 
@@ -22,7 +22,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    rec, corr = replay(args.file)
+    rec, corr = replayed(args.file)
     if args.json:
         return _show_json(rec, corr)
     style = Style()

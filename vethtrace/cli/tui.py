@@ -39,14 +39,19 @@ def split_argv(argv: list[str]) -> tuple[list[str], list[str]]:
 def run(args) -> int:
     from ..ui import tui  # Textual is imported only by this command
     live_only = args.command or args.interface is not None or args.host is not None or args.all_netns or args.ipv6
-    if args.file:
-        if live_only:
-            raise SetupError("a recording is replayed as it was recorded: filters and -- COMMAND only apply "
-                             "when tracing live (vethtrace tui [filters] [-- COMMAND])")
-        return tui.run(ReplaySource(args.file))
+    if args.file and live_only:
+        raise SetupError("a recording is replayed as it was recorded: filters and -- COMMAND only apply "
+                         "when tracing live (vethtrace tui [filters] [-- COMMAND])")
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
-        raise SetupError("vethtrace tui needs a terminal; in scripts and pipes use `vethtrace trace` "
-                         "or `vethtrace record -o -`")
+        raise SetupError("vethtrace tui needs a terminal; in scripts and pipes use "
+                         + (f"`vethtrace show {args.file}`" if args.file else
+                            "`vethtrace trace` or `vethtrace record -o -`"))
+    if args.file:
+        source = ReplaySource(args.file)
+        status = tui.run(source)
+        if source.rec.warning:
+            print(f"vethtrace: warning: {source.rec.warning}", file=sys.stderr)
+        return status
     if args.command and shutil.which(args.command[0]) is None:
         raise SetupError(f"{args.command[0]}: command not found")
     with LiveEvents(build_filters(args.interface, args.host, args.all_netns, args.ipv6),
