@@ -8,12 +8,12 @@ import shutil
 import sys
 import time
 
-from ..tracer import kernel, recording, runner
+from ..tracer import kernel, recording, runner, safefile
 from ..tracer.correlate import ConvKind, Correlator
 from ..tracer.kernel import SetupError
 from ..tracer.live import LiveSource, build_filters
 from ..ui.text import Style, conversation_lines, event_lines, summary_lines
-from .common import SETTLE_S, StopSignals, draw, filter_args
+from .common import SETTLE_S, StopSignals, check_diagram, draw, filter_args
 
 NAME = "run"
 # Conversations a fresh IPv6 interface makes by itself: shown as one line each, folded.
@@ -50,6 +50,10 @@ def _command(args) -> list[str]:
 
 def run(args) -> int:
     command = _command(args)  # before anything is loaded: bad input leaves nothing behind
+    if args.svg:
+        check_diagram(args.svg, stdout_ok=False)  # the program's own output goes to standard output
+    if args.record:
+        safefile.check(args.record, stdout_ok=False)
     filters = build_filters(args.interface, args.host, args.all_netns, ipv6=not args.no_ipv6)
     style = Style()
     kept = [] if (args.record or args.events) else None
