@@ -45,7 +45,9 @@ def journey_steps(j: Journey, corr: Correlator):
         steps.append((a, b, hop.ts))
     if places and (v.outcome in (DROPPED, IN_FLIGHT) or v.failure):
         end = j.end
-        if end is None:
+        if v.label:  # the words of the rule that decided it
+            label = v.label + (f"\nat {end.func}" if end is not None else "")
+        elif end is None:
             label = "no end seen"
         elif v.outcome == DROPPED:
             label = f"dropped: {end.reason or 'NOT_SPECIFIED'}\nat {end.func}"

@@ -9,7 +9,7 @@ namespace where it ended (addresses, MTUs, sysctls as the trace recorded them).
 from __future__ import annotations
 
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Callable
 
@@ -160,6 +160,7 @@ class Rule:
     text: Callable[[Facts], str]
     advice: Callable[[Facts], str] = lambda f: ""
     tag: str = ""                          # "unanswered" / "parked" / "benign": what the end means for code
+    label: Callable[[Facts], str] = lambda f: ""  # the few words lists, summaries and diagrams show
 
 
 def _is_tcp(f: Facts) -> bool:
@@ -270,75 +271,91 @@ def _error_queue_read(f: Facts) -> bool:
 
 RULES: tuple[Rule, ...] = (
     Rule("send.refused", ("delivered", "end.func", "route_out", "interface.mtu"), Outcome.DROPPED,
-         _error_queue_read, _refused_send, _refused_advice),
+         _error_queue_read, _refused_send, _refused_advice,
+         label=lambda f: "send refused before any device"),
     Rule("tcp.syn.no-listener", ("pkt.tcp_flags", "end.reason", "rst_answer", "namespace"), Outcome.DROPPED,
          lambda f: f.reason == "NO_SOCKET" and _is_syn(f),
          lambda f: (f"dropped: NO_SOCKET at {f.func}: nothing listens on {_proto_port(f)} in {f.namespace}"
                     + ("; the kernel answered with a RST" if f.rst_answer else "")),
          lambda f: (f"start a server on {_proto_port(f)} in {f.namespace}, or connect to a port that has one "
-                    f"({f.run_there}ss -ltn lists them)")),
+                    f"({f.run_there}ss -ltn lists them)"),
+         label=lambda f: f"no listener on {_proto_port(f)}"),
     Rule("tcp.rst.answers", ("pkt.tcp_flags", "conversation.syn", "namespace"), Outcome.CONSUMED,
          lambda f: _is_tcp(f) and f.pkt.has_tcp_flag(TCP_RST) and f.j.role == Role.REPLY and any(
              k.pkt is not None and k.pkt.tcp_seq is not None and (k.pkt.tcp_seq + 1) % (1 << 32) == f.pkt.tcp_ack
              and k.pkt.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN for k in f.j.conversation.with_role(Role.REQUEST)),
          lambda f: (f"RST answering the SYN: nothing listens on tcp/{f.pkt.sport} in {f.sent_from}; the "
-                    f"connecting socket gets ECONNREFUSED")),
+                    f"connecting socket gets ECONNREFUSED"),
+         label=lambda f: "RST: connection refused"),
     Rule("tcp.syn.accepted", ("pkt.tcp_flags", "conversation.syn-ack", "namespace"), Outcome.ANSWERED,
          lambda f: _is_syn(f) and f.kind == "consume" and any(
              k.pkt.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN | TCP_ACK for k in f.answers if k.pkt.is_tcp),
          lambda f: (f"consumed by {f.func} in {f.namespace}, which answered it with a SYN-ACK: something listens "
-                    f"on {_proto_port(f)} there")),
+                    f"on {_proto_port(f)} there"),
+         label=lambda f: "answered with a SYN-ACK"),
     Rule("udp.no-listener", ("pkt.ip_proto", "end.reason", "icmp_answer", "namespace"), Outcome.DROPPED,
          lambda f: f.reason == "NO_SOCKET" and f.pkt is not None and f.pkt.is_udp,
          lambda f: (f"dropped: NO_SOCKET at {f.func}: nothing listens on {_proto_port(f)} in {f.namespace}"
                     + ("; the kernel answered with ICMP port unreachable" if f.icmp_answer else "")),
          lambda f: (f"start a server on {_proto_port(f)} in {f.namespace}, or send to a port that has one "
-                    f"({f.run_there}ss -lun lists them)")),
+                    f"({f.run_there}ss -lun lists them)"),
+         label=lambda f: f"no listener on {_proto_port(f)}"),
     Rule("icmp.error.read", ("pkt.inner", "delivered"), Outcome.DELIVERED,
          lambda f: f.pkt is not None and f.pkt.is_icmp_error and bool(f.j.delivered),
          lambda f: (f"read by {f.j.delivered[-1].comm} (pid {f.j.delivered[-1].pid}) as an error about its "
-                    f"packet, {f.j.delivered[-1].arg} bytes")),
+                    f"packet, {f.j.delivered[-1].arg} bytes"),
+         label=lambda f: f"error read by {f.j.delivered[-1].comm}"),
     Rule("icmp.error.to-socket", ("pkt.inner", "end.func"), Outcome.DELIVERED,
          lambda f: (f.pkt is not None and f.pkt.is_icmp_error and f.kind == "consume"
                     and f.pkt.inner is not None and (f.pkt.inner.is_udp or f.pkt.inner.is_tcp)
                     and f.func in ("icmp_rcv", "icmpv6_rcv")),
-         _error_fate),
+         _error_fate,
+         label=lambda f: "error handed to the sender's socket"),
     Rule("netfilter.drop", ("end.reason", "namespace", "hops"), Outcome.DROPPED,
          lambda f: f.reason == "NETFILTER_DROP",
          lambda f: f"dropped: NETFILTER_DROP at {f.func}: a netfilter rule in {f.namespace} dropped it (hook: {_hook(f)})",
-         lambda f: f"see the rules there: {f.run_there}nft list ruleset (iptables rules show there too)"),
+         lambda f: f"see the rules there: {f.run_there}nft list ruleset (iptables rules show there too)",
+         label=lambda f: "dropped by netfilter"),
     Rule("rp_filter.drop", ("end.reason", "end.dev", "sysctl.rp_filter", "namespace"), Outcome.DROPPED,
-         lambda f: f.reason == "IP_RPFILTER", _rp_text, _rp_advice),
+         lambda f: f.reason == "IP_RPFILTER", _rp_text, _rp_advice,
+         label=lambda f: f"dropped by rp_filter on {f.end.dev}"),
     Rule("tcp.sender-copy.closed", ("pkt.tcp", "end.reason", "end.func"), Outcome.CONSUMED,
          lambda f: _tcp_undelivered(f) and (f.reason == "QUEUE_PURGE" or f.func.startswith(TCP_COPY_FREES)),
          lambda f: (f"the sender's copy kept for retransmission, freed at {f.func} when its socket closed "
-                    "(normal: not a loss)"), tag="benign"),
+                    "(normal: not a loss)"), tag="benign",
+         label=lambda f: "sender's copy freed on close"),
     Rule("tcp.sender-copy.acked", ("pkt.tcp", "end.func"), Outcome.CONSUMED,
          lambda f: _tcp_undelivered(f) and f.kind == "consume" and f.func.startswith(TCP_ACKED_FREES),
          lambda f: f"the sender's copy kept for retransmission, freed at {f.func} once acknowledged (normal)",
-         tag="benign"),
+         tag="benign",
+         label=lambda f: "sender's copy freed once acked"),
     Rule("tcp.freed-unreported", ("pkt.tcp", "events.receive", "cut", "end"), Outcome.CONSUMED,
          lambda f: (_tcp_undelivered(f) and (f.j.cut or f.end is None)
                     and any(e.kind == "receive" for e in f.j.events)),
          lambda f: ("taken in by the stack, then freed without a trace event: TCP frees the segments it has "
                     "processed with __kfree_skb, which no tracepoint reports (not a loss); its sk_buff then "
-                    "carried another packet"), tag="benign"),
+                    "carried another packet"), tag="benign",
+         label=lambda f: "processed; TCP freed it unreported"),
     Rule("echo6.answered", ("pkt.icmp_type", "end.func", "conversation.reply"), Outcome.ANSWERED,
          lambda f: (f.pkt is not None and f.pkt.ip_proto == IPPROTO_ICMPV6 and f.pkt.is_echo_request
                     and f.kind == "consume" and bool(f.j.conversation.with_role(Role.REPLY))),
-         lambda f: f"consumed by {f.func}, which answered it with an echo reply"),
+         lambda f: f"consumed by {f.func}, which answered it with an echo reply",
+         label=lambda f: "answered"),
     Rule("nd.answered", ("pkt.icmp_type", "conversation.advert"), Outcome.ANSWERED,
          lambda f: (f.pkt is not None and f.pkt.is_neighbor_solicit and f.end is not None
                     and bool(f.j.conversation.with_role(Role.ADVERT))),
-         lambda f: "answered: " + _advert_text(f.j.conversation.with_role(Role.ADVERT)[0])),
+         lambda f: "answered: " + _advert_text(f.j.conversation.with_role(Role.ADVERT)[0]),
+         label=lambda f: "answered"),
     Rule("nd.advert.processed", ("pkt.icmp_type", "end.func"), Outcome.ANSWERED,
          lambda f: f.pkt is not None and f.pkt.is_neighbor_advert and f.kind == "consume",
-         lambda f: f"neighbour advertisement processed by {f.func} ({f.pkt.nd_target} is-at {f.pkt.lladdr or '?'})"),
+         lambda f: f"neighbour advertisement processed by {f.func} ({f.pkt.nd_target} is-at {f.pkt.lladdr or '?'})",
+         label=lambda f: "answered"),
     Rule("ipv6.housekeeping", ("pkt.icmp_type", "end.func"), Outcome.CONSUMED,
          lambda f: (f.pkt is not None and (f.pkt.is_router_discovery or (f.pkt.is_neighbor_solicit and f.pkt.src == "::"))
                     and f.end is not None and f.func.startswith(HOUSEKEEPING_FREES)),
          lambda f: (f"IPv6 housekeeping of a fresh interface ({f.pkt.icmp_name()}), freed at {f.func}: "
-                    "nobody here needed it (normal)"), tag="benign"),
+                    "nobody here needed it (normal)"), tag="benign",
+         label=lambda f: "IPv6 housekeeping"),
 )
 
 
@@ -354,7 +371,7 @@ class Match:
     facts: Facts
     text: str = ""
     advice: str = ""
-    read: dict = field(default_factory=dict)
+    label: str = ""
 
 
 def evaluate(j: Journey, corr: Correlator) -> Match | None:
@@ -366,5 +383,5 @@ def evaluate(j: Journey, corr: Correlator) -> Match | None:
         except (AttributeError, TypeError):  # a fact this packet does not have (no header, no end)
             continue
         if hit:
-            return Match(rule, f, rule.text(f), rule.advice(f))
+            return Match(rule, f, rule.text(f), rule.advice(f), rule.label(f))
     return None

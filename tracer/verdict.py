@@ -41,6 +41,7 @@ class Verdict:
     advice: str = ""
     tag: str = ""  # UNANSWERED, PARKED, "benign" or ""
     rule: str = ""  # the id of the rule in tracer/rules.py that decided it ("" for the older checks below)
+    label: str = ""  # the rule's few words for lists, summaries and diagrams ("": renderers make their own)
 
     @property
     def failure(self) -> bool:
@@ -93,7 +94,7 @@ def context_of(corr: Correlator, netns: int) -> Context:
 def verdict(j: Journey, corr: Correlator) -> Verdict:
     m = rules.evaluate(j, corr)
     if m is not None:
-        return Verdict(m.rule.outcome, m.text, m.advice, m.rule.tag, m.rule.id)
+        return Verdict(m.rule.outcome, m.text, m.advice, m.rule.tag, m.rule.id, m.label)
     # judged where it ended: the namespace of its last event
     ctx = context_of(corr, (j.end or (j.events[-1] if j.events else None) or j).netns)
     p = j.pkt

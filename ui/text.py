@@ -116,6 +116,11 @@ def conversation_lines(conv: Conversation, corr: Correlator, style: Style, inden
 
 
 def path_key(j: Journey, corr: Correlator) -> tuple[str, str, str]:
+    return _path_row(j, corr)[0]
+
+
+def _path_row(j: Journey, corr: Correlator) -> tuple[tuple[str, str, str], str]:
+    """((packet label, path, how it ended), outcome) of one journey for the summary."""
     v = verdict(j, corr)
     label = j.summary
     p = j.pkt
@@ -130,26 +135,31 @@ def path_key(j: Journey, corr: Correlator) -> tuple[str, str, str]:
             label = "UDP"
     end = j.end
     how = v.outcome
-    if v.outcome == DELIVERED and j.delivered:
+    if v.label:  # the rule's own words
+        how = v.label
+    elif v.outcome == DELIVERED and j.delivered:
         how += f" to {j.delivered[-1].comm}"
     elif end is not None:
         how += f" at {end.func}" + (f" ({end.reason})" if end.reason else "")
-    if v.rule:
-        how += f" [{v.rule}]"
-    return label, j.path or _no_path(j), how
+    return (label, j.path or _no_path(j), how), v.outcome
 
 
 def summary_lines(corr: Correlator, style: Style, lost: int | None, journeys=None) -> list[str]:
     journeys = corr.journeys if journeys is None else journeys
-    counts = Counter(path_key(j, corr) for j in journeys)
+    counts: Counter = Counter()
+    outcomes: dict[tuple, str] = {}
+    for j in journeys:
+        key, outcome = _path_row(j, corr)
+        counts[key] += 1
+        outcomes[key] = outcome
     lines = [style.paint(f"--- vethtrace: {len(journeys)} packets, {len(counts)} distinct paths, "
                          f"{corr.events} events, {lost if lost is not None else 'unknown'} lost ---", "1")]
     if lost:
         lines.append(style.paint(f"WARNING: {lost} events were lost (ring buffer full); paths may be incomplete", "31;1"))
     width = max((len(k[0]) for k in counts), default=0)
-    for (label, path, how), n in sorted(counts.items(), key=lambda kv: -kv[1]):
-        outcome = how.split(" at ")[0].split(" to ")[0]
-        lines.append(f"{n:>5}x  {label:<{width}}  {path}  {style.outcome(outcome, how)}")
+    for key, n in sorted(counts.items(), key=lambda kv: -kv[1]):
+        label, path, how = key
+        lines.append(f"{n:>5}x  {label:<{width}}  {path}  {style.outcome(outcomes[key], how)}")
     return lines
 
 
