@@ -98,3 +98,17 @@ def test_show_replays_a_protocol_trace():
                          capture_output=True, text=True, env=env, timeout=60)
     assert res.returncode == 0, res.stderr
     assert f"nothing listens on udp/{UDP_PORT}" in res.stdout and "ECONNREFUSED" in res.stdout
+
+
+def test_tcp_diagram_legend_lists_what_is_drawn():
+    from vethtrace.ui import diagram
+    corr = load("tcp-listen")
+    conv = next(c for c in corr.conversations if c.kind == ConvKind.TCP)
+    dot = diagram.build(conv.journeys, corr).source
+    assert "TCP: client to server" in dot and "TCP: server to client" in dot
+    assert "echo request" not in dot
+    assert "where a packet stopped" not in dot  # no journey of it ended badly: no end mark, none in the legend
+    corr = load("tcp-closed")
+    conv = next(c for c in corr.conversations if c.kind == ConvKind.TCP)
+    dot = diagram.build(conv.journeys, corr).source
+    assert "where a packet stopped" in dot and "no listener on tcp/8081" in dot

@@ -38,6 +38,7 @@ ERRNO6_OF = {(ICMP6_DEST_UNREACH, 0): "ENETUNREACH", (ICMP6_DEST_UNREACH, 1): "E
 TCP_COPY_FREES = ("sk_stream_kill_queues", "tcp_write_queue_purge", "tcp_rtx_queue_purge", "inet_csk_destroy_sock")
 TCP_ACKED_FREES = ("tcp_clean_rtx_queue", "tcp_ack")
 ERROR_QUEUE_READS = ("ip_recv_error", "ipv6_recv_error", "sock_dequeue_err_skb", "skb_dequeue_err")
+CAPTURE_FREES = ("tpacket_rcv", "packet_rcv", "packet_rcv_spkt")
 HOUSEKEEPING_FREES = ("ip6_mc_input", "ip6_rcv_core", "ip6_input_finish", "ndisc_rcv", "icmpv6_rcv")
 
 
@@ -265,6 +266,11 @@ def _refused_advice(f: Facts) -> str:
             f"or raise the MTU: {f.run_there}ip link set {dev} mtu 1500")
 
 
+def _capture_copy(f: Facts) -> bool:
+    """Its last free seen is of the copy a packet socket (tcpdump) took, not of the packet."""
+    return f.kind == "consume" and f.func.startswith(CAPTURE_FREES)
+
+
 def _error_queue_read(f: Facts) -> bool:
     return bool(f.j.delivered) and (f.pkt is None or not f.pkt.is_ip) and f.func.startswith(ERROR_QUEUE_READS)
 
@@ -330,12 +336,17 @@ RULES: tuple[Rule, ...] = (
          tag="benign",
          label=lambda f: "sender's copy freed once acked"),
     Rule("tcp.freed-unreported", ("pkt.tcp", "events.receive", "cut", "end"), Outcome.CONSUMED,
-         lambda f: (_tcp_undelivered(f) and (f.j.cut or f.end is None)
+         lambda f: (_tcp_undelivered(f) and (f.j.cut or f.end is None or bool(f.j.live) or _capture_copy(f))
                     and any(e.kind == "receive" for e in f.j.events)),
          lambda f: ("taken in by the stack, then freed without a trace event: TCP frees the segments it has "
                     "processed with __kfree_skb, which no tracepoint reports (not a loss); its sk_buff then "
                     "carried another packet"), tag="benign",
          label=lambda f: "processed; TCP freed it unreported"),
+    Rule("capture.copy", ("end.func", "live"), Outcome.CONSUMED,
+         lambda f: _capture_copy(f) and not f.j.delivered,
+         lambda f: (f"the last free seen is of the copy a packet capture (tcpdump) took, at {f.func}; the packet's "
+                    f"own end was not reported" + (" (it is still held)" if f.j.live else "")),
+         tag="benign", label=lambda f: "capture's copy freed"),
     Rule("echo6.answered", ("pkt.icmp_type", "end.func", "conversation.reply"), Outcome.ANSWERED,
          lambda f: (f.pkt is not None and f.pkt.ip_proto == IPPROTO_ICMPV6 and f.pkt.is_echo_request
                     and f.kind == "consume" and bool(f.j.conversation.with_role(Role.REPLY))),
