@@ -82,15 +82,6 @@ class Facts:
         return self._once("context", lambda: namespace_context(self.corr, self.netns))
 
     @property
-    def reached(self) -> set[str]:
-        """The stack handlers the packet reached (`tcp_v4_rcv`, `icmp_rcv`, ...)."""
-        return self._once("reached", lambda: {h.place[1] for h in self.j.hops if h.place[0] == "stack"})
-
-    @property
-    def transmitted(self) -> bool:
-        return any(e.kind == "xmit" for e in self.j.events)
-
-    @property
     def answers(self) -> list[Journey]:
         """Journeys of the same conversation sent the other way after this one started."""
         conv = self.j.conversation
@@ -391,7 +382,7 @@ def evaluate(j: Journey, corr: Correlator) -> Match | None:
     for rule in RULES:
         try:
             hit = rule.when(f)
-        except (AttributeError, TypeError):  # a fact this packet does not have (no header, no end)
+        except (AttributeError, TypeError):  # a fact this journey lacks (no header, no end): not this rule
             continue
         if hit:
             return Match(rule, f, rule.text(f), rule.advice(f), rule.label(f))
