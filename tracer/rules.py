@@ -38,6 +38,7 @@ ERRNO6_OF = {(ICMP6_DEST_UNREACH, 0): "ENETUNREACH", (ICMP6_DEST_UNREACH, 1): "E
 TCP_COPY_FREES = ("sk_stream_kill_queues", "tcp_write_queue_purge", "tcp_rtx_queue_purge", "inet_csk_destroy_sock")
 TCP_ACKED_FREES = ("tcp_clean_rtx_queue", "tcp_ack")
 ERROR_QUEUE_READS = ("ip_recv_error", "ipv6_recv_error", "sock_dequeue_err_skb", "skb_dequeue_err")
+FOREIGN_FREES = ("netlink_", "__netlink", "genl_", "unix_", "rtnetlink_")
 CAPTURE_FREES = ("tpacket_rcv", "packet_rcv", "packet_rcv_spkt")
 HOUSEKEEPING_FREES = ("ip6_mc_input", "ip6_rcv_core", "ip6_input_finish", "ndisc_rcv", "icmpv6_rcv")
 
@@ -257,6 +258,18 @@ def _refused_advice(f: Facts) -> str:
             f"or raise the MTU: {f.run_there}ip link set {dev} mtu 1500")
 
 
+def _synack_from(f: Facts) -> str:
+    k = next(k for k in f.answers if k.pkt.is_tcp and k.pkt.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN | TCP_ACK)
+    first = next((e for e in k.events if e.kind == "xmit"), None)
+    return namespace_name(f.corr, first.netns) if first is not None else "the other side"
+
+
+def _foreign_free(f: Facts) -> bool:
+    """The free seen is of another kind of buffer that got the same address (a netlink or unix
+    message): the packet's own free was not reported."""
+    return f.end is not None and f.func.startswith(FOREIGN_FREES)
+
+
 def _capture_copy(f: Facts) -> bool:
     """Its last free seen is of the copy a packet socket (tcpdump) took, not of the packet."""
     return f.kind == "consume" and f.func.startswith(CAPTURE_FREES)
@@ -284,11 +297,10 @@ RULES: tuple[Rule, ...] = (
          lambda f: (f"RST answering the SYN: nothing listens on tcp/{f.pkt.sport} in {f.sent_from}; the "
                     f"connecting socket gets ECONNREFUSED"),
          label=lambda f: "RST: connection refused"),
-    Rule("tcp.syn.accepted", ("pkt.tcp_flags", "conversation.syn-ack", "namespace"), Outcome.ANSWERED,
+    Rule("tcp.syn.accepted", ("pkt.tcp_flags", "conversation.syn-ack", "syn-ack.sent_from"), Outcome.ANSWERED,
          lambda f: _is_syn(f) and f.kind == "consume" and any(
              k.pkt.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN | TCP_ACK for k in f.answers if k.pkt.is_tcp),
-         lambda f: (f"consumed by {f.func} in {f.namespace}, which answered it with a SYN-ACK: something listens "
-                    f"on {_proto_port(f)} there"),
+         lambda f: f"answered with a SYN-ACK from {_synack_from(f)}: something listens on {_proto_port(f)} there",
          label=lambda f: "answered with a SYN-ACK"),
     Rule("udp.no-listener", ("pkt.ip_proto", "end.reason", "icmp_answer", "namespace"), Outcome.DROPPED,
          lambda f: f.reason == "NO_SOCKET" and f.pkt is not None and f.pkt.is_udp,
@@ -327,7 +339,8 @@ RULES: tuple[Rule, ...] = (
          tag="benign",
          label=lambda f: "sender's copy freed once acked"),
     Rule("tcp.freed-unreported", ("pkt.tcp", "events.receive", "cut", "end"), Outcome.CONSUMED,
-         lambda f: (_tcp_undelivered(f) and (f.j.cut or f.end is None or bool(f.j.live) or _capture_copy(f))
+         lambda f: (_tcp_undelivered(f) and (f.j.cut or f.end is None or bool(f.j.live) or _capture_copy(f)
+                                             or _foreign_free(f))
                     and any(e.kind == "receive" for e in f.j.events)),
          lambda f: ("taken in by the stack, then freed without a trace event: TCP frees the segments it has "
                     "processed with __kfree_skb, which no tracepoint reports (not a loss); its sk_buff then "
