@@ -47,10 +47,12 @@ def check_tcp_listening(corr) -> None:
     assert c.kind == ConvKind.TCP and c.client[1] != TCP_PORT
     syn = [j for j in segs if j.pkt.tcp_flags & (TCP_SYN | 0x10) == TCP_SYN]
     assert len(syn) == 1 and syn[0].role == Role.REQUEST
+    assert verdict(syn[0], corr).rule == "tcp.syn.accepted"
     for j in segs:
         v = verdict(j, corr)
         assert not v.failure, (j.summary, v.rule, v.text)
         assert "lost events" not in v.text, (j.summary, v.text)
+        assert v.rule or v.outcome == DELIVERED, (j.summary, v.text)  # every segment explained by a rule
     data = [j for j in segs if j.pkt.payload]
     assert data and all(verdict(j, corr).outcome == DELIVERED for j in data), [verdict(j, corr).text for j in data]
 
