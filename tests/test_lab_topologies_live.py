@@ -116,3 +116,31 @@ def test_cli_lab_up_prints_commands_that_run_as_printed():
         down = cli("lab", "down", "two-netns")
     assert down.returncode == 0 and "removed vethtrace-two-netns-a, vethtrace-two-netns-b" in down.stdout
     assert "no lab two-netns" in cli("lab", "down", "two-netns").stdout
+
+
+def test_an_unnamed_namespace_is_described_through_a_process_in_it():
+    """A namespace with no /run/netns entry (made by unshare) is named netns:INODE and its
+    context read through nsenter into one of its processes; the lab's are named."""
+    from vethtrace.tracer import netns
+    proc = subprocess.Popen(["unshare", "--net", "sh", "-c", "ip link set lo up && echo up && exec sleep 60"],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "up"  # lo is up inside it
+        inode = os.stat(f"/proc/{proc.pid}/ns/net").st_ino
+        spaces = netns.Namespaces()
+        with lab.topology_lab("two-netns", lab.unique_name()) as built:
+            a = os.stat(f"/run/netns/{built.namespaces['a']}").st_ino
+
+            class Ev:  # what Namespaces.learn reads of an event: its namespace
+                def __init__(self, n):
+                    self.netns = n
+            new = spaces.learn([Ev(inode), Ev(a), Ev(inode)])
+        assert [ns["netns"] for ns in new] == [inode, a]
+        assert spaces.name(inode) == f"netns:{inode}" and spaces.get(inode)["name"] == ""
+        assert [i["name"] for i in spaces.get(inode)["interfaces"]] == ["lo"]
+        assert spaces.get(inode)["sysctl"]["lo"]["rp_filter"] in (0, 1, 2)
+        assert spaces.name(a) == built.namespaces["a"]
+        assert spaces.get(a)["interfaces"][1]["addrs"] == ["10.200.1.1/24"]
+    finally:
+        proc.kill()
+        proc.wait()

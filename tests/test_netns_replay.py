@@ -184,7 +184,14 @@ def test_namespaces_met_later_are_read_from_the_footer(tmp_path):
     with open(path, "wb") as f:
         w = recording.Writer(f, recording.header(first, "tp_btf"))
         w.write(rec.events)
-        w.close(0, later)
+        w.close(0, namespaces=later)
+    jsonschema = pytest.importorskip("jsonschema")
+    from vethtrace.tracer.schema import SCHEMA
+    validator = jsonschema.Draft202012Validator(SCHEMA)
+    lines = path.read_text().splitlines()
+    for line in (lines[0], lines[-1]):  # the header, and the footer with its namespaces
+        validator.validate(recording.loads(line))
+    assert "namespaces" in recording.loads(lines[-1])
     again, corr = replay(str(path))
     assert [ns["netns"] for ns in again.header["namespaces"]] == [first["netns"]]
     for ns in later:

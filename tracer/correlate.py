@@ -266,6 +266,8 @@ class Correlator:
         # every namespace of the trace; live commands add those they meet (Namespaces.learn)
         self.namespaces = namespaces if namespaces is not None else Namespaces([self.context])
         self.keep = keep                          # bound on journeys kept (long live runs)
+        self.keep_events: int | None = None       # bound on events they hold (tracer.retention)
+        self.held = 0                             # events fed since the last prune, roughly
         self.journeys: list[Journey] = []
         self.conversations: list[Conversation] = []
         self._neigh: dict[str, list[Event]] = {}   # neighbour changes by address (bounded)
@@ -282,6 +284,9 @@ class Correlator:
         self._out_routes: dict[tuple[int, str], list[Event]] = {}
         self._ended: OrderedDict[int, Journey] = OrderedDict()
         self.on_journey_end = None                # optional callback(journey)
+        self.on_forget = None                     # optional callback(journeys, conversations) (retention)
+        self.may_forget = None                    # optional predicate(journey): may _prune drop it yet?
+        self.losses = None                        # optional tracer.losses.LossWindows (lost_events)
 
     # -- feeding ----------------------------------------------------------------------
     def feed(self, events) -> None:
@@ -337,7 +342,9 @@ class Correlator:
             elif kind == "icmp_send":
                 j.icmp_errors.append(ev)
         self.events += n
-        if self.keep is not None and len(self.journeys) > self.keep * 1.25:
+        self.held += n
+        if self.keep is not None and (len(self.journeys) > self.keep * 1.25 or
+                                      (self.keep_events is not None and self.held > self.keep_events * 1.25)):
             self._prune()  # journeys that lost their end never reach _finish
 
     def add(self, ev: Event) -> None:
@@ -374,7 +381,7 @@ class Correlator:
             if ident is not None:
                 self._parked[ident] = j
         self._ended[j.id] = j
-        while len(self._ended) > MAX_ENDED:
+        while len(self._ended) > (MAX_ENDED if self.keep is None else min(MAX_ENDED, self.keep)):
             _, old = self._ended.popitem(last=False)
             for h in old.heads:
                 if self._heads.get(h) is old:
@@ -390,9 +397,16 @@ class Correlator:
         conversations none of whose journeys are kept; reference cycles are broken so no
         GC pass is needed (bounded memory)."""
         cut = len(self.journeys) - self.keep
+        if self.keep_events is not None:  # also enough of the oldest to bring the events held under the bound
+            excess, k = sum(len(j.events) for j in self.journeys) - self.keep_events, 0
+            while excess > 0 and k < len(self.journeys):
+                excess -= len(self.journeys[k].events)
+                k += 1
+            cut = max(cut, k)
         newest = self.journeys[-1].last if self.journeys else 0
         old = self.journeys[:cut]
-        drop = {j.id for j in old if j.ended or newest - j.last > STALE_NS}
+        may = self.may_forget
+        drop = {j.id for j in old if (j.ended or newest - j.last > STALE_NS) and (may is None or may(j))}
         for j in old:
             if j.id in drop and not j.ended:
                 for skb in j.live:
@@ -405,6 +419,8 @@ class Correlator:
         self.journeys = [j for j in self.journeys if j.id not in drop]
         kept = {j.id for j in self.journeys}
         gone = [c for c in self.conversations if not any(j.id in kept for j in c.journeys)]
+        if self.on_forget is not None:
+            self.on_forget([j for j in old if j.id in drop], gone)
         gone_ids = {id(c) for c in gone}
         for c in gone:
             for j in c.journeys:
@@ -412,6 +428,7 @@ class Correlator:
         self.conversations = [c for c in self.conversations if id(c) not in gone_ids]
         self._conv = {k: c for k, c in self._conv.items() if id(c) not in gone_ids}
         self.pruned += len(drop)
+        self.held = sum(len(j.events) for j in self.journeys)
 
     # -- conversations ----------------------------------------------------------------
     def _classify(self, j: Journey, ts: int) -> None:
@@ -553,6 +570,11 @@ class Correlator:
         return sorted(out, key=lambda ev: ev.ts)
 
     # -- look-ups used by verdicts and renderers ---------------------------------------
+    def lost_events(self, j: Journey) -> bool:
+        """Did the kernel lose events while this journey was under way (so what was seen of
+        it may miss hops or its end)?"""
+        return bool(self.losses) and self.losses.journey(j)
+
     def arp_for(self, target: str, netns: int | None = None, before: int | None = None) -> list[Conversation]:
         """Recent ARP conversations about `target` (most recent last)."""
         out = []

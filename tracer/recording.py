@@ -15,6 +15,7 @@ have neither: their namespaces are the context's and the others are named netns:
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import marshal
 import os
@@ -42,7 +43,7 @@ except ImportError:  # pragma: no cover - orjson is a declared dependency
 from functools import partial
 from itertools import islice
 
-from . import safefile, untrusted
+from . import losses, safefile, untrusted
 from .events import FIELDS, Event, RowDecoder, object_row
 from .netns import Namespaces
 
@@ -90,9 +91,11 @@ class Writer:
     def write(self, events) -> None:
         self.count += write_lines(self.f, events)
 
-    def close(self, lost: int, namespaces=()) -> None:
+    def close(self, lost: int, lost_windows: list | None = None, namespaces=()) -> None:
         """namespaces: those first met after the header was written."""
         foot = {"footer": True, "events": self.count, "lost": lost}
+        if lost_windows:  # when the kernel lost them (tracer.losses): show marks the journeys around
+            foot["lost_windows"] = lost_windows
         if namespaces:
             foot["namespaces"] = list(namespaces)
         self.f.write(dumps(foot) + b"\n")
@@ -157,6 +160,7 @@ class Reader:
     def __init__(self, path: str):
         self.path = path
         self.lost: int | None = None
+        self.losses = losses.LossWindows()  # from the footer: when events were lost
         self.cut: int | None = None  # the number of a last line cut short (disk full, killed recorder)
         self.footer = False
         self.events_read = 0
@@ -193,10 +197,50 @@ class Reader:
                     for ns in payload:
                         self.namespaces.add(ns)
                 else:
-                    self.footer, self.lost = payload
+                    self.footer, self.lost, windows = payload
+                    self.losses = losses.from_footer(windows)
         finally:
             stage.close()  # a forked child is stopped and reaped, even on Ctrl-C
             self.close()
+
+    def peek_losses(self) -> "losses.LossWindows":
+        """The footer's loss windows read ahead, before the events (a streamed view marks
+        journeys as it goes); empty if the file cannot seek or its last line is no valid
+        footer (reading it in order then says what is wrong)."""
+        d = self._peek_footer()
+        try:
+            return losses.from_footer(d.get("lost_windows")) if d is not None else losses.LossWindows()
+        except (ValueError, TypeError, AttributeError):
+            return losses.LossWindows()
+
+    def peek_namespaces(self) -> None:
+        """The footer's namespaces read ahead into `namespaces` (a streamed view names
+        them as it goes); nothing if there is no valid footer to read ahead."""
+        d = self._peek_footer()
+        spaces = d.get("namespaces", []) if d is not None else []
+        if not _namespaces_problem(spaces, "footer"):
+            for ns in untrusted.clean(spaces):
+                self.namespaces.add(ns)
+
+    def _peek_footer(self) -> dict | None:
+        """The last line, if it is a footer, read without moving on (None otherwise)."""
+        try:
+            st = os.fstat(self._f.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                return None
+            here, size = self._f.tell(), st.st_size
+        except (OSError, ValueError, AttributeError):
+            return None
+        try:
+            self._f.seek(max(here, size - MAX_LINE - 2))
+            tail = self._f.read().rstrip(b"\n").rsplit(b"\n", 1)[-1]
+            self._f.seek(here)
+            d = loads(tail)
+            return d if isinstance(d, dict) and d.get("footer") is True else None
+        except (OSError, ValueError, TypeError, AttributeError):
+            with contextlib.suppress(OSError, ValueError):
+                self._f.seek(here)
+            return None
 
     def close(self) -> None:
         if self._f is not getattr(sys.stdin, "buffer", None):
@@ -205,11 +249,12 @@ class Reader:
     @property
     def warning(self) -> str | None:
         """Once read: one line if the recording was cut short or has no footer, else None."""
+        name = "standard input" if self.path == "-" else self.path
         if self.cut is not None:
-            return (f"{self.path} is cut short in line {self.cut} (the recorder stopped mid-write): showing the "
+            return (f"{name} is cut short in line {self.cut} (the recorder stopped mid-write): showing the "
                     f"{self.events_read} events before it; how many events were lost is unknown")
         if not self.footer:
-            return (f"{self.path} has no footer (the recorder was stopped before it finished): showing its "
+            return (f"{name} has no footer (the recorder was stopped before it finished): showing its "
                     f"{self.events_read} events; how many events were lost is unknown")
         return None
 
@@ -255,7 +300,7 @@ def _prepared(f, path: str, version: int, dec: RowDecoder):
     A format 2 chunk is parsed whole on the fast path (every line a row); a chunk with
     anything else in it (the footer, a blank line, damage) goes through `_lines`, which
     knows each line's number."""
-    lost, footer, cut = None, False, None
+    lost, footer, cut, windows = None, False, None, None
     spaces: list = []  # the footer's namespaces
     n = 2  # the number of the chunk's first line
     lines = iter(partial(f.readline, MAX_LINE + 1), b"")  # no line read is longer than MAX_LINE + 1
@@ -282,7 +327,7 @@ def _prepared(f, path: str, version: int, dec: RowDecoder):
             if rows is None:
                 rows, end = _lines(part, n, path, version, dec, spaces)
                 if end is not None:
-                    footer, lost = True, end
+                    footer, (lost, windows) = True, end
             if rows:
                 yield "rows", rows
             n += len(part)
@@ -290,7 +335,7 @@ def _prepared(f, path: str, version: int, dec: RowDecoder):
         yield "cut", cut
     if spaces:
         yield "namespaces", spaces
-    yield "end", (footer, lost)
+    yield "end", (footer, lost, windows)
 
 
 def _unparsable(line: bytes) -> bool:
@@ -334,9 +379,9 @@ def _whole(chunk: list[bytes], dec: RowDecoder) -> list | None:
 
 
 def _lines(chunk: list[bytes], n: int, path: str, version: int, dec: RowDecoder,
-           spaces: list | None = None) -> tuple[list, int | None]:
-    """The slow path of `_prepared`: line by line, saying which line is damaged.  The
-    footer's namespaces are added to `spaces`."""
+           spaces: list | None = None) -> tuple[list, tuple | None]:
+    """The slow path of `_prepared`: line by line, saying which line is damaged; with the
+    footer's (lost, lost_windows) if it has the footer, whose namespaces are added to `spaces`."""
     rows, lost = [], None
     for n, line in enumerate(chunk, start=n):
         if not line.strip():
@@ -345,14 +390,16 @@ def _lines(chunk: list[bytes], n: int, path: str, version: int, dec: RowDecoder,
         try:
             d = loads(line)
             if isinstance(d, dict) and d.get("footer"):
-                lost = d.get("lost", 0)
-                if type(lost) is not int or lost < 0:
+                n_lost = d.get("lost", 0)
+                if type(n_lost) is not int or n_lost < 0:
                     raise TypeError("footer's lost is not a count")
                 problem = _namespaces_problem(d.get("namespaces", []), "footer")
                 if problem:
                     raise TypeError(problem)
                 if spaces is not None:
                     spaces += untrusted.clean(d.get("namespaces", []))
+                losses.from_footer(d.get("lost_windows"))  # checked here, where the line is known
+                lost = (n_lost, d.get("lost_windows"))
             elif version >= 2:
                 if not isinstance(d, list):
                     raise TypeError("not a JSON array (an event row)")

@@ -93,6 +93,12 @@ SCHEMA = {
             "required": ["footer", "events", "lost"],
             "properties": {"footer": {"const": True}, "events": _INT,
                            "lost": {**_INT, "description": "events the kernel could not deliver (ring buffer full)"},
+                           "lost_windows": {"type": "array", "maxItems": 256,
+                                            "description": "[start, end] CLOCK_MONOTONIC ns between which those "
+                                                           "events were lost (tracer.losses); journeys around them "
+                                                           "are shown incomplete",
+                                            "items": {"type": "array", "minItems": 2, "maxItems": 2,
+                                                      "items": _INT}},
                            "namespaces": {"type": "array", "items": {"$ref": "#/$defs/namespace"},
                                           "description": "namespaces first met after the header was written"}},
         },

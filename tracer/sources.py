@@ -51,6 +51,7 @@ def replay(path: str) -> tuple[recording.Recording, Correlator]:
         for chunk in reader.chunks():  # correlated while the rest is parsed (Reader)
             events += chunk
             corr.feed(chunk)
+    corr.losses = reader.losses  # the footer's: journeys around lost events are incomplete
     return recording.Recording(reader.header, events, reader.lost, reader.warning, reader.namespaces), corr
 
 

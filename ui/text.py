@@ -34,12 +34,19 @@ ROLE_LABEL = {"request": "request", "reply": "reply", "error": "error", "arp req
               "arp reply": "ARP reply", "packet": "packet", "arp": "ARP", "nd solicit": "NS", "nd advert": "NA"}
 
 
+INCOMPLETE = "incomplete (events lost)"
+
+
 def journey_lines(j: Journey, corr: Correlator, style: Style, indent: str = "    ") -> list[str]:
     v = verdict(j, corr)
     label = ROLE_LABEL.get(j.role, j.role)
+    outcome = style.outcome(v.outcome, v.text)
+    if corr.lost_events(j):  # what survived may miss hops or the end: no verdict is a success
+        outcome = style.outcome(INCOMPLETE, f"incomplete: the kernel lost events meanwhile (ring buffer full); "
+                                            f"from what was seen: {v.text}")
     lines = [f"{indent}{label:<9} {j.summary}",
              f"{indent}{'':<9} {j.path or _no_path(j)}",
-             f"{indent}{'':<9} {style.outcome(v.outcome, v.text)}"]
+             f"{indent}{'':<9} {outcome}"]
     for r in corr.routes_before(j) + j.routes:
         lines.append(f"{indent}{'':<9} {style.dim(route_text(r, corr, j))}")
     for e in j.icmp_errors:
@@ -115,12 +122,9 @@ def conversation_lines(conv: Conversation, corr: Correlator, style: Style, inden
     return lines
 
 
-def path_key(j: Journey, corr: Correlator) -> tuple[str, str, str]:
-    return _path_row(j, corr)[0]
-
-
-def _path_row(j: Journey, corr: Correlator) -> tuple[tuple[str, str, str], str]:
-    """((packet label, path, how it ended), outcome) of one journey for the summary."""
+def path_key(j: Journey, corr: Correlator) -> tuple[str, str, str, str]:
+    """(packet label, path, how it ended, outcome) of one journey: the summary's rows count
+    journeys by it, and colour each by its outcome."""
     v = verdict(j, corr)
     label = j.summary
     p = j.pkt
@@ -135,31 +139,31 @@ def _path_row(j: Journey, corr: Correlator) -> tuple[tuple[str, str, str], str]:
             label = "UDP"
     end = j.end
     how = v.outcome
+    if corr.lost_events(j):
+        return label, j.path or _no_path(j), INCOMPLETE, INCOMPLETE
     if v.label:  # the rule's own words
         how = v.label
     elif v.outcome == DELIVERED and j.delivered:
         how += f" to {j.delivered[-1].comm}"
     elif end is not None:
         how += f" at {end.func}" + (f" ({end.reason})" if end.reason else "")
-    return (label, j.path or _no_path(j), how), v.outcome
+    return label, j.path or _no_path(j), how, v.outcome
 
 
-def summary_lines(corr: Correlator, style: Style, lost: int | None, journeys=None) -> list[str]:
-    journeys = corr.journeys if journeys is None else journeys
-    counts: Counter = Counter()
-    outcomes: dict[tuple, str] = {}
-    for j in journeys:
-        key, outcome = _path_row(j, corr)
-        counts[key] += 1
-        outcomes[key] = outcome
-    lines = [style.paint(f"--- vethtrace: {len(journeys)} packets, {len(counts)} distinct paths, "
+def summary_lines(corr: Correlator, style: Style, lost: int | None, journeys=None, counts=None) -> list[str]:
+    """counts: path_key -> journeys, when the journeys are no longer all kept
+    (tracer.retention)."""
+    if counts is None:
+        journeys = corr.journeys if journeys is None else journeys
+        counts = Counter(path_key(j, corr) for j in journeys)
+    packets = sum(counts.values())
+    lines = [style.paint(f"--- vethtrace: {packets} packets, {len(counts)} distinct paths, "
                          f"{corr.events} events, {lost if lost is not None else 'unknown'} lost ---", "1")]
     if lost:
         lines.append(style.paint(f"WARNING: {lost} events were lost (ring buffer full); paths may be incomplete", "31;1"))
     width = max((len(k[0]) for k in counts), default=0)
-    for key, n in sorted(counts.items(), key=lambda kv: -kv[1]):
-        label, path, how = key
-        lines.append(f"{n:>5}x  {label:<{width}}  {path}  {style.outcome(outcomes[key], how)}")
+    for (label, path, how, outcome), n in sorted(counts.items(), key=lambda kv: -kv[1]):
+        lines.append(f"{n:>5}x  {label:<{width}}  {path}  {style.outcome(outcome, how)}")
     return lines
 
 
