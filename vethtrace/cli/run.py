@@ -59,6 +59,7 @@ def run(args) -> int:
     kept = [] if (args.record or args.events) else None
     with LiveSource(filters, ring_mb=args.buffer_mb) as src:
         corr = Correlator(kernel.context())
+        corr.losses = src.losses  # journeys around lost events are shown incomplete
         print(style.dim(f"vethtrace: tracing ({src.mechanism}) while {' '.join(command)} runs"),
               file=sys.stderr, flush=True)
         status = _run_command(command, src, corr, kept)
