@@ -5,9 +5,14 @@ Journey: one packet's life, from first sighting to its end (freed, consumed, del
   only while it is live.  The same packet can move to another skb: a clone shares
   skb->head (the raw-socket copy of an echo reply), a copy has the same content (the echo
   request parked while ARP resolves).  Both continue the journey they came from.
-Conversation: journeys linked by content: echo request/reply/ICMP error by (id, seq), ARP
-  request/reply by the address pair; plus the route lookups and neighbour changes that
-  decided them.
+Conversation: journeys linked by content, under a named key (`ConvKey`): echo request/reply
+  by (addresses, id, seq), IPv4 and IPv6 alike; ARP request/reply by the address pair and
+  neighbour solicitation/advertisement by the target (a new question after an answer starts
+  a new conversation); one TCP connection by its 5-tuple in canonical order (handshake,
+  data, close, and a RST that answers it; a new SYN after a FIN or RST starts another);
+  a UDP flow by its 5-tuple; an ICMP or ICMPv6 error joins the conversation of the packet
+  it quotes; IPv6 router discovery, multicast reports and duplicate-address probes fold into one conversation per
+  sender.  Plus the route lookups and neighbour changes that decided them.
 Hop: a place the packet passed, named as the article names it (`_add_hop`); a journey
   names its hops from its events when they are first asked for (`Journey.hops`).
 
@@ -16,11 +21,13 @@ The correlator works the same on a live stream and on a recording: it only sees 
 from __future__ import annotations
 
 from collections import OrderedDict
+from enum import StrEnum
 from itertools import islice
+from typing import NamedTuple
 
 from .events import NEIGH_KINDS, Event
 from .netns import Namespaces
-from .packet import ICMP_ECHO, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP
+from .packet import IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN
 
 CLONE_WINDOW_NS = 1_000_000_000     # a clone shows up shortly after its original
 COPY_WINDOW_NS = 5_000_000_000      # a packet parked for ARP waits up to 3 retries
@@ -31,7 +38,47 @@ LOOPBACK_IFINDEX = 1
 MAX_ENDED = 50_000                  # ended journeys kept for look-ups (bounded memory)
 STALE_NS = COPY_WINDOW_NS           # a journey quiet this long will not see its end: it was lost
 
+UDP_IDLE_NS = 30_000_000_000       # a UDP flow quiet this long starts a new conversation
+
 STACK_HANDLERS = {IPPROTO_ICMP: "icmp_rcv", IPPROTO_TCP: "tcp_v4_rcv", IPPROTO_UDP: "udp_rcv"}
+STACK_HANDLERS6 = {IPPROTO_ICMPV6: "icmpv6_rcv", IPPROTO_TCP: "tcp_v6_rcv", IPPROTO_UDP: "udpv6_rcv"}
+
+
+class ConvKind(StrEnum):
+    """What a conversation is (a str, so it compares with the plain names)."""
+    ECHO = "echo"
+    ARP = "arp"
+    ND = "nd"                  # IPv6 neighbour discovery: solicitation and advertisement
+    TCP = "tcp"
+    UDP = "udp"
+    ROUTER = "router"          # IPv6 housekeeping: router discovery, multicast reports, DAD probes
+    ICMP_ERROR = "icmp-error"  # an error about a packet whose conversation cannot be told
+    OTHER = "other"
+
+
+class Role(StrEnum):
+    """A journey's part in its conversation.  TCP and UDP: REQUEST from the side that
+    opened it (the client), REPLY from the other."""
+    REQUEST = "request"
+    REPLY = "reply"
+    ERROR = "error"
+    ARP_REQUEST = "arp request"
+    ARP_REPLY = "arp reply"
+    ARP = "arp"
+    SOLICIT = "nd solicit"
+    ADVERT = "nd advert"
+    PACKET = "packet"
+
+
+class ConvKey(NamedTuple):
+    """A conversation's key.  `ends`: its two ends in a fixed order, the same whichever
+    way a packet goes: addresses (echo, ARP) or (address, port) pairs (TCP, UDP); ND:
+    (target,); `ident`/`seq`: the echo id and sequence, or what else tells two
+    conversations of the same ends apart."""
+    kind: ConvKind
+    ends: tuple
+    ident: object = None
+    seq: object = None
 
 
 class Hop:
@@ -142,11 +189,13 @@ class Journey:
 
 
 class Conversation:
-    __slots__ = ("id", "kind", "key", "journeys", "start")
+    __slots__ = ("id", "kind", "key", "journeys", "start", "client", "last")
 
     def __init__(self, cid: int, kind: str, key, start: int):
         self.id, self.kind, self.key, self.start = cid, kind, key, start
         self.journeys: list[Journey] = []
+        self.client: tuple | None = None  # TCP/UDP: (address, port) of the side that opened it
+        self.last = start
 
     def with_role(self, role: str) -> list[Journey]:
         return [j for j in self.journeys if j.role == role]
@@ -161,6 +210,14 @@ class Conversation:
         if self.kind == "arp":
             a, b = self.key[1]
             return f"ARP {a} <> {b}"
+        if self.kind in (ConvKind.TCP, ConvKind.UDP) and self.client is not None:
+            a, b = self.key.ends if self.key.ends[0] == self.client else self.key.ends[::-1]
+            return f"{self.kind} {_endpoint(a)} > {_endpoint(b)}"
+        if self.kind == ConvKind.ND:
+            return f"neighbour discovery of {self.key.ends[0]}"
+        if first is not None and first.delivered and (first.pkt is None or not first.pkt.is_ip) \
+                and first.pkt is not None and first.pkt.l3 != "ARP":
+            return f"error queue of {first.delivered[0].comm} (not a packet)"
         return first.summary if first else self.kind
 
     def __repr__(self) -> str:
@@ -178,6 +235,22 @@ def same_packet(a, b) -> bool:
 def _ends(p) -> tuple:
     """The packet's two addresses in a fixed order: the same for a request and its reply."""
     return (p.src, p.dst) if p.src <= p.dst else (p.dst, p.src)
+
+
+def _closes(p) -> bool:
+    """Does this TCP segment end its connection (FIN or RST)?"""
+    return p is not None and p.tcp_flags is not None and bool(p.tcp_flags & (TCP_FIN | TCP_RST))
+
+
+def _endpoint(e: tuple) -> str:
+    addr, port = e
+    return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
+
+
+def flow_ends(p) -> tuple:
+    """A TCP/UDP packet's two (address, port) ends in a fixed order."""
+    a, b = (p.src, p.sport), (p.dst, p.dport)
+    return (a, b) if a <= b else (b, a)
 
 
 def identity(p) -> tuple | None:
@@ -364,30 +437,83 @@ class Correlator:
             lookups = self._out_routes.get((j.netns, p.dst))
             if lookups:
                 j.out_routes = (lookups, len(lookups))
+        conv, role = self._link(j, p, ts)
+        j.role = role
+        conv.journeys.append(j)
+        conv.last = ts
+        j.conversation = conv
+
+    def _link(self, j: Journey, p, ts: int) -> tuple[Conversation, Role]:
+        """The conversation a packet belongs to (found or opened) and its role in it."""
         if p.l3 == "ARP" and p.src is not None:
-            key = ("arp", _ends(p))
+            key = ConvKey(ConvKind.ARP, _ends(p))
             conv = self._conv.get(key)
             # A request after the last exchange was answered starts a new conversation.
-            if conv is None or (p.is_arp_request and conv.with_role("arp reply")):
-                conv = self._open(key, "arp", ts)
-            j.role = "arp request" if p.is_arp_request else "arp reply" if p.is_arp_reply else "arp"
-        elif p.l3 == "IPv4" and p.ip_proto == IPPROTO_ICMP and p.is_echo:
-            key = ("echo", _ends(p), p.icmp_id, p.icmp_seq)
-            conv = self._conv.get(key) or self._open(key, "echo", ts)
-            j.role = "request" if p.icmp_type == ICMP_ECHO else "reply"
-        elif p.l3 == "IPv4" and p.ip_proto == IPPROTO_ICMP and p.inner is not None:
+            if conv is None or (p.is_arp_request and conv.with_role(Role.ARP_REPLY)):
+                conv = self._open(key, ConvKind.ARP, ts)
+            return conv, Role.ARP_REQUEST if p.is_arp_request else Role.ARP_REPLY if p.is_arp_reply else Role.ARP
+        if not p.is_ip:
+            return self._open(ConvKey(ConvKind.OTHER, (), j.id), ConvKind.OTHER, ts), Role.PACKET
+        if p.is_echo:
+            key = ConvKey(ConvKind.ECHO, _ends(p), p.icmp_id, p.icmp_seq)
+            conv = self._conv.get(key) or self._open(key, ConvKind.ECHO, ts)
+            return conv, Role.REQUEST if p.is_echo_request else Role.REPLY
+        if p.is_icmp_error:
             q = p.inner
-            if q.icmp_type == ICMP_ECHO:
-                key = ("echo", _ends(q), q.icmp_id, q.icmp_seq)
-                conv = self._conv.get(key) or self._open(key, "echo", ts)
+            conv = self._quoted(q, ts) if q is not None else None
+            return conv or self._open(ConvKey(ConvKind.ICMP_ERROR, (), j.id), ConvKind.ICMP_ERROR, ts), Role.ERROR
+        if (p.is_neighbor_solicit and p.src != "::") or p.is_neighbor_advert:
+            key = ConvKey(ConvKind.ND, (p.nd_target,))
+            conv = self._conv.get(key)
+            if conv is None or (p.is_neighbor_solicit and conv.with_role(Role.ADVERT)):
+                conv = self._open(key, ConvKind.ND, ts)
+            return conv, Role.SOLICIT if p.is_neighbor_solicit else Role.ADVERT
+        if p.is_router_discovery or (p.is_neighbor_solicit and p.src == "::"):
+            # housekeeping of a fresh IPv6 interface: one conversation per sender and type
+            key = ConvKey(ConvKind.ROUTER, (p.src,), p.icmp_type)
+            return self._conv.get(key) or self._open(key, ConvKind.ROUTER, ts), Role.PACKET
+        if p.is_tcp or p.is_udp:
+            conv = self._flow(p, ts, opening=True)
+            return conv, Role.REQUEST if (p.src, p.sport) == conv.client else Role.REPLY
+        return self._open(ConvKey(ConvKind.OTHER, (), j.id), ConvKind.OTHER, ts), Role.PACKET
+
+    def _flow(self, p, ts: int, opening: bool) -> Conversation:
+        """The TCP connection or UDP flow of packet p (its own, or the one an ICMP error
+        quotes: `opening` False, the error never starts a new connection)."""
+        kind = ConvKind.TCP if p.ip_proto == IPPROTO_TCP else ConvKind.UDP
+        key = ConvKey(kind, flow_ends(p))
+        conv = self._conv.get(key)
+        if opening and conv is not None:
+            if kind == ConvKind.TCP:
+                # A new SYN after this connection closed or was reset, or with another
+                # initial sequence number, opens a new connection on the same ports.
+                if p.tcp_flags is not None and p.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN:
+                    if any(_closes(k.pkt) for k in conv.journeys) or any(
+                            k.pkt.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN and k.pkt.tcp_seq != p.tcp_seq
+                            for k in conv.journeys if k.pkt is not None and k.pkt.tcp_flags is not None):
+                        conv = None
+            elif ts - conv.last > UDP_IDLE_NS:
+                conv = None
+        if conv is None:
+            conv = self._open(key, kind, ts)
+            # The client is who sent the SYN; a SYN-ACK seen first was sent by the server;
+            # otherwise (a UDP datagram, a connection seen midway) the first sender.
+            if p.tcp_flags is not None and p.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN | TCP_ACK:
+                conv.client = (p.dst, p.dport)
             else:
-                conv = self._open(("icmp-error", j.id), "icmp-error", ts)
-            j.role = "error"
-        else:
-            conv = self._open(("single", j.id), "other", ts)
-            j.role = "packet"
-        conv.journeys.append(j)
-        j.conversation = conv
+                conv.client = (p.src, p.sport)
+        return conv
+
+    def _quoted(self, q, ts: int) -> Conversation | None:
+        """The conversation of the packet an ICMP error quotes, if its header tells."""
+        if q.src is None or q.dst is None:
+            return None
+        if q.is_echo:
+            key = ConvKey(ConvKind.ECHO, _ends(q), q.icmp_id, q.icmp_seq)
+            return self._conv.get(key) or self._open(key, ConvKind.ECHO, ts)
+        if q.ip_proto in (IPPROTO_TCP, IPPROTO_UDP) and q.sport is not None:
+            return self._flow(q, ts, opening=False)
+        return None
 
     def _open(self, key, kind: str, ts: int) -> Conversation:
         self._next_conv += 1
@@ -435,6 +561,13 @@ class Correlator:
         # A lookup constrained to an output device (ping -I) is the one that decided.
         bound = [ev for ev in out if ev.fib["oif"] not in (0, LOOPBACK_IFINDEX)]
         return (bound or out)[-1:]
+
+    def routes_of_task(self, pid: int, netns: int, before: int) -> list[Event]:
+        """Output route lookups a task made in a namespace shortly before `before` (a send
+        that never became a packet has only these), oldest first."""
+        out = [ev for (ns, _), lookups in self._out_routes.items() if ns == netns for ev in lookups[-OUT_ROUTES_KEPT:]
+               if ev.pid == pid and 0 <= before - ev.ts < ROUTE_WINDOW_NS]
+        return sorted(out, key=lambda ev: ev.ts)
 
     # -- look-ups used by verdicts and renderers ---------------------------------------
     def lost_events(self, j: Journey) -> bool:
@@ -539,7 +672,7 @@ _FREED_IN = (("arp_", "arp_rcv"), ("icmp_", "icmp_rcv"), ("ping_", "icmp_rcv"), 
              ("udp", "udp_rcv"), ("raw_", "icmp_rcv"),
              ("ip_rcv", "ip_rcv"), ("ip_route", "ip_rcv"), ("ip_local_deliver", "ip_rcv"),
              ("ip_forward", "ip_forward"), ("ip_list_rcv", "ip_rcv"), ("ip_sublist", "ip_rcv"),
-             ("ip6_", "ipv6_rcv"), ("ipv6_", "ipv6_rcv"))
+             ("ip6_", "ipv6_rcv"), ("ipv6_", "ipv6_rcv"), ("icmpv6_", "icmpv6_rcv"), ("ndisc_", "icmpv6_rcv"))
 
 
 def _refine_receive(hop: Hop, func: str, pkt) -> None:
@@ -552,8 +685,13 @@ def _refine_receive(hop: Hop, func: str, pkt) -> None:
         if func.startswith(prefix):
             if handler == "icmp_rcv" and prefix == "raw_" and (pkt is None or pkt.ip_proto != IPPROTO_ICMP):
                 return
+            if pkt is not None and pkt.l3 == "IPv6":  # ping_rcv, tcp_*, udp* serve both families
+                handler = _V6_HANDLER.get(handler, handler)
             hop.name = f"stack: {handler}"
             return
+
+
+_V6_HANDLER = {"icmp_rcv": "icmpv6_rcv", "tcp_v4_rcv": "tcp_v6_rcv", "udp_rcv": "udpv6_rcv"}
 
 
 def _forwarded(hop: Hop, ev: Event, spaces: Namespaces) -> None:
@@ -569,7 +707,8 @@ def _forwarded(hop: Hop, ev: Event, spaces: Namespaces) -> None:
         hop.name, hop.kind = "stack: ip_forward", "forward"
 
 
-_STACK_HOPS = {h: f"stack: {h}" for h in (*STACK_HANDLERS.values(), "arp_rcv", "ip_rcv", "ipv6_rcv",
+_STACK_HOPS = {h: f"stack: {h}" for h in (*STACK_HANDLERS.values(), *STACK_HANDLERS6.values(), "arp_rcv", "ip_rcv",
+                                           "ipv6_rcv",
                                            "netif_receive_skb")}  # every stack_handler() answer
 _xmit_names: dict[tuple[str, str], str] = {}
 
@@ -592,7 +731,7 @@ def stack_handler(p) -> str:
     if p.l3 == "IPv4":
         return STACK_HANDLERS.get(p.ip_proto, "ip_rcv")
     if p.l3 == "IPv6":
-        return "ipv6_rcv"
+        return STACK_HANDLERS6.get(p.ip_proto, "ipv6_rcv")
     return "netif_receive_skb"
 
 

@@ -77,7 +77,7 @@ def interfaces() -> list[dict]:
         result.append({
             "ifindex": link.get("ifindex"), "name": link.get("ifname"),
             "kind": (link.get("linkinfo") or {}).get("info_kind") or link.get("link_type", ""),
-            "peer": link.get("link"), "up": "UP" in link.get("flags", []),
+            "peer": link.get("link"), "up": "UP" in link.get("flags", []), "mtu": link.get("mtu"),
             "addrs": [f"{a['local']}/{a['prefixlen']}" for a in link.get("addr_info", []) if a.get("family") == "inet"],
         })
     return result

@@ -91,7 +91,7 @@ def interfaces(links: list) -> list[dict]:
         out.append({
             "ifindex": link.get("ifindex"), "name": link.get("ifname"),
             "kind": info.get("info_kind") or link.get("link_type", ""),
-            "peer": link.get("link"), "up": "UP" in link.get("flags", []),
+            "peer": link.get("link"), "up": "UP" in link.get("flags", []), "mtu": link.get("mtu"),
             "master": link.get("master"),
             "addrs": [f"{a['local']}/{a['prefixlen']}" for a in link.get("addr_info", []) if a.get("family") == "inet"],
         })

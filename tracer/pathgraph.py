@@ -45,7 +45,9 @@ def journey_steps(j: Journey, corr: Correlator):
         steps.append((a, b, hop.ts))
     if places and (v.outcome in (DROPPED, IN_FLIGHT) or v.failure):
         end = j.end
-        if end is None:
+        if v.label:  # the words of the rule that decided it
+            label = v.label + (f"\nat {end.func}" if end is not None else "")
+        elif end is None:
             label = "no end seen"
         elif v.outcome == DROPPED:
             label = f"dropped: {end.reason or 'NOT_SPECIFIED'}\nat {end.func}"
@@ -71,8 +73,9 @@ def steps_graph(journeys, corr: Correlator) -> nx.MultiDiGraph:
         u = _add_place(g, *a)
         w = _add_place(g, *b)
         role = j.role if v is not None else "cause"
+        kind = j.conversation.kind if j.conversation is not None else ""
         g.add_edge(u, w, step=n, ts=ts, role=role, journey=j.id if v is not None else None,
-                   outcome=v.outcome if v is not None else "", summary=j.summary, count=1)
+                   outcome=v.outcome if v is not None else "", summary=j.summary, count=1, kind=kind)
     _mark_veth_pairs(g, corr)
     return g
 

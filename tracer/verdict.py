@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from . import rules
 from .correlate import Correlator, Journey
 from .events import nud_name
+from .rules import Outcome
 
 # Outcomes, from good to bad; renderers colour by these.
-DELIVERED, ANSWERED, CONSUMED, IN_FLIGHT, DROPPED = "delivered", "answered", "consumed", "in flight", "dropped"
+DELIVERED, ANSWERED, CONSUMED, IN_FLIGHT, DROPPED = (Outcome.DELIVERED, Outcome.ANSWERED, Outcome.CONSUMED,
+                                                     Outcome.IN_FLIGHT, Outcome.DROPPED)
 
 REASON_HINTS = {
     "NO_SOCKET": "no socket was waiting for it",
@@ -36,7 +39,9 @@ class Verdict:
     outcome: str
     text: str
     advice: str = ""
-    tag: str = ""  # UNANSWERED, PARKED or ""
+    tag: str = ""  # UNANSWERED, PARKED, "benign" or ""
+    rule: str = ""  # the id of the rule in tracer/rules.py that decided it ("" for the older checks below)
+    label: str = ""  # the rule's few words for lists, summaries and diagrams ("": renderers make their own)
 
     @property
     def failure(self) -> bool:
@@ -87,6 +92,9 @@ def context_of(corr: Correlator, netns: int) -> Context:
 
 
 def verdict(j: Journey, corr: Correlator) -> Verdict:
+    m = rules.evaluate(j, corr)
+    if m is not None:
+        return Verdict(m.rule.outcome, m.text, m.advice, m.rule.tag, m.rule.id, m.label)
     # judged where it ended: the namespace of its last event
     ctx = context_of(corr, (j.end or (j.events[-1] if j.events else None) or j).netns)
     p = j.pkt

@@ -17,10 +17,22 @@ from vethtrace.tracer.correlate import Correlator
 from vethtrace.tracer.pathgraph import aggregate_graph, steps_graph
 
 ROLE_COLOURS = {"request": "#1f6fd1", "reply": "#1d9a4a", "error": "#d9730d", "arp request": "#8a4fc7",
-                "arp reply": "#b07fe0", "packet": "#666666", "cause": "#999999"}
+                "arp reply": "#b07fe0", "nd solicit": "#8a4fc7", "nd advert": "#b07fe0", "packet": "#666666",
+                "cause": "#999999"}
 ROLE_LABELS = {"request": "echo request", "reply": "echo reply", "error": "ICMP error",
-               "arp request": "ARP request", "arp reply": "ARP reply", "packet": "other packet",
-               "cause": "the stack answers"}
+               "arp request": "ARP request", "arp reply": "ARP reply", "nd solicit": "neighbour solicitation",
+               "nd advert": "neighbour advertisement", "packet": "other packet", "cause": "the stack answers"}
+# TCP and UDP: requests are what the client sent, replies what the server sent
+FLOW_LABELS = {"request": "client to server", "reply": "server to client"}
+
+
+def role_label(role: str, kinds: set[str]) -> str:
+    """The legend's words for a role, given the kinds of conversation drawn with it."""
+    if role in FLOW_LABELS and kinds & {"tcp", "udp"}:
+        flow = "TCP/UDP" if kinds >= {"tcp", "udp"} else "TCP" if "tcp" in kinds else "UDP"
+        text = f"{flow}: {FLOW_LABELS[role]}"
+        return f"{ROLE_LABELS[role]}; {text}" if "echo" in kinds else text
+    return ROLE_LABELS[role]
 STEP_LIMIT = 60  # beyond this many journeys a step-by-step figure is unreadable: aggregate
 
 
@@ -106,14 +118,19 @@ def to_dot(g, corr: Correlator, title: str = "", aggregate: bool = False) -> gra
         if g.nodes[w]["kind"] == "end":
             attrs["color"] = attrs["fontcolor"] = "#c62828"
         dot.edge(_id(u), _id(w), **attrs)
-    _legend(dot, {d.get("role", "packet") for _, _, d in g.edges(data=True)}, aggregate)
+    edges = [d for _, _, d in g.edges(data=True)]
+    _legend(dot, {d.get("role", "packet") for d in edges}, aggregate, {d.get("kind", "") for d in edges},
+            any(d["kind"] == "end" for _, d in g.nodes(data=True)))
     return dot
 
 
-def _legend(dot, roles: set[str], aggregate: bool) -> None:
-    rows = "".join(f'<tr><td><font color="{ROLE_COLOURS[r]}">━━▶</font></td><td align="left">{ROLE_LABELS[r]}</td></tr>'
-                   for r in ROLE_COLOURS if r in roles)
-    rows += '<tr><td><font color="#c62828">✗</font></td><td align="left">where a packet stopped, and why</td></tr>'
+def _legend(dot, roles: set[str], aggregate: bool, kinds: set[str] = frozenset(), ends: bool = True) -> None:
+    """Only what is drawn: the roles of the edges (named for the kinds of conversation) and
+    the end mark if there is one."""
+    rows = "".join(f'<tr><td><font color="{ROLE_COLOURS[r]}">━━▶</font></td><td align="left">{role_label(r, kinds)}'
+                   '</td></tr>' for r in ROLE_COLOURS if r in roles)
+    if ends:
+        rows += '<tr><td><font color="#c62828">✗</font></td><td align="left">where a packet stopped, and why</td></tr>'
     how = "edge labels: packets that took the hop" if aggregate else "edge labels: order of the hops"
     rows += f'<tr><td colspan="2" align="left"><font point-size="9">{how}</font></td></tr>'
     with dot.subgraph(name="cluster_legend") as lg:

@@ -135,6 +135,8 @@ def journey_label(j: Journey, v: Verdict) -> str:
     """A short verdict for one journey: `✓ delivered to ping`, `✗ NEIGH_FAILED`."""
     mark = MARK.get(v.outcome, "?")
     end = j.end
+    if v.label:  # the words of the rule that decided it (tracer/rules.py)
+        return f"{mark} {v.label}"
     if v.outcome == DELIVERED:
         return f"{mark} delivered to {j.delivered[-1].comm}" if j.delivered else f"{mark} delivered"
     if v.outcome == ANSWERED:
@@ -158,6 +160,9 @@ def conversation_verdict(conv: Conversation, corr: Correlator) -> tuple[str, str
         dropped = next((j for j in conv.journeys if j.end is not None and j.end.kind == "kfree"
                         and not j.delivered and not j.live), None)
         if dropped is not None:
+            jv = verdict(dropped, corr)
+            if jv.label:
+                return outcome, journey_label(dropped, jv), v
             return outcome, f"{MARK[DROPPED]} dropped: {dropped.end.reason or 'NOT_SPECIFIED'}", v
         err = next((j for j in conv.journeys if j.role == "error"), None)
         if err is not None:

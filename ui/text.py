@@ -7,7 +7,7 @@ import sys
 from collections import Counter
 
 from vethtrace.tracer.correlate import Conversation, Correlator, Journey
-from vethtrace.tracer.packet import ICMP_NAMES, UNREACH_CODES
+from vethtrace.tracer.packet import tcp_flag_text
 from vethtrace.tracer.verdict import ANSWERED, CONSUMED, DELIVERED, DROPPED, IN_FLIGHT, context_of, verdict
 
 COLOURS = {DELIVERED: "32", ANSWERED: "32", CONSUMED: "33", DROPPED: "31", IN_FLIGHT: "36"}
@@ -31,7 +31,7 @@ class Style:
 
 
 ROLE_LABEL = {"request": "request", "reply": "reply", "error": "error", "arp request": "ARP req",
-              "arp reply": "ARP reply", "packet": "packet", "arp": "ARP"}
+              "arp reply": "ARP reply", "packet": "packet", "arp": "ARP", "nd solicit": "NS", "nd advert": "NA"}
 
 
 INCOMPLETE = "incomplete (events lost)"
@@ -122,27 +122,32 @@ def conversation_lines(conv: Conversation, corr: Correlator, style: Style, inden
     return lines
 
 
-def path_key(j: Journey, corr: Correlator) -> tuple[str, str, str]:
+def path_key(j: Journey, corr: Correlator) -> tuple[str, str, str, str]:
+    """(packet label, path, how it ended, outcome) of one journey: the summary's rows count
+    journeys by it, and colour each by its outcome."""
     v = verdict(j, corr)
     label = j.summary
     p = j.pkt
     if p is not None:
         if p.l3 == "ARP":
             label = "ARP request" if p.is_arp_request else "ARP reply"
-        elif p.icmp_type is not None:
-            name = ICMP_NAMES.get(p.icmp_type, f"type {p.icmp_type}")
-            if p.icmp_type == 3:
-                name = UNREACH_CODES.get(p.icmp_code, name)
-            label = f"ICMP {name}"
+        elif p.is_icmp:
+            label = f"{'ICMPv6' if p.l3 == 'IPv6' else 'ICMP'} {p.icmp_name()}"
+        elif p.is_tcp and p.tcp_flags is not None:
+            label = f"TCP [{tcp_flag_text(p.tcp_flags)}]{' data' if p.payload else ''}"
+        elif p.is_udp:
+            label = "UDP"
     end = j.end
     how = v.outcome
     if corr.lost_events(j):
-        return label, j.path or _no_path(j), INCOMPLETE
-    if end is not None and not j.delivered:
-        how += f" at {end.func}" + (f" ({end.reason})" if end.reason else "")
-    elif j.delivered:
+        return label, j.path or _no_path(j), INCOMPLETE, INCOMPLETE
+    if v.label:  # the rule's own words
+        how = v.label
+    elif v.outcome == DELIVERED and j.delivered:
         how += f" to {j.delivered[-1].comm}"
-    return label, j.path or _no_path(j), how
+    elif end is not None:
+        how += f" at {end.func}" + (f" ({end.reason})" if end.reason else "")
+    return label, j.path or _no_path(j), how, v.outcome
 
 
 def summary_lines(corr: Correlator, style: Style, lost: int | None, journeys=None, counts=None) -> list[str]:
@@ -157,8 +162,7 @@ def summary_lines(corr: Correlator, style: Style, lost: int | None, journeys=Non
     if lost:
         lines.append(style.paint(f"WARNING: {lost} events were lost (ring buffer full); paths may be incomplete", "31;1"))
     width = max((len(k[0]) for k in counts), default=0)
-    for (label, path, how), n in sorted(counts.items(), key=lambda kv: -kv[1]):
-        outcome = how.split(" at ")[0].split(" to ")[0]
+    for (label, path, how, outcome), n in sorted(counts.items(), key=lambda kv: -kv[1]):
         lines.append(f"{n:>5}x  {label:<{width}}  {path}  {style.outcome(outcome, how)}")
     return lines
 

@@ -12,10 +12,10 @@ from ..tracer.kernel import SetupError
 from ..tracer.lab import LabError
 from ..tracer.recording import RecordingError
 from ..tracer.safefile import OutputError
-from . import demo, doctor, export, lab, ping, record, render, schema, show, trace, tui
+from . import demo, doctor, export, lab, ping, record, render, run, schema, show, trace, tui
 from .common import self_name, split_command
 
-SUBCOMMANDS = (ping, record, trace, show, lab, demo, render, export, schema, tui, doctor)
+SUBCOMMANDS = (ping, run, record, trace, show, lab, demo, render, export, schema, tui, doctor)
 COMMANDS = {m.NAME: m.run for m in SUBCOMMANDS}
 
 # Traces make millions of small long-lived objects; the default GC thresholds would rescan
@@ -33,6 +33,7 @@ examples:
   {me} lab up two-ips-fixed                   build a lab namespace to play in
   ip netns exec vethtrace-two-ips-fixed {me} ping -c 2 -I veth0 192.168.2.1
   {me} record -o trace.jsonl -- ping -c 1 -I veth0 192.168.2.1
+  {me} run -- curl -s http://192.168.2.1:8000/   any program, traced and explained
   {me} show trace.jsonl
   {me} doctor
 """
@@ -69,13 +70,13 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["ping"]:
         argv = ping.split_argv(argv)
     command: list[str] = []
-    if argv[:1] in (["tui"], ["record"]):
+    if argv[:1] in (["tui"], ["record"], ["run"]):
         argv, command = split_command(argv)
     ap = parser()
     args, extra = ap.parse_known_args(argv)
     if extra:  # said by the subcommand's own parser, so the usage shown is that subcommand's
         _subparser(ap, args.cmd).error(f"unrecognized arguments: {' '.join(extra)}")
-    if args.cmd in ("tui", "record"):
+    if args.cmd in ("tui", "record", "run"):
         args.command = command
     try:
         return COMMANDS[args.cmd](args)

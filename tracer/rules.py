@@ -1,0 +1,402 @@
+"""Diagnosis rules as data: an ordered table, each rule with an id, the facts it reads,
+its outcome, its text and its advice.  `evaluate` gathers the facts of one journey once
+(`Facts`) and returns the first rule that matches, as a Verdict; a new case is a new row.
+
+The facts come from the journey (its packet, its end, its deliveries), its conversation
+(what answered it), the route lookups the correlator saw, and the context of the
+namespace where it ended (addresses, MTUs, sysctls as the trace recorded them).
+"""
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Callable
+
+from .correlate import Correlator, Journey, Role
+from .packet import (ICMP6_DEST_UNREACH, ICMP6_PACKET_TOO_BIG, ICMP_DEST_UNREACH, ICMP_TIME_EXCEEDED,
+                     IPPROTO_ICMPV6, TCP_ACK, TCP_RST, TCP_SYN)
+
+
+class Outcome(StrEnum):
+    """How a journey ended, from good to bad; renderers colour by these."""
+    DELIVERED = "delivered"
+    ANSWERED = "answered"
+    CONSUMED = "consumed"
+    IN_FLIGHT = "in flight"
+    DROPPED = "dropped"
+
+
+# What a socket sees when an ICMP error reaches it (icmp_err_convert, icmpv6_err_convert).
+ERRNO_OF = {(ICMP_DEST_UNREACH, 0): "ENETUNREACH", (ICMP_DEST_UNREACH, 1): "EHOSTUNREACH",
+            (ICMP_DEST_UNREACH, 2): "ENOPROTOOPT", (ICMP_DEST_UNREACH, 3): "ECONNREFUSED",
+            (ICMP_DEST_UNREACH, 4): "EMSGSIZE", (ICMP_DEST_UNREACH, 13): "EHOSTUNREACH",
+            (ICMP_TIME_EXCEEDED, 0): "EHOSTUNREACH"}
+ERRNO6_OF = {(ICMP6_DEST_UNREACH, 0): "ENETUNREACH", (ICMP6_DEST_UNREACH, 1): "EACCES",
+             (ICMP6_DEST_UNREACH, 3): "EHOSTUNREACH", (ICMP6_DEST_UNREACH, 4): "ECONNREFUSED",
+             (ICMP6_PACKET_TOO_BIG, 0): "EMSGSIZE", (3, 0): "EHOSTUNREACH"}
+TCP_COPY_FREES = ("sk_stream_kill_queues", "tcp_write_queue_purge", "tcp_rtx_queue_purge", "inet_csk_destroy_sock")
+TCP_ACKED_FREES = ("tcp_clean_rtx_queue", "tcp_ack")
+ERROR_QUEUE_READS = ("ip_recv_error", "ipv6_recv_error", "sock_dequeue_err_skb", "skb_dequeue_err")
+FOREIGN_FREES = ("netlink_", "__netlink", "genl_", "unix_", "rtnetlink_")
+CAPTURE_FREES = ("tpacket_rcv", "packet_rcv", "packet_rcv_spkt")
+HOUSEKEEPING_FREES = ("ip6_mc_input", "ip6_rcv_core", "ip6_input_finish", "ndisc_rcv", "icmpv6_rcv")
+
+
+class Facts:
+    """What the rules read about one journey, each worked out once, when first read."""
+
+    def __init__(self, j: Journey, corr: Correlator):
+        self.j, self.corr = j, corr
+        self.pkt = j.pkt
+        self.end = j.end
+        self.kind = self.end.kind if self.end is not None else ""
+        self.reason = (self.end.reason or "NOT_SPECIFIED") if self.kind == "kfree" else ""
+        self.func = self.end.func if self.end is not None else ""
+        self.netns = (self.end or (j.events[-1] if j.events else None) or j).netns
+        self._cache: dict = {}
+
+    def _once(self, name: str, make):
+        if name not in self._cache:
+            self._cache[name] = make()
+        return self._cache[name]
+
+    @property
+    def namespace(self) -> str:
+        """The name of the namespace where the journey ended."""
+        return self._once("namespace", lambda: namespace_name(self.corr, self.netns))
+
+    @property
+    def run_there(self) -> str:
+        """`ip netns exec NAME ` for a named namespace (nothing for an unnamed one)."""
+        name = self.namespace
+        return f"ip netns exec {name} " if name and not name.startswith("netns:") else ""
+
+    @property
+    def sent_from(self) -> str:
+        """The name of the namespace that transmitted it first."""
+        first = next((e for e in self.j.events if e.kind == "xmit"), None)
+        return namespace_name(self.corr, first.netns) if first is not None else self.namespace
+
+    @property
+    def context(self) -> dict:
+        return self._once("context", lambda: namespace_context(self.corr, self.netns))
+
+    @property
+    def answers(self) -> list[Journey]:
+        """Journeys of the same conversation sent the other way after this one started."""
+        conv = self.j.conversation
+        if conv is None or self.pkt is None:
+            return []
+        return [k for k in conv.journeys if k is not self.j and k.pkt is not None and k.pkt.src == self.pkt.dst
+                and k.start >= self.j.start]
+
+    @property
+    def rst_answer(self) -> Journey | None:
+        """The RST that answers this SYN (its ack is the SYN's seq + 1)."""
+        p = self.pkt
+        for k in self.answers:
+            q = k.pkt
+            if q.has_tcp_flag(TCP_RST) and p.tcp_seq is not None and q.tcp_ack == (p.tcp_seq + 1) % (1 << 32):
+                return k
+        return None
+
+    @property
+    def icmp_answer(self) -> Journey | None:
+        """The ICMP error in its conversation that quotes this packet."""
+        conv = self.j.conversation
+        if conv is None or self.pkt is None:
+            return None
+        for k in conv.with_role(Role.ERROR):
+            q = k.pkt.inner if k.pkt is not None else None
+            if q is not None and q.src == self.pkt.src and q.sport == self.pkt.sport:
+                return k
+        return None
+
+    def sysctl(self, dev: str, key: str) -> int | None:
+        return self.context.get("sysctl", {}).get(dev, {}).get(key)
+
+    def interface(self, name: str) -> dict:
+        return next((i for i in self.context.get("interfaces", []) if i.get("name") == name), {})
+
+    def route_out(self) -> tuple[str, int] | None:
+        """(device, its netns) of the last output route lookup that decided this journey."""
+        routes = self.corr.routes_before(self.j)
+        if not routes and self.j.delivered:  # an error-queue read: the lookups of the task that read it
+            d = self.j.delivered[0]
+            routes = self.corr.routes_of_task(d.pid, d.netns, d.ts)
+        if not routes:
+            return None
+        return routes[-1].dev, routes[-1].netns
+
+
+def namespace_name(corr: Correlator, netns: int) -> str:
+    """ip netns name of a namespace in this trace, else `netns:INODE`."""
+    return corr.namespaces.name(netns) if netns else (corr.context or {}).get("name") or "this namespace"
+
+
+def namespace_context(corr: Correlator, netns: int) -> dict:
+    """The recorded context of a namespace; a recording made before namespaces were
+    recorded has one context, without an inode: it stands for every event."""
+    ns = corr.namespaces.get(netns) if netns else {}
+    if not ns and not (corr.context or {}).get("netns"):
+        ns = corr.context or {}
+    return ns or {}
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    reads: tuple[str, ...]                 # the facts it reads (said in `vethtrace show --why`, tests)
+    outcome: Outcome
+    when: Callable[[Facts], bool]
+    text: Callable[[Facts], str]
+    advice: Callable[[Facts], str] = lambda f: ""
+    tag: str = ""                          # "unanswered" / "parked" / "benign": what the end means for code
+    label: Callable[[Facts], str] = lambda f: ""  # the few words lists, summaries and diagrams show
+
+
+def _is_tcp(f: Facts) -> bool:
+    return f.pkt is not None and f.pkt.is_tcp
+
+
+def _tcp_undelivered(f: Facts) -> bool:
+    """A TCP segment no socket read (one that was read is explained by its delivery)."""
+    return _is_tcp(f) and not f.j.delivered
+
+
+def _is_syn(f: Facts) -> bool:
+    return _is_tcp(f) and f.pkt.tcp_flags is not None and f.pkt.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN
+
+
+def _proto_port(f: Facts) -> str:
+    return f"{'tcp' if f.pkt.is_tcp else 'udp'}/{f.pkt.dport}"
+
+
+def _rp_text(f: Facts) -> str:
+    dev = f.end.dev or "?"
+    a, d = f.sysctl("all", "rp_filter"), f.sysctl(dev, "rp_filter")
+    if a is None or d is None:
+        return (f"dropped: IP_RPFILTER at {f.func}: the reverse-path filter of {dev} in {f.namespace} refused "
+                f"{f.pkt.src}: the route back to it does not leave through {dev}")
+    eff = max(a, d)
+    mode = {1: "strict: the route back must leave through the same device", 2: "loose: any route back will do"}
+    return (f"dropped: IP_RPFILTER at {f.func}: the reverse-path filter of {dev} in {f.namespace} refused "
+            f"{f.pkt.src}; rp_filter is {eff} there, the larger of all={a} and {dev}={d} "
+            f"({mode.get(eff, 'on')}), and the route back to {f.pkt.src} does not qualify")
+
+
+def _rp_advice(f: Facts) -> str:
+    dev = f.end.dev or "DEV"
+    a = f.sysctl("all", "rp_filter")
+    eff = max(a or 0, f.sysctl(dev, "rp_filter") or 0)
+    if eff == 2:
+        return f"add a route back to {f.pkt.src} in {f.namespace} ({f.run_there}ip route add {f.pkt.src} dev {dev})"
+    why = f" (setting {dev} to 0 does not help while all={a}: the kernel uses the larger value)" if a else ""
+    return (f"make it loose: {f.run_there}sysctl -w net.ipv4.conf.{dev}.rp_filter=2{why}; "
+            f"or route {f.pkt.src} back through {dev}")
+
+
+def _hook(f: Facts) -> str:
+    """Which netfilter hook could have dropped it, from where the packet was."""
+    j = f.j
+    came_in = any(e.kind in ("netif_rx", "receive") and e.netns == f.netns for e in j.events)
+    if not came_in:
+        return "output or postrouting (it was being sent)"
+    owned = any(f.pkt.dst == a.split("/")[0] for i in f.context.get("interfaces", []) for a in i.get("addrs", []))
+    if owned:
+        return f"prerouting or input (it was addressed to {f.namespace})"
+    return "prerouting, forward or postrouting (it was passing through)"
+
+
+def _error_fate(f: Facts) -> str:
+    q, p = f.pkt.inner, f.pkt
+    table = ERRNO6_OF if p.ip_proto == IPPROTO_ICMPV6 else ERRNO_OF
+    errno = table.get((p.icmp_type, p.icmp_code if p.icmp_type in (ICMP_DEST_UNREACH, ICMP6_DEST_UNREACH) else 0),
+                      "an error")
+    who = f"{'TCP' if q.is_tcp else 'UDP'} socket {q.src}:{q.sport}"
+    return (f"handed by {f.func} to the {who} that sent {_proto_port_of(q)}: its next call there fails with "
+            f"{errno} (the program reading it was not traced)")
+
+
+def _proto_port_of(q) -> str:
+    return f"{'tcp' if q.is_tcp else 'udp'}/{q.dport}"
+
+
+def _refused_to(f: Facts) -> str:
+    """The destination of the refused send: ip_local_error writes only the destination into
+    the header of the error it queues (bytes 16-19)."""
+    d = f.j.delivered[-1].data if f.j.delivered else b""
+    return f" to {socket.inet_ntoa(d[16:20])}" if len(d) >= 20 and not f.j.delivered[-1].l2 else ""
+
+
+def _refused_send(f: Facts) -> str:
+    reader = f.j.delivered[-1].comm if f.j.delivered else "the program"
+    text = (f"not a packet: {reader} read an error from its socket's error queue ({f.func}); the kernel refused "
+            f"its send{_refused_to(f)} before any device")
+    out = f.route_out()
+    if out is not None:
+        dev, _ = out
+        mtu = f.interface(dev).get("mtu")
+        if mtu:
+            text += (f". The route to its destination leaves through {dev}, whose MTU is {mtu}: a larger packet "
+                     f"that may not be fragmented (don't-fragment set, e.g. ping -M do) is refused with EMSGSIZE")
+        else:
+            text += f". The route to its destination leaves through {dev}"
+    return text
+
+
+def _refused_advice(f: Facts) -> str:
+    out = f.route_out()
+    if out is None:
+        return ""
+    dev, _ = out
+    mtu = f.interface(dev).get("mtu")
+    if not mtu:
+        return ""
+    return (f"send at most {mtu} bytes of IP packet (ping -s {max(mtu - 28, 0)}), let it fragment (ping -M dont), "
+            f"or raise the MTU: {f.run_there}ip link set {dev} mtu 1500")
+
+
+def _synack_from(f: Facts) -> str:
+    k = next(k for k in f.answers if k.pkt.is_tcp and k.pkt.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN | TCP_ACK)
+    first = next((e for e in k.events if e.kind == "xmit"), None)
+    return namespace_name(f.corr, first.netns) if first is not None else "the other side"
+
+
+def _foreign_free(f: Facts) -> bool:
+    """The free seen is of another kind of buffer that got the same address (a netlink or unix
+    message): the packet's own free was not reported."""
+    return f.end is not None and f.func.startswith(FOREIGN_FREES)
+
+
+def _capture_copy(f: Facts) -> bool:
+    """Its last free seen is of the copy a packet socket (tcpdump) took, not of the packet."""
+    return f.kind == "consume" and f.func.startswith(CAPTURE_FREES)
+
+
+def _error_queue_read(f: Facts) -> bool:
+    return bool(f.j.delivered) and (f.pkt is None or not f.pkt.is_ip) and f.func.startswith(ERROR_QUEUE_READS)
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("send.refused", ("delivered", "end.func", "route_out", "interface.mtu"), Outcome.DROPPED,
+         _error_queue_read, _refused_send, _refused_advice,
+         label=lambda f: "send refused before any device"),
+    Rule("tcp.syn.no-listener", ("pkt.tcp_flags", "end.reason", "rst_answer", "namespace"), Outcome.DROPPED,
+         lambda f: f.reason == "NO_SOCKET" and _is_syn(f),
+         lambda f: (f"dropped: NO_SOCKET at {f.func}: nothing listens on {_proto_port(f)} in {f.namespace}"
+                    + ("; the kernel answered with a RST" if f.rst_answer else "")),
+         lambda f: (f"start a server on {_proto_port(f)} in {f.namespace}, or connect to a port that has one "
+                    f"({f.run_there}ss -ltn lists them)"),
+         label=lambda f: f"no listener on {_proto_port(f)}"),
+    Rule("tcp.rst.answers", ("pkt.tcp_flags", "conversation.syn", "namespace"), Outcome.CONSUMED,
+         lambda f: _is_tcp(f) and f.pkt.has_tcp_flag(TCP_RST) and f.j.role == Role.REPLY and any(
+             k.pkt is not None and k.pkt.tcp_seq is not None and (k.pkt.tcp_seq + 1) % (1 << 32) == f.pkt.tcp_ack
+             and k.pkt.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN for k in f.j.conversation.with_role(Role.REQUEST)),
+         lambda f: (f"RST answering the SYN: nothing listens on tcp/{f.pkt.sport} in {f.sent_from}; the "
+                    f"connecting socket gets ECONNREFUSED"),
+         label=lambda f: "RST: connection refused"),
+    Rule("tcp.syn.accepted", ("pkt.tcp_flags", "conversation.syn-ack", "syn-ack.sent_from"), Outcome.ANSWERED,
+         lambda f: _is_syn(f) and f.kind == "consume" and any(
+             k.pkt.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN | TCP_ACK for k in f.answers if k.pkt.is_tcp),
+         lambda f: f"answered with a SYN-ACK from {_synack_from(f)}: something listens on {_proto_port(f)} there",
+         label=lambda f: "answered with a SYN-ACK"),
+    Rule("udp.no-listener", ("pkt.ip_proto", "end.reason", "icmp_answer", "namespace"), Outcome.DROPPED,
+         lambda f: f.reason == "NO_SOCKET" and f.pkt is not None and f.pkt.is_udp,
+         lambda f: (f"dropped: NO_SOCKET at {f.func}: nothing listens on {_proto_port(f)} in {f.namespace}"
+                    + ("; the kernel answered with ICMP port unreachable" if f.icmp_answer else "")),
+         lambda f: (f"start a server on {_proto_port(f)} in {f.namespace}, or send to a port that has one "
+                    f"({f.run_there}ss -lun lists them)"),
+         label=lambda f: f"no listener on {_proto_port(f)}"),
+    Rule("icmp.error.read", ("pkt.inner", "delivered"), Outcome.DELIVERED,
+         lambda f: f.pkt is not None and f.pkt.is_icmp_error and bool(f.j.delivered),
+         lambda f: (f"read by {f.j.delivered[-1].comm} (pid {f.j.delivered[-1].pid}) as an error about its "
+                    f"packet, {f.j.delivered[-1].arg} bytes"),
+         label=lambda f: f"error read by {f.j.delivered[-1].comm}"),
+    Rule("icmp.error.to-socket", ("pkt.inner", "end.func"), Outcome.DELIVERED,
+         lambda f: (f.pkt is not None and f.pkt.is_icmp_error and f.kind == "consume"
+                    and f.pkt.inner is not None and (f.pkt.inner.is_udp or f.pkt.inner.is_tcp)
+                    and f.func in ("icmp_rcv", "icmpv6_rcv")),
+         _error_fate,
+         label=lambda f: "error handed to the sender's socket"),
+    Rule("netfilter.drop", ("end.reason", "namespace", "hops"), Outcome.DROPPED,
+         lambda f: f.reason == "NETFILTER_DROP",
+         lambda f: f"dropped: NETFILTER_DROP at {f.func}: a netfilter rule in {f.namespace} dropped it (hook: {_hook(f)})",
+         lambda f: f"see the rules there: {f.run_there}nft list ruleset (iptables rules show there too)",
+         label=lambda f: "dropped by netfilter"),
+    Rule("rp_filter.drop", ("end.reason", "end.dev", "sysctl.rp_filter", "namespace"), Outcome.DROPPED,
+         lambda f: f.reason == "IP_RPFILTER", _rp_text, _rp_advice,
+         label=lambda f: f"dropped by rp_filter on {f.end.dev}"),
+    Rule("tcp.sender-copy.closed", ("pkt.tcp", "end.reason", "end.func"), Outcome.CONSUMED,
+         lambda f: _tcp_undelivered(f) and (f.reason == "QUEUE_PURGE" or f.func.startswith(TCP_COPY_FREES)),
+         lambda f: (f"the sender's copy kept for retransmission, freed at {f.func} when its socket closed "
+                    "(normal: not a loss)"), tag="benign",
+         label=lambda f: "sender's copy freed on close"),
+    Rule("tcp.sender-copy.acked", ("pkt.tcp", "end.func"), Outcome.CONSUMED,
+         lambda f: _tcp_undelivered(f) and f.kind == "consume" and f.func.startswith(TCP_ACKED_FREES),
+         lambda f: f"the sender's copy kept for retransmission, freed at {f.func} once acknowledged (normal)",
+         tag="benign",
+         label=lambda f: "sender's copy freed once acked"),
+    Rule("tcp.freed-unreported", ("pkt.tcp", "events.receive", "cut", "end"), Outcome.CONSUMED,
+         lambda f: (_tcp_undelivered(f) and (f.j.cut or f.end is None or bool(f.j.live) or _capture_copy(f)
+                                             or _foreign_free(f))
+                    and any(e.kind == "receive" for e in f.j.events)),
+         lambda f: ("taken in by the stack, then freed without a trace event: TCP frees the segments it has "
+                    "processed with __kfree_skb, which no tracepoint reports (not a loss); its sk_buff then "
+                    "carried another packet"), tag="benign",
+         label=lambda f: "processed; TCP freed it unreported"),
+    Rule("capture.copy", ("end.func", "live"), Outcome.CONSUMED,
+         lambda f: _capture_copy(f) and not f.j.delivered,
+         lambda f: (f"the last free seen is of the copy a packet capture (tcpdump) took, at {f.func}; the packet's "
+                    f"own end was not reported" + (" (it is still held)" if f.j.live else "")),
+         tag="benign", label=lambda f: "capture's copy freed"),
+    Rule("echo6.answered", ("pkt.icmp_type", "end.func", "conversation.reply"), Outcome.ANSWERED,
+         lambda f: (f.pkt is not None and f.pkt.ip_proto == IPPROTO_ICMPV6 and f.pkt.is_echo_request
+                    and f.kind == "consume" and bool(f.j.conversation.with_role(Role.REPLY))),
+         lambda f: f"consumed by {f.func}, which answered it with an echo reply",
+         label=lambda f: "answered"),
+    Rule("nd.answered", ("pkt.icmp_type", "conversation.advert"), Outcome.ANSWERED,
+         lambda f: (f.pkt is not None and f.pkt.is_neighbor_solicit and f.end is not None
+                    and bool(f.j.conversation.with_role(Role.ADVERT))),
+         lambda f: "answered: " + _advert_text(f.j.conversation.with_role(Role.ADVERT)[0]),
+         label=lambda f: "answered"),
+    Rule("nd.advert.processed", ("pkt.icmp_type", "end.func"), Outcome.ANSWERED,
+         lambda f: f.pkt is not None and f.pkt.is_neighbor_advert and f.kind == "consume",
+         lambda f: f"neighbour advertisement processed by {f.func} ({f.pkt.nd_target} is-at {f.pkt.lladdr or '?'})",
+         label=lambda f: "answered"),
+    Rule("ipv6.housekeeping", ("pkt.icmp_type", "end.func"), Outcome.CONSUMED,
+         lambda f: (f.pkt is not None and (f.pkt.is_router_discovery or (f.pkt.is_neighbor_solicit and f.pkt.src == "::"))
+                    and f.end is not None and f.func.startswith(HOUSEKEEPING_FREES)),
+         lambda f: (f"IPv6 housekeeping of a fresh interface ({f.pkt.icmp_name()}), freed at {f.func}: "
+                    "nobody here needed it (normal)"), tag="benign",
+         label=lambda f: "IPv6 housekeeping"),
+)
+
+
+def _advert_text(k: Journey) -> str:
+    sent = next((e for e in k.events if e.kind == "xmit" and e.dev), None)
+    who = sent.dev if sent is not None else "the stack"
+    return f"{who} advertised {k.pkt.nd_target} is-at {k.pkt.lladdr or '?'}"
+
+
+@dataclass
+class Match:
+    rule: Rule
+    facts: Facts
+    text: str = ""
+    advice: str = ""
+    label: str = ""
+
+
+def evaluate(j: Journey, corr: Correlator) -> Match | None:
+    """The first rule of RULES that holds for journey j (None: no rule here knows it)."""
+    f = Facts(j, corr)
+    for rule in RULES:
+        try:
+            hit = rule.when(f)
+        except (AttributeError, TypeError):  # a fact this journey lacks (no header, no end): not this rule
+            continue
+        if hit:
+            return Match(rule, f, rule.text(f), rule.advice(f), rule.label(f))
+    return None
