@@ -40,9 +40,9 @@ def flood(tmp_path_factory):
 def whole_show(path) -> str:
     """`show`'s text as it was made before streaming: everything read, then printed."""
     rec, corr = replay(str(path))
-    style = Style(colour=False)
+    style = Style(colour=False, verbose=False, group_fixes=True)  # show's style, unwrapped (not a terminal)
     out = [style.dim(f"recording: {' '.join(rec.header.get('command') or []) or 'no command'}; kernel "
-                     f"{rec.header.get('kernel', '?')}; probes {rec.header.get('mechanism', '?')}")]
+                     f"{rec.header.get('kernel', '?')}")]
     for conv in corr.conversations:
         out.append(f"[{conv.id}] {conv.title}")
         out += conversation_lines(conv, corr, style)
@@ -52,6 +52,7 @@ def whole_show(path) -> str:
 
 def streamed_show(path, monkeypatch) -> str:
     monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.delenv("COLUMNS", raising=False)  # not a terminal, no COLUMNS: lines left whole
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
         assert show._show_streamed(str(path)) == 0

@@ -3,6 +3,8 @@ pipes).  Consumes what tracer/ builds; never touches BPF."""
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import sys
 from collections import Counter
 
@@ -14,20 +16,81 @@ COLOURS = {DELIVERED: "32", ANSWERED: "32", CONSUMED: "33", DROPPED: "31", IN_FL
 MARKS = {DELIVERED: "✓", ANSWERED: "✓", CONSUMED: "■", DROPPED: "✗", IN_FLIGHT: "…"}
 
 
+def terminal_width() -> int | None:
+    """Columns to wrap at: COLUMNS if set (also for a pipe: tests and `COLUMNS=100 ... | less`),
+    else the terminal's width, else None (a pipe or file: lines are left whole for grep)."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    if sys.stdout.isatty():
+        return shutil.get_terminal_size().columns
+    return None
+
+
 class Style:
-    def __init__(self, colour: bool | None = None):
+    """How text is written: colour, the width lines are wrapped to (None: never), whether the
+    details (benign kernel notes, probe mechanism) are shown, and, when `group_fixes`, the
+    fixes already printed (each `fix:` line once; the summary says how many packets it
+    applies to)."""
+
+    def __init__(self, colour: bool | None = None, width: int | None = None, verbose: bool = True,
+                 group_fixes: bool = False):
         if colour is None:
             colour = sys.stdout.isatty() and "NO_COLOR" not in os.environ
-        self.colour = colour
+        self.colour, self.width, self.verbose = colour, width, verbose
+        self.fixes: Counter | None = Counter() if group_fixes else None
+
+    @classmethod
+    def for_terminal(cls, verbose: bool = False) -> "Style":
+        """The style of the subcommands' text: wrapped, jargon under -v, one fix per group."""
+        return cls(width=terminal_width(), verbose=verbose, group_fixes=True)
 
     def paint(self, text: str, code: str) -> str:
         return f"\033[{code}m{text}\033[0m" if self.colour else text
+
+    def wrap(self, prefix: str, *segments: tuple[str, str | None], cont: str | None = None) -> list[str]:
+        """prefix + the segments ((text, colour code or None), painted each), wrapped at word
+        boundaries to self.width; continuation lines start with `cont` (default: as many
+        spaces as prefix), so a block keeps its indentation."""
+        cont = " " * len(prefix) if cont is None else cont
+        rows: list[list[tuple[str, str | None]]] = [[]]
+        used, carried = len(prefix), ""
+        for text, code in segments:
+            for space, word in re.findall(r"( *)(\S+)", text):
+                space, carried = carried + space, ""
+                if self.width and rows[-1] and used + len(space) + len(word) > self.width:
+                    rows.append([])
+                    used, space = len(cont), ""
+                rows[-1].append((space + word, code))
+                used += len(space) + len(word)
+            carried += text[len(text.rstrip(" ")):]  # spaces between segments go before the next word
+        return [(prefix if i == 0 else cont) + self._paint_runs(row) for i, row in enumerate(rows)]
+
+    def _paint_runs(self, row: list[tuple[str, str | None]]) -> str:
+        out, k = [], 0
+        while k < len(row):
+            code, text = row[k][1], ""
+            while k < len(row) and row[k][1] == code:
+                text += row[k][0]
+                k += 1
+            lead = text[:len(text) - len(text.lstrip(" "))]  # spaces before a painted run stay unpainted
+            out.append(lead + (self.paint(text[len(lead):], code) if code else text[len(lead):]))
+        return "".join(out)
 
     def dim(self, text: str) -> str:
         return self.paint(text, "2")
 
     def outcome(self, outcome: str, text: str) -> str:
-        return self.paint(f"{MARKS.get(outcome, '?')} {text}", COLOURS.get(outcome, "0"))
+        return self.paint(*self.outcome_segment(outcome, text))
+
+    @staticmethod
+    def outcome_segment(outcome: str, text: str) -> tuple[str, str]:
+        return f"{MARKS.get(outcome, '?')} {text}", COLOURS.get(outcome, "0")
+
+
+# A verdict's parenthesised note ending "; normal)" explains a benign kernel detail (e.g. the
+# original of a raw-socket copy freed with NO_SOCKET): shown only under -v.
+BENIGN_NOTE = re.compile(r" \([^()]*; normal\)$")
 
 
 ROLE_LABEL = {"request": "request", "reply": "reply", "error": "error", "arp request": "ARP req",
@@ -37,23 +100,37 @@ ROLE_LABEL = {"request": "request", "reply": "reply", "error": "error", "arp req
 INCOMPLETE = "incomplete (events lost)"
 
 
-def journey_lines(j: Journey, corr: Correlator, style: Style, indent: str = "    ") -> list[str]:
+def journey_lines(j: Journey, corr: Correlator, style: Style, indent: str = "    ", fix: bool = True,
+                  times: int = 1) -> list[str]:
+    """One journey: packet, path, verdict, route lookups, ICMP errors and (when `fix`) its fix."""
     v = verdict(j, corr)
     label = ROLE_LABEL.get(j.role, j.role)
-    outcome = style.outcome(v.outcome, v.text)
+    text = v.text if style.verbose else BENIGN_NOTE.sub("", v.text)
+    outcome = style.outcome_segment(v.outcome, text)
     if corr.lost_events(j):  # what survived may miss hops or the end: no verdict is a success
-        outcome = style.outcome(INCOMPLETE, f"incomplete: the kernel lost events meanwhile (ring buffer full); "
-                                            f"from what was seen: {v.text}")
-    lines = [f"{indent}{label:<9} {j.summary}",
-             f"{indent}{'':<9} {j.path or _no_path(j)}",
-             f"{indent}{'':<9} {outcome}"]
+        outcome = style.outcome_segment(INCOMPLETE, f"incomplete: the kernel lost events meanwhile (ring buffer full); "
+                                                    f"from what was seen: {v.text}")
+    pad = f"{indent}{'':<9} "
+    lines = [*style.wrap(f"{indent}{label:<9} ", (j.summary + (f"  (x{times})" if times > 1 else ""), None), cont=pad),
+             *style.wrap(pad, (j.path or _no_path(j), None)),
+             *style.wrap(pad, outcome)]
     for r in corr.routes_before(j) + j.routes:
-        lines.append(f"{indent}{'':<9} {style.dim(route_text(r, corr, j))}")
+        lines += style.wrap(pad, (route_text(r, corr, j), "2"))
     for e in j.icmp_errors:
-        lines.append(f"{indent}{'':<9} {style.dim(f'the stack sent an ICMP error about it (type {e.arg >> 8} code {e.arg & 0xff})')}")
-    if v.advice:
-        lines.append(f"{indent}{'':<9} {style.paint('fix: ' + v.advice, '1')}")
+        lines += style.wrap(pad, (f"the stack sent an ICMP error about it (type {e.arg >> 8} code {e.arg & 0xff})", "2"))
+    if fix:
+        lines += fix_lines(v.advice, style, pad)
     return lines
+
+
+def fix_lines(advice: str | None, style: Style, pad: str, times: int = 1) -> list[str]:
+    """The `fix:` line for `times` packets; with style.fixes, only the first time this fix is met."""
+    if not advice:
+        return []
+    first = style.fixes is None or style.fixes[advice] == 0
+    if style.fixes is not None:
+        style.fixes[advice] += times
+    return style.wrap(pad, ("fix: " + advice, "1")) if first else []
 
 
 def _no_path(j: Journey) -> str:
@@ -112,13 +189,11 @@ def fold_retries(journeys, key) -> list[tuple[Journey, int]]:
 def conversation_lines(conv: Conversation, corr: Correlator, style: Style, indent: str = "    ") -> list[str]:
     """Each journey of the conversation; identical retries (same packet, path and verdict)
     are printed once with a count."""
-    blocks = {j.id: journey_lines(j, corr, style, indent) for j in conv.journeys}
+    blocks = {j.id: journey_lines(j, corr, style, indent, fix=False) for j in conv.journeys}
     lines: list[str] = []
     for j, times in fold_retries(conv.journeys, lambda j: blocks[j.id]):
-        block = blocks[j.id]
-        if times > 1:
-            block = [block[0] + f"  (x{times})", *block[1:]]
-        lines.extend(block)
+        lines += journey_lines(j, corr, style, indent, fix=False, times=times) if times > 1 else blocks[j.id]
+        lines += fix_lines(verdict(j, corr).advice, style, f"{indent}{'':<9} ", times)
     return lines
 
 
@@ -145,6 +220,8 @@ def path_key(j: Journey, corr: Correlator) -> tuple[str, str, str, str]:
         how = v.label
     elif v.outcome == DELIVERED and j.delivered:
         how += f" to {j.delivered[-1].comm}"
+    elif end is not None and j.role == "arp reply" and v.outcome == ANSWERED:
+        how = f"processed by {end.func}"  # a reply is taken in (the neighbour entry updated), not answered
     elif end is not None:
         how += f" at {end.func}" + (f" ({end.reason})" if end.reason else "")
     return label, j.path or _no_path(j), how, v.outcome
@@ -157,14 +234,27 @@ def summary_lines(corr: Correlator, style: Style, lost: int | None, journeys=Non
         journeys = corr.journeys if journeys is None else journeys
         counts = Counter(path_key(j, corr) for j in journeys)
     packets = sum(counts.values())
-    lines = [style.paint(f"--- vethtrace: {packets} packets, {len(counts)} distinct paths, "
-                         f"{corr.events} events, {lost if lost is not None else 'unknown'} lost ---", "1")]
+    if not packets:  # e.g. ping failed before sending: one line, not an empty block
+        return [style.paint(f"vethtrace: no packets were traced ({corr.events} {_plural(corr.events, 'event')}, "
+                            f"{lost if lost is not None else 'unknown'} lost)", "1")]
+    lines = style.wrap("", (f"--- vethtrace: {packets} {_plural(packets, 'packet')}, {len(counts)} distinct "
+                            f"{_plural(len(counts), 'path')}, {corr.events} {_plural(corr.events, 'event')}, "
+                            f"{lost if lost is not None else 'unknown'} lost ---", "1"))
     if lost:
-        lines.append(style.paint(f"WARNING: {lost} events were lost (ring buffer full); paths may be incomplete", "31;1"))
+        lines += style.wrap("", (f"WARNING: {lost} {_plural(lost, 'event')} {'was' if lost == 1 else 'were'} lost "
+                                 f"(ring buffer full); paths may be incomplete", "31;1"))
     width = max((len(k[0]) for k in counts), default=0)
     for (label, path, how, outcome), n in sorted(counts.items(), key=lambda kv: -kv[1]):
-        lines.append(f"{n:>5}x  {label:<{width}}  {path}  {style.outcome(outcome, how)}")
+        prefix = f"{n:>5}x  {label:<{width}}  "
+        lines += style.wrap(prefix, (path + "  ", None), style.outcome_segment(outcome, how))
+    for advice, n in (style.fixes or {}).items():
+        if n > 1:  # printed once, under its first packet: here how far it reaches
+            lines += style.wrap("", (f"fix (applies to {n} packets above): {advice}", "1"), cont="    ")
     return lines
+
+
+def _plural(n: int, word: str) -> str:
+    return word if n == 1 else word + "s"
 
 
 def event_lines(events, t0: int | None = None) -> list[str]:

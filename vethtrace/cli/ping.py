@@ -19,7 +19,7 @@ from ..ui.text import Style, event_lines, path_key, summary_lines
 from .common import SETTLE_S, check_diagram, draw, positive
 
 NAME = "ping"
-OWN_FLAGS = ("--events", "--ipv6", "-h", "--help")
+OWN_FLAGS = ("--events", "--ipv6", "--verbose", "-h", "--help")  # not -v: that is ping's own
 OWN_VALUES = ("--record", "--svg", "--buffer-mb", "--filter")
 
 
@@ -29,6 +29,8 @@ def add_parser(sub) -> None:
                                    "line ping prints shows the packets involved, their path and verdict.")
     p.add_argument("--events", action="store_true", help="also list the raw kernel events at the end")
     p.add_argument("--record", metavar="FILE", help="also save the trace as a recording")
+    p.add_argument("--verbose", action="store_true", help="also the details: probe mechanism, benign kernel notes "
+                   "(-v is ping's own)")
     p.add_argument("--ipv6", action="store_true", help="include IPv6 packets")
     p.add_argument("--svg", metavar="FILE", help="also draw the packets' paths (.svg, .png or .dot)")
     p.add_argument("--buffer-mb", type=positive(int), default=32, metavar="MB", help="kernel ring buffer size (default 32 MB)")
@@ -76,7 +78,7 @@ def run(args) -> int:
         check_diagram(args.svg, stdout_ok=False)  # ping's own lines go to standard output
     if args.record:
         safefile.check(args.record)
-    style = Style()
+    style = Style.for_terminal(args.verbose)
     with LiveSource(build_filters(ipv6=args.ipv6, expression=args.filter), ring_mb=args.buffer_mb) as src:
         corr = Correlator(kernel.context())
         corr.losses = src.losses  # journeys around lost events are shown incomplete
@@ -101,7 +103,8 @@ def run(args) -> int:
         print()
         for text in summary_lines(corr, style, lost, counts=retained.counts()):
             print(text)
-        print(style.dim(f"probes: {src.mechanism}"))
+        if style.verbose:
+            print(style.dim(f"probes: {src.mechanism}"))
         if args.events:
             print("\n".join(event_lines(kept)))
         if args.svg:

@@ -26,6 +26,7 @@ def add_parser(sub) -> None:
                                    "ended.  Exit status is COMMAND's.  IPv6 is traced too (--no-ipv6 to leave "
                                    "it out).")
     p.add_argument("--events", action="store_true", help="also list the raw kernel events at the end")
+    p.add_argument("-v", "--verbose", action="store_true", help="also the details: probe mechanism, benign kernel notes")
     p.add_argument("--record", metavar="FILE", help="also save the trace as a recording")
     p.add_argument("--svg", metavar="FILE", help="also draw the packets' paths (.svg, .png or .dot)")
     p.add_argument("--no-ipv6", action="store_true", help="leave IPv6 out (traced by default here)")
@@ -55,7 +56,7 @@ def run(args) -> int:
         safefile.check(args.record, stdout_ok=False)
     filters = build_filters(args.interface, args.host, args.all_netns, ipv6=not args.no_ipv6,
                             expression=args.expression)
-    style = Style()
+    style = Style.for_terminal(args.verbose)
     kept = [] if (args.record or args.events) else None
     with LiveSource(filters, ring_mb=args.buffer_mb) as src:
         corr = Correlator(kernel.context())
@@ -72,7 +73,8 @@ def run(args) -> int:
         print()
         for text in summary_lines(corr, style, lost):
             print(text)
-        print(style.dim(f"probes: {src.mechanism}"))
+        if style.verbose:
+            print(style.dim(f"probes: {src.mechanism}"))
         if args.events:
             print("\n".join(event_lines(kept)))
         if args.svg:
@@ -94,7 +96,7 @@ def explain_lines(corr: Correlator, style: Style) -> list[str]:
             if first is not None:
                 lines.append(style.dim(f"[{conv.id}] {first.summary}  (x{len(conv.journeys)}, IPv6 housekeeping)"))
             continue
-        lines.append(style.paint(f"[{conv.id}] {conv.title}", "1"))
+        lines += style.wrap(f"[{conv.id}] ", (conv.title, "1"), cont="    ")
         lines.extend(conversation_lines(conv, corr, style))
     return lines
 

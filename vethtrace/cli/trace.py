@@ -24,6 +24,7 @@ def add_parser(sub) -> None:
     p.add_argument("--json", action="store_true", help="print every event as a JSON object instead (the objects "
                    "`show --json` prints: with journey and conversation ids and wall-clock time), in time order, "
                    "each once its journey has ended")
+    p.add_argument("-v", "--verbose", action="store_true", help="also the details: benign kernel notes")
     filter_args(p)
     expression_arg(p)
 
@@ -67,7 +68,7 @@ class JsonStream:
 
 def run(args) -> int:
     filters = build_filters(args.interface, args.host, args.all_netns, args.ipv6, args.expression)
-    style = Style()
+    style = Style.for_terminal(args.verbose)
     with LiveSource(filters, ring_mb=args.buffer_mb) as src:
         corr = Correlator(kernel.context())
         corr.losses = src.losses  # journeys around lost events are shown incomplete
