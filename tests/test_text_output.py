@@ -6,6 +6,7 @@ a subprocess (the witness for counts is the correlator's own journeys, counted h
 from __future__ import annotations
 
 import os
+from datetime import datetime, timezone
 import re
 import subprocess
 import sys
@@ -127,12 +128,41 @@ def test_jargon_only_under_verbose():
 
 
 @pytest.mark.parametrize("sub", ["ping", "run", "show", "trace"])
-def test_verbose_is_an_option_of_each_text_subcommand(sub):
+def test_verbose_and_timestamps_are_options_of_each_text_subcommand(sub):
     r = subprocess.run([sys.executable, "-m", "vethtrace", sub, "--help"], capture_output=True, text=True, cwd=ROOT,
                        timeout=60)
-    assert r.returncode == 0 and "--verbose" in r.stdout
+    assert r.returncode == 0 and "--verbose" in r.stdout and "--timestamps" in r.stdout
 
 
 def test_ping_verbose_is_vethtraces_and_v_stays_pings():
     assert split_argv(["ping", "--verbose", "-v", "-c", "1", "10.0.0.1"]) == \
         ["ping", "--verbose", "--", "-v", "-c", "1", "10.0.0.1"]
+
+
+def test_timestamps_give_each_packets_time_and_each_hops_latency():
+    """-t: the witness is the recording itself (its wall-clock offset and each hop's probe
+    timestamp), read here without the renderer."""
+    rec, corr = replay(str(TRACES / "exp2.jsonl"))
+    env_tz = dict(os.environ, TZ="UTC", NO_COLOR="1")
+    env_tz.pop("COLUMNS", None)
+    text = subprocess.run([sys.executable, "-m", "vethtrace", "show", "-t", str(TRACES / "exp2.jsonl")],
+                          capture_output=True, text=True, cwd=ROOT, env=env_tz, timeout=60, check=True).stdout
+    offset = rec.header["wall_offset_ns"]
+    request = next(j for j in corr.journeys if j.role == "request")
+    wall = datetime.fromtimestamp((request.start + offset) / 1e9, tz=timezone.utc)
+    stamp = f"{wall:%H:%M:%S}.{(request.start + offset) % 10**9 // 1000:06d}"
+    assert f"    request   {stamp} {request.summary}\n" in text
+    h = request.hops
+    us = [(b.ts - a.ts) / 1000 for a, b in zip(h, h[1:])]
+    assert len(us) == 2 and all(0 <= u < 10 for u in us)  # veth0 > veth1 > icmp_rcv: µs apart
+    assert f"              {h[0].name} > {h[1].name} +{us[0]:.1f}µs > {h[2].name} +{us[1]:.1f}µs\n" in text
+    # Without -t no time at all; whole (--events) and streamed show print the same.
+    assert stamp not in show(TRACES / "exp2.jsonl") and "µs" not in show(TRACES / "exp2.jsonl")
+    whole = subprocess.run([sys.executable, "-m", "vethtrace", "show", "-t", "--events", str(TRACES / "exp2.jsonl")],
+                           capture_output=True, text=True, cwd=ROOT, env=env_tz, timeout=60, check=True).stdout
+    assert whole.startswith(text.rstrip("\n"))
+
+
+def test_ping_timestamps_is_vethtraces_and_t_stays_pings():
+    assert split_argv(["ping", "--timestamps", "-t", "3", "10.0.0.1"]) == \
+        ["ping", "--timestamps", "--", "-t", "3", "10.0.0.1"]

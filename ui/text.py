@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import sys
+import time
 from collections import Counter
 
 from vethtrace.tracer.correlate import Conversation, Correlator, Journey
@@ -31,19 +32,30 @@ class Style:
     """How text is written: colour, the width lines are wrapped to (None: never), whether the
     details (benign kernel notes, probe mechanism) are shown, and, when `group_fixes`, the
     fixes already printed (each `fix:` line once; the summary says how many packets it
-    applies to)."""
+    applies to).  With `wall_offset_ns` (Unix time minus the probes' monotonic clock; 0 when
+    unknown) each packet starts with its time and each hop says how long after the previous
+    one it came (`-t`)."""
 
     def __init__(self, colour: bool | None = None, width: int | None = None, verbose: bool = True,
-                 group_fixes: bool = False):
+                 group_fixes: bool = False, wall_offset_ns: int | None = None):
         if colour is None:
             colour = sys.stdout.isatty() and "NO_COLOR" not in os.environ
         self.colour, self.width, self.verbose = colour, width, verbose
         self.fixes: Counter | None = Counter() if group_fixes else None
+        self.wall_offset_ns = wall_offset_ns
 
     @classmethod
-    def for_terminal(cls, verbose: bool = False) -> "Style":
+    def for_terminal(cls, verbose: bool = False, wall_offset_ns: int | None = None) -> "Style":
         """The style of the subcommands' text: wrapped, jargon under -v, one fix per group."""
-        return cls(width=terminal_width(), verbose=verbose, group_fixes=True)
+        return cls(width=terminal_width(), verbose=verbose, group_fixes=True, wall_offset_ns=wall_offset_ns)
+
+    def clock(self, ts: int) -> str:
+        """A probe timestamp as tcpdump prints one: local time of day to the microsecond (the
+        monotonic seconds when the recording has no wall-clock offset)."""
+        if not self.wall_offset_ns:
+            return f"{ts / 1e9:.6f}"
+        wall = ts + self.wall_offset_ns
+        return time.strftime("%H:%M:%S", time.localtime(wall // 1_000_000_000)) + f".{wall % 1_000_000_000 // 1000:06d}"
 
     def paint(self, text: str, code: str) -> str:
         return f"\033[{code}m{text}\033[0m" if self.colour else text
@@ -111,8 +123,11 @@ def journey_lines(j: Journey, corr: Correlator, style: Style, indent: str = "   
         outcome = style.outcome_segment(INCOMPLETE, f"incomplete: the kernel lost events meanwhile (ring buffer full); "
                                                     f"from what was seen: {v.text}")
     pad = f"{indent}{'':<9} "
-    lines = [*style.wrap(f"{indent}{label:<9} ", (j.summary + (f"  (x{times})" if times > 1 else ""), None), cont=pad),
-             *style.wrap(pad, (j.path or _no_path(j), None)),
+    timed = style.wall_offset_ns is not None
+    summary = (f"{style.clock(j.start)} " if timed else "") + j.summary + (f"  (x{times})" if times > 1 else "")
+    path = timed_path(j) if timed and j.hops else j.path or _no_path(j)
+    lines = [*style.wrap(f"{indent}{label:<9} ", (summary, None), cont=pad),
+             *style.wrap(pad, (path, None)),
              *style.wrap(pad, outcome)]
     for r in corr.routes_before(j) + j.routes:
         lines += style.wrap(pad, (route_text(r, corr, j), "2"))
@@ -131,6 +146,32 @@ def fix_lines(advice: str | None, style: Style, pad: str, times: int = 1) -> lis
     if style.fixes is not None:
         style.fixes[advice] += times
     return style.wrap(pad, ("fix: " + advice, "1")) if first else []
+
+
+def timed_path(j: Journey) -> str:
+    """j.path with, after each hop, the time since the one before: `veth0 (veth_xmit) > veth1
+    +4.1µs > stack: icmp_rcv +12µs` (the per-hop latency of tcpdump's -ttt)."""
+    parts, here, before = [], None, None
+    several = len(j.namespaces) > 1
+    for h in j.hops:
+        name = h.name
+        if several and h.netns and h.netns != here:  # as Journey.path: the namespace where it enters one
+            here = h.netns
+            name = f"{j.spaces.name(here)}: {name}"
+        parts.append(name if before is None else f"{name} {_delta(h.ts - before)}")
+        before = h.ts
+    return " > ".join(parts)
+
+
+def _delta(ns: int) -> str:
+    """+4.1µs, +120µs, +1.25ms, +3.02s."""
+    if ns < 10_000:
+        return f"+{ns / 1000:.1f}µs"
+    if ns < 1_000_000:
+        return f"+{ns / 1000:.0f}µs"
+    if ns < 1_000_000_000:
+        return f"+{ns / 1e6:.2f}ms"
+    return f"+{ns / 1e9:.2f}s"
 
 
 def _no_path(j: Journey) -> str:

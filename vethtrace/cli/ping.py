@@ -19,7 +19,7 @@ from ..ui.text import Style, event_lines, path_key, summary_lines
 from .common import SETTLE_S, check_diagram, draw, positive
 
 NAME = "ping"
-OWN_FLAGS = ("--events", "--ipv6", "--verbose", "-h", "--help")  # not -v: that is ping's own
+OWN_FLAGS = ("--events", "--ipv6", "--verbose", "--timestamps", "-h", "--help")  # not -v, -t: ping's own
 OWN_VALUES = ("--record", "--svg", "--buffer-mb", "--filter")
 
 
@@ -29,6 +29,8 @@ def add_parser(sub) -> None:
                                    "line ping prints shows the packets involved, their path and verdict.")
     p.add_argument("--events", action="store_true", help="also list the raw kernel events at the end")
     p.add_argument("--record", metavar="FILE", help="also save the trace as a recording")
+    p.add_argument("--timestamps", action="store_true", help="the time of each packet, and after each hop the "
+                   "time since the one before (-t is ping's own)")
     p.add_argument("--verbose", action="store_true", help="also the details: probe mechanism, benign kernel notes "
                    "(-v is ping's own)")
     p.add_argument("--ipv6", action="store_true", help="include IPv6 packets")
@@ -78,7 +80,7 @@ def run(args) -> int:
         check_diagram(args.svg, stdout_ok=False)  # ping's own lines go to standard output
     if args.record:
         safefile.check(args.record)
-    style = Style.for_terminal(args.verbose)
+    style = Style.for_terminal(args.verbose, time.time_ns() - time.monotonic_ns() if args.timestamps else None)
     with LiveSource(build_filters(ipv6=args.ipv6, expression=args.filter), ring_mb=args.buffer_mb) as src:
         corr = Correlator(kernel.context())
         corr.losses = src.losses  # journeys around lost events are shown incomplete

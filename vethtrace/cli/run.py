@@ -26,6 +26,8 @@ def add_parser(sub) -> None:
                                    "ended.  Exit status is COMMAND's.  IPv6 is traced too (--no-ipv6 to leave "
                                    "it out).")
     p.add_argument("--events", action="store_true", help="also list the raw kernel events at the end")
+    p.add_argument("-t", "--timestamps", action="store_true", help="the time of each packet, and after each hop "
+                   "the time since the one before")
     p.add_argument("-v", "--verbose", action="store_true", help="also the details: probe mechanism, benign kernel notes")
     p.add_argument("--record", metavar="FILE", help="also save the trace as a recording")
     p.add_argument("--svg", metavar="FILE", help="also draw the packets' paths (.svg, .png or .dot)")
@@ -56,7 +58,7 @@ def run(args) -> int:
         safefile.check(args.record, stdout_ok=False)
     filters = build_filters(args.interface, args.host, args.all_netns, ipv6=not args.no_ipv6,
                             expression=args.expression)
-    style = Style.for_terminal(args.verbose)
+    style = Style.for_terminal(args.verbose, time.time_ns() - time.monotonic_ns() if args.timestamps else None)
     kept = [] if (args.record or args.events) else None
     with LiveSource(filters, ring_mb=args.buffer_mb) as src:
         corr = Correlator(kernel.context())

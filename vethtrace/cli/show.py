@@ -19,6 +19,8 @@ def add_parser(sub) -> None:
     p.add_argument("file", help="recording made by `vethtrace record` ('-' for stdin)")
     expression_arg(p, REPLAY_EXPRESSION_HELP + "; conversation ids are those of the filtered view")
     p.add_argument("--events", action="store_true", help="list the events too")
+    p.add_argument("-t", "--timestamps", action="store_true", help="the time of each packet, and after each hop "
+                   "the time since the one before")
     p.add_argument("-v", "--verbose", action="store_true", help="also the details: probe mechanism, benign kernel notes")
     p.add_argument("--devices", action="store_true", help="list what crossed each device, as tcpdump on it would show")
     p.add_argument("--json", action="store_true", help="print each event as a JSON object (for jq), with the ids of "
@@ -30,11 +32,11 @@ def run(args) -> int:
     # With an expression the recording is read whole: which conversations are kept is only
     # known once each is complete, and their ids are those of the filtered view.
     if not (args.json or args.devices or args.events or pcap is not None):
-        return _show_streamed(args.file, args.verbose)
+        return _show_streamed(args.file, args.verbose, args.timestamps)
     rec, corr = replayed(args.file, pcap)
     if args.json:
         return _show_json(rec, corr)
-    style = Style.for_terminal(args.verbose)
+    style = Style.for_terminal(args.verbose, rec.header.get("wall_offset_ns", 0) if args.timestamps else None)
     _print_header(rec.header, style)
     for conv in corr.conversations:
         _print_conversation(conv, corr, style)
@@ -89,13 +91,13 @@ def _print_conversation(conv, corr: Correlator, style: Style, out=print) -> None
 HELD_LINES = 20_000  # text held back before the first write: a damaged small file prints nothing but its error
 
 
-def _show_streamed(path: str, verbose: bool = False) -> int:
+def _show_streamed(path: str, verbose: bool = False, timestamps: bool = False) -> int:
     """The text view of a recording of any length in bounded memory: each conversation
     printed (in order) once nothing more can join it, then forgotten; the summary counts
     every journey (tracer.retention).  Text is written in blocks of HELD_LINES, so a
     recording found damaged in its first part prints only the error."""
-    style = Style.for_terminal(verbose)
     reader = recording.Reader(path)
+    style = Style.for_terminal(verbose, reader.header.get("wall_offset_ns", 0) if timestamps else None)
     reader.peek_namespaces()  # namespaces first met while recording: named before they are printed
     corr = Correlator(reader.context, namespaces=reader.namespaces)
     corr.losses = reader.peek_losses()  # read ahead from the footer, to mark journeys as they are printed

@@ -24,6 +24,8 @@ def add_parser(sub) -> None:
     p.add_argument("--json", action="store_true", help="print every event as a JSON object instead (the objects "
                    "`show --json` prints: with journey and conversation ids and wall-clock time), in time order, "
                    "each once its journey has ended")
+    p.add_argument("-t", "--timestamps", action="store_true", help="the time of each packet, and after each hop "
+                   "the time since the one before")
     p.add_argument("-v", "--verbose", action="store_true", help="also the details: benign kernel notes")
     filter_args(p)
     expression_arg(p)
@@ -68,7 +70,7 @@ class JsonStream:
 
 def run(args) -> int:
     filters = build_filters(args.interface, args.host, args.all_netns, args.ipv6, args.expression)
-    style = Style.for_terminal(args.verbose)
+    style = Style.for_terminal(args.verbose, time.time_ns() - time.monotonic_ns() if args.timestamps else None)
     with LiveSource(filters, ring_mb=args.buffer_mb) as src:
         corr = Correlator(kernel.context())
         corr.losses = src.losses  # journeys around lost events are shown incomplete
