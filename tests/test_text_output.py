@@ -18,6 +18,7 @@ from vethtrace.cli.ping import split_argv
 from vethtrace.tracer.correlate import Correlator
 from vethtrace.tracer.sources import replay
 from vethtrace.tracer.verdict import verdict
+from vethtrace.ui.ping import PingView
 from vethtrace.ui.text import Style, summary_lines
 
 WIDTH = 100
@@ -166,3 +167,14 @@ def test_timestamps_give_each_packets_time_and_each_hops_latency():
 def test_ping_timestamps_is_vethtraces_and_t_stays_pings():
     assert split_argv(["ping", "--timestamps", "-t", "3", "10.0.0.1"]) == \
         ["ping", "--timestamps", "--", "-t", "3", "10.0.0.1"]
+
+
+def test_pings_view_wraps_too(capsys):
+    """What `vethtrace ping` prints under ping's lines (ui.ping.PingView), from a replay."""
+    _, corr = replay(str(TRACES / "exp1.jsonl"))
+    view = PingView(corr, Style(colour=False, width=60, verbose=False, group_fixes=True))
+    view.rest(limit=1)  # the failures, then one line counting the others
+    out = capsys.readouterr().out.splitlines()
+    assert out and all(len(line) <= 60 for line in out), max(out, key=len)
+    assert sum(line.strip().startswith("fix:") for line in out) == 1
+    assert any("more conversations" in line for line in out) and "NO_SOCKET" not in "\n".join(out)

@@ -84,8 +84,9 @@ class PingView:
             failed = [c for c in todo if conversation_outcome(c, self.corr).failure][:max(0, limit - len(kept))]
             for conv in failed:
                 self.show(conv)
-            print(self.style.dim(f"    ({len(todo) - len(failed) + self.unlisted} more conversations not listed; "
-                                 f"the summary below counts every path, `--record FILE` keeps them all)"))
+            print("\n".join(self.style.wrap("    ", (f"({len(todo) - len(failed) + self.unlisted} more conversations "
+                                                    f"not listed; the summary below counts every path, `--record "
+                                                    f"FILE` keeps them all)", "2"))))
             self.unlisted = 0
             self.shown.update(c.id for c in todo)
             return

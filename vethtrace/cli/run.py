@@ -96,7 +96,8 @@ def explain_lines(corr: Correlator, style: Style) -> list[str]:
         if conv.kind in HOUSEKEEPING:
             first = conv.journeys[0] if conv.journeys else None
             if first is not None:
-                lines.append(style.dim(f"[{conv.id}] {first.summary}  (x{len(conv.journeys)}, IPv6 housekeeping)"))
+                lines += style.wrap(f"[{conv.id}] ", (f"{first.summary}  (x{len(conv.journeys)}, IPv6 housekeeping)", "2"),
+                                    cont="    ")
             continue
         lines += style.wrap(f"[{conv.id}] ", (conv.title, "1"), cont="    ")
         lines.extend(conversation_lines(conv, corr, style))
