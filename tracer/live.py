@@ -5,21 +5,31 @@ Used by every live command; recordings are the other source, and both yield Even
 from __future__ import annotations
 
 import ipaddress
+import os
 import threading
+from collections.abc import Sequence
 from collections import deque
 import signal
 
 from . import kernel
 from .ksyms import KernelSymbols
 from .loader import POLL_BATCH, FilterConfig, Probes, ProbeError
-from .record import Decoder
+from .record import SCOPE_MAX, Decoder
 from .kernel import SetupError
 
 
 def build_filters(interface: str | None = None, host: str | None = None,
-                  all_netns: bool = False, ipv6: bool = False) -> FilterConfig:
-    """Validate user filters; bad input raises SetupError with a one-line message."""
-    cfg = FilterConfig(netns=0 if all_netns else kernel.netns_inode(), skip_ipv6=not ipv6)
+                  all_netns: bool = False, ipv6: bool = False, netns: Sequence[str] = ()) -> FilterConfig:
+    """Validate user filters; bad input raises SetupError with a one-line message.
+    The scope: the namespaces named with `netns` (`ip netns` names), else the one we run
+    in; none with all_netns (every namespace)."""
+    here = kernel.netns_inode()
+    if all_netns and netns:
+        raise SetupError("--all-netns and --netns exclude each other: give one of them")
+    scope = () if all_netns else tuple(dict.fromkeys(netns_by_name(n) for n in netns)) or (here,)
+    if len(scope) > SCOPE_MAX:
+        raise SetupError(f"{len(scope)} namespaces given with --netns; at most {SCOPE_MAX} (or --all-netns)")
+    cfg = FilterConfig(scope=scope, skip_ipv6=not ipv6)
     if interface is not None:
         try:
             cfg.ifindex = socket_ifindex(interface)
@@ -27,6 +37,7 @@ def build_filters(interface: str | None = None, host: str | None = None,
             names = ", ".join(sorted(i["name"] for i in kernel.interfaces() if i.get("name"))) or "none"
             raise SetupError(f"unknown interface {interface!r} in this network namespace "
                              f"(interfaces here: {names})") from None
+        cfg.ifindex_netns = here
     if host is not None:
         try:
             addr = ipaddress.IPv4Address(host)
@@ -34,6 +45,28 @@ def build_filters(interface: str | None = None, host: str | None = None,
             raise SetupError(f"bad address {host!r}: give an IPv4 address such as 192.168.2.1") from None
         cfg.host = addr.packed
     return cfg
+
+
+NETNS_DIR = "/run/netns"
+
+
+def netns_by_name(name: str) -> int:
+    """The inode of the namespace `ip netns` calls `name` (/run/netns/NAME, a bind mount of
+    the namespace: checked to be one, not just any file there)."""
+    if not name or "/" in name or name in (".", "..") or len(name) > 255:
+        raise SetupError(f"bad namespace name {name!r}: give a name `ip netns list` shows")
+    try:
+        st = os.stat(os.path.join(NETNS_DIR, name))
+        ns_dev = os.stat("/proc/self/ns/net").st_dev
+    except OSError:
+        try:
+            known = ", ".join(sorted(os.listdir(NETNS_DIR))) or "none"
+        except OSError:
+            known = "none"
+        raise SetupError(f"no network namespace named {name!r} (ip netns list: {known})") from None
+    if st.st_dev != ns_dev:
+        raise SetupError(f"{NETNS_DIR}/{name} is not a network namespace (not mounted by `ip netns add`)")
+    return st.st_ino
 
 
 def socket_ifindex(name: str) -> int:

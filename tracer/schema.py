@@ -74,7 +74,7 @@ SCHEMA = {
                 "where": {**_STR, "description": "kernel function: free site, transmit function or probe"},
                 "reason": {**_STR, "description": "drop reason name (kfree)"},
                 "arg": {**_INT, "description": "per kind: icmp type<<8|code, bytes delivered, new NUD state, fib error"},
-                "arg2": {**_INT, "description": "per kind: old NUD state, fib table id"},
+                "arg2": {**_INT, "description": "per kind: old NUD state, fib table id; packet events: flags (enum vtr_pkt_flags)"},
                 "data": {**_HEX, "description": "first packet bytes copied by the probe"},
                 "l2": {"type": "boolean", "description": "data starts at the Ethernet header"},
                 "summary": {"type": "string", "description": "the packet in one line (tcpdump style), "

@@ -24,7 +24,7 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    filters = build_filters(args.interface, args.host, args.all_netns, args.ipv6)
+    filters = build_filters(args.interface, args.host, args.all_netns, args.ipv6, args.netns)
     to_stdout = args.output == "-"
     proc = None
     status = 0

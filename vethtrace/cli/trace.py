@@ -23,7 +23,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    filters = build_filters(args.interface, args.host, args.all_netns, args.ipv6)
+    filters = build_filters(args.interface, args.host, args.all_netns, args.ipv6, args.netns)
     style = Style()
     with LiveSource(filters, ring_mb=args.buffer_mb) as src:
         corr = Correlator(kernel.context(), keep=KEEP_LIVE)

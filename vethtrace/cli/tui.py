@@ -38,7 +38,8 @@ def split_argv(argv: list[str]) -> tuple[list[str], list[str]]:
 
 def run(args) -> int:
     from ..ui import tui  # Textual is imported only by this command
-    live_only = args.command or args.interface is not None or args.host is not None or args.all_netns or args.ipv6
+    live_only = (args.command or args.interface is not None or args.host is not None or args.all_netns
+                 or args.netns or args.ipv6)
     if args.file:
         if live_only:
             raise SetupError("a recording is replayed as it was recorded: filters and -- COMMAND only apply "
@@ -49,6 +50,6 @@ def run(args) -> int:
                          "or `vethtrace record -o -`")
     if args.command and shutil.which(args.command[0]) is None:
         raise SetupError(f"{args.command[0]}: command not found")
-    with LiveEvents(build_filters(args.interface, args.host, args.all_netns, args.ipv6),
+    with LiveEvents(build_filters(args.interface, args.host, args.all_netns, args.ipv6, args.netns),
                     ring_mb=args.buffer_mb) as src:
         return tui.run(src, args.command or None)
