@@ -440,6 +440,19 @@ static __always_inline void follow(const struct sk_buff *skb, struct vtr_track *
 	}
 }
 
+/* Does freeing this skb free its data?  Not while a clone shares it (skb_shared_info's
+ * dataref, low 16 bits: references to the whole buffer). */
+static __always_inline bool last_data_ref(const struct sk_buff *skb)
+{
+	const struct skb_shared_info *sh = (const void *)(skb->head + skb->end);
+	int ref = 0;
+
+	if (!BPF_CORE_READ_BITFIELD(skb, cloned))
+		return true;
+	bpf_probe_read_kernel(&ref, sizeof(ref), &sh->dataref);
+	return (ref & 0xffff) <= 1;
+}
+
 static __always_inline __u32 flags_of(const struct sk_buff *skb, bool fresh, __u8 origin)
 {
 	return VTR_PF_KNOWN | (fresh ? VTR_PF_NEW : 0) | (BPF_CORE_READ_BITFIELD(skb, cloned) ? VTR_PF_CLONED : 0) |
@@ -491,8 +504,10 @@ static __always_inline int packet_event(const struct sk_buff *skb, const struct 
 
 		if (t)
 			bpf_map_delete_elem(&tracked, &key);
-		if (!(e->arg2 & VTR_PF_CLONED))
-			bpf_map_delete_elem(&heads, &head);  /* its data is freed with it */
+		if (last_data_ref(skb)) {
+			e->arg2 |= VTR_PF_LAST;
+			bpf_map_delete_elem(&heads, &head);  /* a later skb with this head is another packet */
+		}
 		if (e->netns && !in_scope(e->netns))
 			note_recent(e->netns, e->ts_ns);
 	} else {

@@ -100,6 +100,7 @@ enum vtr_pkt_flags {
 	VTR_PF_NEW = 1 << 1,    /* first report of this skb: no live journey of it continues here */
 	VTR_PF_CLONED = 1 << 2, /* skb->cloned: shares its data (skb->head) with another skb */
 	VTR_PF_ANSWER = 1 << 3, /* admitted outside the scope: addressed to a followed packet's source */
+	VTR_PF_LAST = 1 << 4,   /* a free that releases the data: no skb shares this skb->head any more */
 };
 
 /* The scope: network namespace inodes whose packets are traced (see admit() in

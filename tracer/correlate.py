@@ -7,8 +7,9 @@ Journey: one packet's life, from first sighting to its end (freed, consumed, del
   journey only if the probes did not report it as a new packet (PF_NEW), the protocol is
   the same, and it is in the same namespace unless the last step was a transmit (into a
   veth peer).  The same packet can move to another skb: a clone shares skb->head (the
-  raw-socket copy of an echo reply; the probes say PF_CLONED, a fresh skb that reuses a
-  freed head is not one), a copy has the same content (`content`).  Both continue the
+  raw-socket copy of an echo reply; the probes say PF_CLONED, and PF_LAST at the free that
+  releases the head, after which the head is another packet's), a copy has the same
+  content (`content`).  Both continue the
   journey they came from, in a namespace it was in.
 Conversation: journeys linked by content: echo request/reply/ICMP error by (id, seq), ARP
   request/reply by the address pair; plus the route lookups and neighbour changes that
@@ -23,7 +24,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from itertools import islice
 
-from .events import NEIGH_KINDS, PF_CLONED, PF_KNOWN, PF_NEW, Event
+from .events import NEIGH_KINDS, PF_CLONED, PF_KNOWN, PF_LAST, PF_NEW, Event
 from .packet import ICMP_ECHO, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP
 
 CLONE_WINDOW_NS = 1_000_000_000     # a clone shows up shortly after its original
@@ -260,6 +261,8 @@ class Correlator:
                 j.live.discard(skb)
                 del live[skb]
                 del last_at[skb]
+                if ev.arg2 & PF_LAST and heads.get(head) is j:
+                    del heads[head]  # its data is freed: a later skb with this head is another packet
                 if not j.live:
                     self._finish(j)
             elif kind == "deliver":

@@ -14,7 +14,7 @@ KIND_IDS = {v: k for k, v in KINDS.items()}
 # enum vtr_func
 FUNCS = {1: "veth_xmit", 2: "arp_rcv", 3: "icmp_rcv", 4: "loopback_xmit"}
 # enum vtr_pkt_flags: Event.arg2 of packet events, what the probes decided (0 in older recordings)
-PF_KNOWN, PF_NEW, PF_CLONED, PF_ANSWER = 1, 2, 4, 8
+PF_KNOWN, PF_NEW, PF_CLONED, PF_ANSWER, PF_LAST = 1, 2, 4, 8, 16
 # NUD_* states of a neighbour entry
 NUD = {0x00: "NONE", 0x01: "INCOMPLETE", 0x02: "REACHABLE", 0x04: "STALE", 0x08: "DELAY",
        0x10: "PROBE", 0x20: "FAILED", 0x40: "NOARP", 0x80: "PERMANENT"}
