@@ -166,3 +166,33 @@ def _places(j) -> list[tuple[str, int]]:
         kind, name = h.place
         out.append((name if kind == "device" else kind, h.netns))
     return out
+
+
+def test_netns_option_traces_the_named_namespace(tmp_path):
+    """`--netns NAME`, run from the host namespace: the named namespace's packets are the
+    scope (followed into its peer), the host's own traffic is not."""
+    out = tmp_path / "named.jsonl"
+    with namespaces("a", "b") as ns:
+        veth_pair(ns["a"], ns["b"], "10.204.1.1", "10.204.1.2")
+        proc = subprocess.Popen([sys.executable, "-m", "vethtrace", "record", "-o", str(out), "--netns", ns["a"]],
+                                stderr=subprocess.PIPE, text=True, env=ENV, cwd=ROOT)
+        try:
+            assert "recording" in proc.stderr.readline()
+            res = subprocess.run(["ip", "netns", "exec", ns["a"], "ping", "-c", "1", "10.204.1.2"],
+                                 capture_output=True, text=True)
+            time.sleep(0.2)
+            proc.send_signal(2)
+            _, err = proc.communicate(timeout=30)
+            assert proc.returncode == 0, err
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert res.returncode == 0, res.stdout + res.stderr
+        a, b = inode(ns["a"]), inode(ns["b"])
+    r = recording.read(str(out))
+    assert {e.netns for e in r.events} <= {a, b, 0}, {e.netns for e in r.events}
+    (cv,) = [cv for cv in correlate(r).conversations if cv.kind == "echo"]
+    (req,), (rep,) = cv.with_role("request"), cv.with_role("reply")
+    assert _places(req)[:3] == [("veth0", a), ("veth1", b), ("stack", b)], _places(req)
+    assert _places(rep)[:4] == [("veth1", b), ("veth0", a), ("stack", a), ("socket", a)], _places(rep)
