@@ -92,7 +92,8 @@ struct {
 struct vtr_head {
 	__u64 content;
 	__u32 netns;
-	__u32 pad;
+	__u8 origin;     /* of the followed skb: a clone inherits it */
+	__u8 pad[3];
 };
 
 struct {
@@ -351,13 +352,14 @@ static __always_inline __u8 followed_origin(const struct sk_buff *skb, __u32 net
 	return answer_origin(skb, netns);
 }
 
-/* A clone shares the followed skb's data: the same content, in the same namespace. */
-static __always_inline bool clone_agrees(const struct vtr_event *e, __u64 content)
+/* A clone shares the followed skb's data: the same content, in the same namespace.
+ * Returns the followed skb's origin, or 0. */
+static __always_inline __u8 clone_origin(const struct vtr_event *e, __u64 content)
 {
 	__u64 head = e->head;
 	struct vtr_head *h = bpf_map_lookup_elem(&heads, &head);
 
-	return h && h->content == content && h->netns == e->netns;
+	return h && h->content == content && h->netns == e->netns ? h->origin : 0;
 }
 
 /* The admission decision for an skb not followed (yet): 0, or the ORIGIN_* it enters
@@ -426,6 +428,7 @@ static __always_inline void follow(const struct sk_buff *skb, struct vtr_track *
 	} else {
 		bpf_map_update_elem(&tracked, &key, &fresh, BPF_ANY);
 	}
+	h.origin = origin;
 	bpf_map_update_elem(&heads, &head, &h, BPF_ANY);
 	if (e->netns && !in_scope(e->netns)) {
 		note_recent(e->netns, e->ts_ns);
@@ -492,8 +495,11 @@ static __always_inline int packet_event(const struct sk_buff *skb, const struct 
 		t = NULL;
 		origin = admit(skb, dev, netns);
 	}
-	if (!t && origin == ORIGIN_CLONE && !clone_agrees(e, content))
-		origin = answer_origin(skb, netns);  /* a head reused by an unrelated clone */
+	if (!t && origin == ORIGIN_CLONE) {
+		origin = clone_origin(e, content);
+		if (!origin)
+			origin = answer_origin(skb, netns);  /* a head reused by an unrelated clone */
+	}
 	if (!t && (!origin || !admit_content(e))) {
 		bpf_ringbuf_discard(e, 0);
 		return 0;
