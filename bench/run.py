@@ -49,7 +49,7 @@ sys.path.insert(0, str(ROOT))
 
 from vethtrace.tracer import events as events_mod  # noqa: E402
 from vethtrace.tracer import lab, recording, sources  # noqa: E402
-from vethtrace.tracer.cli import GC_THRESHOLDS as CLI_GC_THRESHOLDS  # noqa: E402
+from vethtrace.cli import GC_THRESHOLDS as CLI_GC_THRESHOLDS  # noqa: E402
 from vethtrace.tracer.correlate import Correlator  # noqa: E402
 from vethtrace.tracer.events import KIND_IDS  # noqa: E402
 from vethtrace.tracer.ksyms import KernelSymbols  # noqa: E402

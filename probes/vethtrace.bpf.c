@@ -57,6 +57,8 @@ char LICENSE[] SEC("license") = "GPL";
 #define CONTEXT_NS 1000000ULL  /* route/neighbour events this soon after a followed packet's, on its CPU */
 
 const volatile struct vtr_config cfg = {};
+/* Never read: keeps vethtrace.h's types in the object's BTF for tracer/abi.py. */
+struct vtr_abi *vtr_abi_anchor __attribute__((unused));
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);

@@ -15,7 +15,8 @@
 #include <linux/types.h>
 #endif
 
-#define VTR_RECORD_VERSION 1
+/* Bumped whenever the record changes; an enum so that it is in the object's BTF. */
+enum vtr_abi_version { VTR_RECORD_VERSION = 1 };
 #define VTR_DATA_MAX 96 /* packet bytes copied per event: Ethernet + IPv4 + ICMP + quoted header */
 #define VTR_IFNAMSIZ 16
 #define VTR_COMMSIZ 16
@@ -116,6 +117,20 @@ struct vtr_config {
 	__u8 n_scope;
 	__u8 skip_ipv6;
 	__u8 pad[2];
+};
+
+/* Every type above, in one place, so the compiled object's BTF carries them all and the
+ * tracer can check its mirror against the object it loads (tracer/abi.py). */
+struct vtr_abi {
+	enum vtr_kind kind;
+	enum vtr_func func;
+	enum vtr_data_kind data_kind;
+	enum vtr_pkt_flags pkt_flags;
+	enum vtr_abi_version version;
+	struct vtr_event event;
+	struct vtr_fib fib;
+	struct vtr_neigh neigh;
+	struct vtr_config config;
 };
 
 #ifdef __cplusplus

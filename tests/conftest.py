@@ -8,7 +8,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-TRACES = ROOT / "tests" / "traces"
+TRACES = ROOT / "tests" / "traces"  # re-recorded by the live tests (VETHTRACE_UPDATE_TRACES=1)
+COMPAT1 = ROOT / "tests" / "compat" / "format1"  # frozen format-1 recordings, never re-recorded
 
 _live_skipped: list[str] = []
 

@@ -1,6 +1,6 @@
 """Recording formats: format 2 (events as rows) is what vethtrace writes; format 1 (events
-as objects) is what the traces in tests/traces were recorded in and must still replay the
-same.  Damage in a format 2 file is reported with its line number, also past the first
+as objects) is what the frozen fixtures in tests/compat/format1 were recorded in and must
+still replay the same.  Damage in a format 2 file is reported with its line number, also past the first
 chunk the reader parses in one go.  No root needed."""
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ import json
 
 import pytest
 
-from conftest import TRACES
+from conftest import COMPAT1, TRACES
 from vethtrace.tracer import events, packet, recording
 from vethtrace.tracer.correlate import Correlator
 from vethtrace.tracer.events import FIELDS, FIB_TYPES, Event, _valid, _valid_fib, from_rows
 from vethtrace.ui.text import Style, conversation_lines, summary_lines
 
-TRACE_NAMES = sorted(p.stem for p in TRACES.glob("*.jsonl"))
+TRACE_NAMES = sorted(p.stem for p in COMPAT1.glob("*.jsonl"))
 
 
 def shown(rec) -> list[str]:
@@ -36,7 +36,7 @@ def rewrite(rec, path) -> None:
 
 @pytest.mark.parametrize("name", TRACE_NAMES)
 def test_format1_trace_rewritten_as_format2_replays_the_same(name, tmp_path):
-    old = recording.read(str(TRACES / f"{name}.jsonl"))
+    old = recording.read(str(COMPAT1 / f"{name}.jsonl"))
     assert old.header["version"] == 1
     path = tmp_path / "v2.jsonl"
     rewrite(old, path)
@@ -350,3 +350,37 @@ def test_no_process_to_spare_means_reading_in_this_one(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "fork", no_fork)
     assert len(recording.read(str(path)).events) == len(rows)
     assert len(os.listdir("/proc/self/fd")) == fds  # the pipe was closed again
+
+
+# -- one column table (events.COLUMNS) drives writing, reading, checking and the schema --------
+def _good_row():
+    rec = recording.read(str(TRACES / "exp2.jsonl"))
+    return next(e for e in rec.events if e.kind == "xmit").to_row()
+
+
+@pytest.mark.parametrize("col", [c for c in events.COLUMNS if c.form == "int"], ids=lambda c: c.name)
+def test_every_integer_column_is_range_checked(col):
+    i = FIELDS.index(col.name)
+    for bad in (col.lo - 1, col.hi + 1, str(col.lo)):
+        row = _good_row()
+        row[i] = bad
+        with pytest.raises(TypeError):
+            events.RowDecoder().prepare([row])
+    row = _good_row()
+    row[i] = col.hi
+    events.RowDecoder().prepare([row])  # the bounds themselves are fine
+
+
+def test_schema_columns_are_the_table():
+    from vethtrace.tracer.schema import SCHEMA
+    cols = SCHEMA["$defs"]["event_row"]["prefixItems"]
+    assert [c["title"] for c in cols] == list(FIELDS) == [c.name for c in events.COLUMNS]
+    ts = SCHEMA["$defs"]["event"]["properties"]["ts"]
+    assert ts["minimum"] == 0 and ts["maximum"] == 2**63 - 1
+    assert SCHEMA["$defs"]["event"]["properties"]["protocol"]["maximum"] == 65535
+
+
+def test_rows_written_are_rows_read():
+    row = _good_row()
+    e = from_rows([row])[0]
+    assert e.to_row() == row and len(row) == len(events.COLUMNS)

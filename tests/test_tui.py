@@ -19,9 +19,11 @@ from conftest import TRACES
 from vethtrace.tracer import recording
 from vethtrace.tracer.events import Event
 from vethtrace.tracer.sources import ReplaySource
+from vethtrace.tracer import feed
 from vethtrace.ui import tui
-from vethtrace.ui.tui import EXPORT_MISSING, Filter, FilterError, HelpScreen, SaveScreen, build_app
-from vethtrace.ui.widgets import ConversationList, Row
+from vethtrace.ui.tui import EXPORT_MISSING, Filter, FilterError, HelpScreen, SaveScreen, build_app, schedule
+from vethtrace.ui.tui.rows import Row
+from vethtrace.ui.tui.widgets import ConversationList
 
 SIZE = (120, 40)
 
@@ -331,38 +333,63 @@ async def test_save_recording(tmp_path):
 
 
 @pytest.mark.asyncio
-async def test_export_svg_without_and_with_diagram_module(monkeypatch, tmp_path):
-    monkeypatch.setitem(sys.modules, "ui.diagram", None)  # as before `vethtrace render` exists
+async def test_export_asks_where_and_writes_only_there(monkeypatch, tmp_path):
+    """`e` asks for the path as `s` does (nothing lands in the working directory unasked),
+    Escape writes nothing, Enter writes where it was told."""
+    calls = []
+
+    def render_conversation(conv, corr, path):
+        calls.append((conv, corr, path))
+        Path(path).write_text("<svg/>")
+
+    monkeypatch.setitem(sys.modules, "vethtrace.ui.diagram", types.SimpleNamespace(render_conversation=render_conversation))
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    async with replayed("exp2") as (app, pilot):
+        await pilot.press("down", "e")
+        await pilot.pause()
+        assert isinstance(app.screen, SaveScreen)
+        conv = rows(app)[1].conv
+        assert app.screen.query_one("#save-path").value == f"vethtrace-conversation-{conv.id}.svg"
+        assert f"diagram of conversation {conv.id}" in plain(app.screen.query("Label").first().content)
+        await pilot.press("escape")
+        await pilot.pause(0.2)
+        assert not isinstance(app.screen, SaveScreen) and calls == [] and list(cwd.iterdir()) == []
+        out = tmp_path / "figures" / "echo.svg"
+        out.parent.mkdir()
+        await pilot.press("e")
+        await pilot.pause()
+        app.screen.query_one("#save-path").value = str(out)
+        await pilot.press("enter")
+        await settle(pilot, lambda: any("saved the diagram" in n for n in notes(app)))
+        (got, corr, path), = calls
+        assert got is conv and corr is app.feed.corr and path == str(out)
+    assert out.read_text() == "<svg/>" and list(cwd.iterdir()) == []
+
+
+@pytest.mark.asyncio
+async def test_export_without_graphviz_says_so(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "vethtrace.ui.diagram", None)  # as when graphviz cannot be imported
+    monkeypatch.chdir(tmp_path)
     async with replayed("exp2") as (app, pilot):
         await pilot.press("e")
         await pilot.pause()
-        assert EXPORT_MISSING in notes(app)
-
-        calls = []
-
-        def render_conversation(conv, corr, path):
-            calls.append((conv, corr, path))
-            (tmp_path / path).write_text("<svg/>")
-
-        monkeypatch.setitem(sys.modules, "ui.diagram", types.SimpleNamespace(render_conversation=render_conversation))
-        monkeypatch.chdir(tmp_path)
-        await pilot.press("down", "e")
-        await settle(pilot, lambda: any("saved the diagram" in n for n in notes(app)))
-        (conv, corr, path), = calls
-        assert conv is rows(app)[1].conv and corr is app.feed.corr
-        assert path == f"vethtrace-conversation-{conv.id}.svg"
+        assert EXPORT_MISSING in notes(app) and not isinstance(app.screen, SaveScreen)
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.asyncio
 @pytest.mark.skipif(shutil.which("dot") is None, reason="graphviz's dot is not installed (scripts/setup installs it)")
-async def test_export_svg_with_the_real_diagram_module(monkeypatch, tmp_path):
-    pytest.importorskip("ui.diagram")
-    monkeypatch.chdir(tmp_path)
+async def test_export_svg_with_the_real_diagram_module(tmp_path):
+    pytest.importorskip("graphviz")
+    out = tmp_path / "conversation.svg"
     async with replayed("exp2") as (app, pilot):
         await pilot.press("down", "e")
+        await pilot.pause()
+        app.screen.query_one("#save-path").value = str(out)
+        await pilot.press("enter")
         await settle(pilot, lambda: any("diagram" in n for n in notes(app)), timeout=30)
-        conv = rows(app)[1].conv
-    out = tmp_path / f"vethtrace-conversation-{conv.id}.svg"
     assert out.exists(), notes(app)
     assert b"<svg" in out.read_bytes()[:1000]
 
@@ -470,6 +497,168 @@ async def test_waiting_hint_when_live_and_quiet():
         assert f"ip netns exec {facts('exp2')[1]} ping -c 3 192.168.2.1" in text
 
 
+# -- what a user trips over (issue 13) ------------------------------------------------------
+async def apply_filter(pilot, text: str) -> None:
+    await pilot.press("slash")
+    pilot.app.query_one("#filter-bar").value = text
+    await pilot.press("enter")
+    await pilot.pause()
+
+
+@pytest.mark.asyncio
+async def test_a_filter_matching_nothing_says_so_in_the_status():
+    async with replayed("exp2") as (app, pilot):
+        assert status(app, "shown") == "3 of 3 conversations shown"
+        await apply_filter(pilot, "nothing-matches-this")
+        assert rows(app) == []
+        assert status(app, "shown") == "0 of 3 conversations match"
+        assert str(app.query_one("#list-pane").border_title) == "conversations (0) matching `nothing-matches-this`"
+        await apply_filter(pilot, "arp")
+        assert status(app, "shown") == "1 of 3 conversations match"
+        await pilot.press("escape")
+        await pilot.pause()
+        assert status(app, "shown") == "3 of 3 conversations shown"
+
+
+@pytest.mark.asyncio
+async def test_an_unknown_filter_key_is_an_error_not_an_empty_list():
+    async with replayed("exp2") as (app, pilot):
+        bar = app.query_one("#filter-bar")
+        await apply_filter(pilot, "foo:bar")
+        # The bar stays open, marked, with the reason under it; the list is unchanged.
+        assert bar.display and bar.has_class("-error")
+        assert "unknown filter key 'foo:'" in str(bar.border_subtitle)
+        assert any("unknown filter key 'foo:'" in n for n in notes(app))
+        assert len(rows(app)) == 3 and app.filter is None and status(app, "filter") == "filter: none"
+        bar.value = "proto:icmp"                # corrected: applied, the mark goes
+        await pilot.press("enter")
+        await pilot.pause()
+        assert not bar.display and not bar.has_class("-error") and not bar.border_subtitle
+        assert len(rows(app)) == 2
+
+
+def test_filter_keys_values_and_colons():
+    for bad, why in [("foo:bar", "unknown filter key 'foo:'"), ("proto:icmpv9", "unknown protocol"),
+                     ("host:", "host: needs a value"), ("verdict:maybe", "unknown verdict"),
+                     ("!nokey:x", "unknown filter key 'nokey:'")]:
+        with pytest.raises(FilterError, match=why):
+            Filter(bad)
+    # Words whose colon is not a key: addresses, a MAC, a time; text: takes any text.
+    mac = next(e.pkt.sha for e in recording.read(trace("exp2")).events
+               if e.pkt is not None and e.pkt.is_arp_reply)
+    assert Filter(f"{mac} fe80::1 0:01 text:foo:bar proto:proto47").terms == [
+        (False, "text", mac), (False, "addr", "fe80::1"), (False, "text", "0:01"), (False, "text", "foo:bar"),
+        (False, "proto", "proto47")]
+
+
+@pytest.mark.asyncio
+async def test_a_mac_address_filters_as_text():
+    mac = next(e.pkt.sha for e in recording.read(trace("exp2")).events if e.pkt is not None and e.pkt.is_arp_reply)
+    async with replayed("exp2") as (app, pilot):
+        await apply_filter(pilot, mac)
+        assert [r.conv.kind for r in rows(app)] == ["arp"]
+
+
+def row_text(app, index: int) -> str:
+    lst = app.query_one(ConversationList)
+    return lst.render_line(index - int(lst.scroll_offset.y)).text
+
+
+@pytest.mark.parametrize("name, verdicts", [
+    ("exp2", ["✓ answered", "✓ reply delivered to ping", "✓ reply delivered to ping"]),
+    ("exp1", ["■ no reply", "✗ dropped: NEIGH_FAILED", "✗ dropped: NEIGH_FAILED"])])
+@pytest.mark.asyncio
+async def test_the_essentials_stay_visible_at_80x24(name, verdicts):
+    """On an 80x24 terminal each row still shows where the packet went, which one it was
+    (id and seq) and how it ended; the status bar still shows the counts."""
+    ident, _ = facts(name)
+    app = build_app(ReplaySource(trace(name)))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        lines = [row_text(app, i) for i in range(3)]
+        assert "ARP who-has 192.168.2.1" in lines[0] and verdicts[0] in lines[0]
+        for seq, (line, verdict) in enumerate(zip(lines[1:], verdicts[1:]), 1):
+            assert f"> 192.168.2.1 id {ident} seq {seq}" in line, line
+            assert verdict in line, line
+        assert all(len(line) <= 80 for line in lines)
+        shown = app.query_one("#st-shown")
+        assert shown.display and shown.region.right <= 80 and shown.region.width >= len("3 of 3 conversations shown")
+        assert status(app, "shown") == "3 of 3 conversations shown"
+        # The hop table keeps each hop's time in the narrow detail pane.
+        await pilot.press("down")
+        await pilot.pause()
+        width = app.query_one("#detail-pane").scrollable_content_region.width
+        detail = plain(app.query_one("#detail").content, width=width)
+        hops = [line for line in detail.splitlines() if line.strip()[:2] in ("1 ", "2 ", "3 ")]
+        assert hops and all(line.rstrip().endswith((" µs", " ms", " s", "start")) for line in hops), detail
+    # Wide enough, the whole packet and the path are shown again.
+    async with replayed(name) as (app, pilot):
+        assert f"192.168.2.11 > 192.168.2.1 id {ident} seq 1" in row_text(app, 1)
+        assert "⇒" in row_text(app, 1)
+
+
+def test_the_brief_packet_keeps_destination_and_ports():
+    """What a narrow list shows instead of the whole packet: for TCP/UDP the ports and the
+    destination (a recorded echo request turned into a TCP segment 40312 > 81)."""
+    from vethtrace.tracer.correlate import Correlator
+    from vethtrace.ui.labels import conversation_brief
+    rec = recording.read(trace("exp2"))
+    e = next(e for e in rec.events if e.pkt is not None and e.pkt.icmp_type == 8)
+    d = e.to_json()
+    data = bytearray.fromhex(d["data"])
+    off = 14 if e.l2 else 0
+    data[off + 9] = 6  # IPPROTO_TCP
+    data[off + (data[off] & 0x0F) * 4:] = (40312).to_bytes(2, "big") + (81).to_bytes(2, "big") + bytes(16)
+    d["data"] = data.hex()
+    corr = Correlator(rec.context)
+    corr.feed([Event.from_json(d)])
+    conv, = corr.conversations
+    assert conversation_brief(conv) == f"TCP :40312 > {e.pkt.dst}:81"
+
+
+@pytest.mark.asyncio
+async def test_pause_in_a_replay_says_there_is_nothing_to_pause():
+    async with replayed("exp2") as (app, pilot):
+        await pilot.press("p")
+        await pilot.pause()
+        assert not app.paused and status(app, "mode") == "■ REPLAY exp2.jsonl"
+        assert "PAUSED" not in status(app, "mode")
+        assert any("nothing to pause" in n for n in notes(app))
+
+
+def _luminance(rgb) -> float:
+    c = [x / 255 for x in rgb]
+    c = [x / 12.92 if x <= 0.03928 else ((x + 0.055) / 1.055) ** 2.4 for x in c]
+    return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2]
+
+
+def contrast(fg, bg) -> float:
+    """WCAG 2 contrast ratio of two colours (1 to 21; 4.5 is the floor for body text)."""
+    hi, lo = sorted((_luminance(fg), _luminance(bg)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+@pytest.mark.parametrize("name", ["exp2", "exp1"])
+@pytest.mark.asyncio
+async def test_the_selected_row_is_readable(name):
+    """Every character of the selected row (time, packet, verdict in its colour, path) has
+    at least WCAG's 4.5:1 contrast with the highlight behind it."""
+    async with replayed(name) as (app, pilot):
+        await pilot.press("d" if name == "exp1" else "down")
+        await pilot.pause()
+        lst = app.query_one(ConversationList)
+        assert lst.has_focus
+        strip = lst.render_line(lst.cursor - int(lst.scroll_offset.y))
+        checked = 0
+        for seg in strip:
+            if not seg.text.strip() or seg.style is None:
+                continue
+            fg, bg = seg.style.color.get_truecolor(), seg.style.bgcolor.get_truecolor()
+            assert contrast(fg, bg) >= 4.5, (seg.text, fg, bg)
+            checked += len(seg.text.strip())
+        assert checked >= 40
+
+
 # -- a flood: bounded memory, failures first, the rest counted -------------------------------------
 def flood_events(copies: int, drop_every: int) -> tuple[dict, list]:
     """exp2's second echo exchange repeated `copies` times (new seq, skb addresses reused
@@ -510,25 +699,26 @@ def flood_events(copies: int, drop_every: int) -> tuple[dict, list]:
 
 @pytest.mark.asyncio
 async def test_flood_is_bounded_and_failures_are_shown(monkeypatch):
-    monkeypatch.setattr(tui, "MAX_ROWS", 60)
-    monkeypatch.setattr(tui, "BACKLOG", 40)
-    monkeypatch.setattr(tui, "ROWS_PER_TICK", 10)
-    monkeypatch.setattr(tui, "KEEP_JOURNEYS", 400)
-    monkeypatch.setattr(tui, "MAX_RAW", 3_000)
+    monkeypatch.setattr(schedule, "MAX_ROWS", 60)
+    monkeypatch.setattr(schedule, "BACKLOG", 40)
+    monkeypatch.setattr(schedule, "ROWS_PER_TICK", 10)
+    monkeypatch.setattr(feed, "KEEP_JOURNEYS", 400)
+    monkeypatch.setattr(feed, "MAX_RAW", 3_000)
     context, events = flood_events(1500, drop_every=300)
     src = ListSource(context, events, live=True)
     app = build_app(src)
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot, lambda: app.feed.received == len(events) and not app.backlog
-                     and not app.fail_backlog and app.feed.conversations_seen >= 1500, timeout=30)
-        assert len(app.rows) <= 60 and len(rows(app)) <= 60
+        sched = app.schedule
+        await settle(pilot, lambda: app.feed.received == len(events) and not sched.waiting
+                     and app.feed.conversations_seen >= 1500, timeout=30)
+        assert len(sched.rows) <= 60 and len(rows(app)) <= 60
         assert len(app.feed.raw) == 3_000
         assert len(app.feed.corr.journeys) <= 400 * 1.25
-        assert app.skipped > 0 and app.shown_total < app.feed.conversations_seen
+        assert sched.skipped > 0 and sched.shown_total < app.feed.conversations_seen
         shown = status(app, "shown")
         assert f"of {app.feed.conversations_seen:,} conversations shown" in shown and "skipped" in shown
         # Every NEIGH_FAILED exchange made it to the list although most rows were skipped.
-        dropped = [r for r in app.rows if r.outcome == "dropped"]
+        dropped = [r for r in sched.rows if r.outcome == "dropped"]
         assert len(dropped) == 5
         await pilot.press("f")  # stop following, then find the drops from the top
         await pilot.press("home", "d")
@@ -540,7 +730,8 @@ def test_an_unanswered_arp_exchange_stays_cheap_to_show():
     """One-ip lab, ping left running: every second another ARP request joins the same
     unanswered exchange.  Rows and panes look at the newest MAX_JOURNEYS only."""
     from vethtrace.tracer.correlate import Correlator
-    from vethtrace.ui.widgets import MAX_JOURNEYS, detail_renderable, path_renderable
+    from vethtrace.ui.labels import MAX_JOURNEYS
+    from vethtrace.ui.tui.panes import detail_renderable, path_renderable
     rec = recording.read(trace("exp1"))
     corr = Correlator(rec.context)
     corr.feed(rec.events)

@@ -21,15 +21,14 @@ pytestmark = [pytest.mark.live, needs_root,
               pytest.mark.skipif(shutil.which("bpftool") is None, reason="bpftool not installed")]
 
 WIDTH, HEIGHT = 160, 45
-# Until `vethtrace tui` exists in the CLI, the TUI is started the way cmd_tui will start it.
+# The TUI started the way vethtrace/cli/tui.py starts it (without its terminal checks).
 LAUNCH = """\
 import sys
-sys.path.insert(0, {root!r})
 from vethtrace.tracer.live import build_filters
 from vethtrace.tracer.sources import LiveEvents
-import ui.tui
+from vethtrace.ui import tui
 with LiveEvents(build_filters()) as src:
-    rc = ui.tui.run(src, sys.argv[1:] or None)
+    rc = tui.run(src, sys.argv[1:] or None)
 sys.exit(rc)
 """
 
@@ -40,7 +39,7 @@ class Tui:
     def __init__(self, ns: str, tmp: Path, command: list[str] | None = None):
         self.session = f"vethtrace-tui-{os.getpid()}-{time.monotonic_ns() % 10**6}"
         script = tmp / "launch.py"
-        script.write_text(LAUNCH.format(root=str(ROOT)))
+        script.write_text(LAUNCH)
         inner = shlex.join(["ip", "netns", "exec", ns, sys.executable, str(script), *(command or [])])
         # After the TUI exits its summary and exit status stay on the screen to be read.
         # COLUMNS/LINES (pytest's terminal size) would override the pane's size.
@@ -197,3 +196,45 @@ def test_closing_the_terminal_detaches_the_probes(lab_ns, tmp_path):
         time.sleep(0.05)
     assert not os.path.exists(f"/proc/{pid}"), "the TUI outlived its terminal"
     assert_unloaded(ids)
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie waiting for its new parent to reap it counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                kids += [int(p) for p in f.read().split()]
+    except OSError:
+        pass
+    return kids
+
+
+def test_a_command_dies_with_the_tui(lab_ns, tmp_path):
+    """`tui -- ping` and the TUI is SIGKILLed (no clean-up code runs): the kernel kills the
+    ping too (tracer.runner: PR_SET_PDEATHSIG), and the probes go with the process."""
+    tui = Tui(lab_ns.name, tmp_path, ["ping", "-i", "0.2", "-I", "veth0", "192.168.2.1"])
+    try:
+        tui.wait_for(lambda s: "64 bytes from 192.168.2.1" in s, "ping to run in the TUI")
+        pid = tui.tui_pid()
+        pings = [k for k in _children(pid) if open(f"/proc/{k}/comm").read().strip() == "ping"]
+        assert len(pings) == 1, _children(pid)
+        ids = held_programs(pid)
+        assert ids
+        os.kill(pid, 9)
+        tui.wait_for(lambda s: "TUI-EXIT=137" in s, "the shell to see the TUI killed")
+        end = time.monotonic() + 5
+        while _alive(pings[0]) and time.monotonic() < end:
+            time.sleep(0.05)
+        assert not _alive(pings[0]), "ping outlived the TUI"
+        assert_unloaded(ids)
+    finally:
+        tui.kill()

@@ -51,16 +51,10 @@ class Event:
         """The function name of `where`, without the offset."""
         return self.where.split("+", 1)[0]
 
-    # -- the two JSON forms: a row (recordings, format 2) and an object (format 1, --json)
-    def to_row(self) -> list:
-        """The event as a JSON array, in FIELDS order (skb and head as hex strings, empty
-        strings and zeros for what the kind does not have)."""
-        skb = self.skb
-        return [self.ts, self.kind, self.cpu, self.netns, self.ifindex, self.dev,
-                f"{skb:x}" if skb else "", f"{self.head:x}" if skb else "", self.len, self.protocol,
-                self.pid, self.comm, self.where, self.reason, self.arg, self.arg2,
-                self.data.hex(), self.l2, self.pkt.summary() if self.pkt is not None else "",
-                self.fib, self.neigh]
+    # -- the two JSON forms: a row (recordings, format 2) and an object (format 1, --json).
+    # to_row is made from COLUMNS below (_make_to_row), like RowDecoder's stages.
+    def to_row(self) -> list:  # replaced by the generated version at import
+        raise NotImplementedError
 
     def to_json(self) -> dict:
         """The event as a JSON object, leaving out what the kind does not have."""
@@ -104,12 +98,57 @@ class Event:
 FIB_TYPES = {"src": str, "dst": str, "iif": int, "oif": int, "proto": int}
 NEIGH_TYPES = {"addr": str, "lladdr": str}
 
-# The event's JSON fields, in the order of a recording row (format 2); DEFAULTS gives what
-# an object (format 1) leaves out.  `summary` is for people and jq: readers re-parse `data`.
-DEFAULTS = {"ts": 0, "kind": "", "cpu": 0, "netns": 0, "ifindex": 0, "dev": "", "skb": "", "head": "",
-            "len": 0, "protocol": 0, "pid": 0, "comm": "", "where": "", "reason": "", "arg": 0,
-            "arg2": 0, "data": "", "l2": False, "summary": "", "fib": None, "neigh": None}
-FIELDS = tuple(DEFAULTS)
+U16, U32, U64 = (1 << 16) - 1, (1 << 32) - 1, (1 << 64) - 1
+
+
+class Column:
+    """One column of a recording row: its name, what it holds (`form`), the range of an
+    integer, and what it means.  COLUMNS is the one definition of an event row: writing
+    (Event.to_row), reading and checking (RowDecoder), format 1 objects (DEFAULTS) and the
+    JSON schema (tracer/schema.py) are all made from it."""
+
+    __slots__ = ("name", "form", "lo", "hi", "doc")
+    DEFAULTS = {"int": 0, "str": "", "kind": "", "hex": "", "bytes": "", "bool": False, "summary": "",
+                "fib": None, "neigh": None}
+
+    def __init__(self, name: str, form: str, doc: str, lo: int = 0, hi: int = U32):
+        self.name, self.form, self.lo, self.hi, self.doc = name, form, lo, hi, doc
+
+    @property
+    def default(self):
+        return self.DEFAULTS[self.form]
+
+
+COLUMNS = (
+    Column("ts", "int", "CLOCK_MONOTONIC, ns (bpf_ktime_get_ns)", hi=(1 << 63) - 1),
+    Column("kind", "kind", "xmit: a device is asked to transmit; netif_rx: a device hands the packet to the "
+                           "stack; receive: the stack takes it in; kfree: dropped; consume: freed after "
+                           "processing; fib: route lookup; neigh_*: neighbour table; icmp_send: an ICMP "
+                           "error about this packet; deliver: copied to a socket; func: fentry probe"),
+    Column("cpu", "int", "CPU the probe ran on", hi=U16),
+    Column("netns", "int", "network namespace inode"),
+    Column("ifindex", "int", "interface index, within its namespace"),
+    Column("dev", "str", "interface name"),
+    Column("skb", "hex", "sk_buff address (reused after free)"),
+    Column("head", "hex", "skb->head (shared by clones)"),
+    Column("len", "int", "skb->len"),
+    Column("protocol", "int", "ethertype", hi=U16),
+    Column("pid", "int", "tgid of the task the probe ran in"),
+    Column("comm", "str", "its command name"),
+    Column("where", "str", "kernel function: free site, transmit function or probe"),
+    Column("reason", "str", "drop reason name (kfree)"),
+    Column("arg", "int", "per kind: icmp type<<8|code, bytes delivered, new NUD state, fib error"),
+    Column("arg2", "int", "per kind: old NUD state, fib table id; packet events: the probes' flags (PF_*)"),
+    Column("data", "bytes", "first packet bytes copied by the probe"),
+    Column("l2", "bool", "data starts at the Ethernet header"),
+    Column("summary", "summary", "the packet in one line (tcpdump style), for people and jq; readers re-parse data"),
+    Column("fib", "fib", "route lookup: src, dst, iif, oif, proto"),
+    Column("neigh", "neigh", "neighbour entry: addr, lladdr"),
+)
+FIELDS = tuple(c.name for c in COLUMNS)
+# What an object (format 1, --json) leaves out.
+DEFAULTS = {c.name: c.default for c in COLUMNS}
+_AT = {name: i for i, name in enumerate(FIELDS)}
 
 
 def _valid(d, types: dict) -> bool:
@@ -150,95 +189,8 @@ class RowDecoder:
     def decode(self, rows: list[list]) -> list[Event]:
         return self.events(self.prepare(rows))
 
-    def prepare(self, rows: list[list]) -> list[list]:
-        """Check and convert rows in place.  A damaged row raises ValueError, TypeError or
-        KeyError: a file must fail here, where the reader knows the line, not deep in the
-        correlator."""
-        numbers, addrs = self._numbers, self._addrs
-        fromhex, valid_fib = bytes.fromhex, _valid_fib
-        try:
-            for row in rows:
-                (ts, kind, cpu, netns, ifindex, dev, skb, head, length, protocol, pid, comm, where, reason,
-                 arg, arg2, data, l2, _summary, fib, neigh) = row
-                if (type(ts) is not int or type(kind) is not str or type(cpu) is not int
-                        or type(netns) is not int or type(ifindex) is not int or type(dev) is not str
-                        or type(length) is not int or type(protocol) is not int or type(pid) is not int
-                        or type(comm) is not str or type(where) is not str or type(reason) is not str
-                        or type(arg) is not int or type(arg2) is not int or type(l2) is not bool
-                        or kind not in KIND_IDS):
-                    raise TypeError("a field has the wrong type or the kind is unknown")
-                if fib is not None:
-                    if not valid_fib(fib):
-                        raise TypeError("malformed fib")
-                elif kind == "fib":
-                    raise TypeError("a route lookup without its fib")
-                if neigh is not None:
-                    if not _valid(neigh, NEIGH_TYPES):
-                        raise TypeError("malformed neigh")
-                elif kind in NEIGH_KINDS:
-                    raise TypeError("a neighbour event without its neigh")
-                if skb:
-                    row[6] = addrs.get(skb) or self._addr(skb)
-                    row[7] = addrs.get(head) or self._addr(head)
-                else:
-                    row[6] = row[7] = 0
-                if data:
-                    key = (data, protocol, l2)
-                    n = numbers.get(key)
-                    if n is None:
-                        n = len(numbers)
-                        if n == self.TABLE:
-                            numbers.clear()
-                            n = 0
-                        row[18] = fromhex(data)  # first sight: the bytes travel along
-                        numbers[key] = n
-                    else:
-                        row[18] = None
-                    row[16] = n
-                else:
-                    row[16], row[18] = -1, None
-        except BaseException:
-            self.reset()  # numbers given to rows that will not reach `events`
-            raise
-        return rows
-
-    def events(self, rows: list[list]) -> list[Event]:
-        """Events from prepared rows: one loop that fills the slots directly."""
-        out = []
-        append = out.append
-        new = Event.__new__
-        table, cached = self._table, pk.cached
-        for (ts, kind, cpu, netns, ifindex, dev, skb, head, length, protocol, pid, comm, where, reason,
-             arg, arg2, number, l2, first, fib, neigh) in rows:
-            e = new(Event)
-            e.ts = ts
-            e.kind = kind
-            e.cpu = cpu
-            e.netns = netns
-            e.ifindex = ifindex
-            e.dev = dev
-            e.skb = skb
-            e.head = head
-            e.len = length
-            e.protocol = protocol
-            e.pid = pid
-            e.comm = comm
-            e.where = where
-            e.reason = reason
-            e.arg = arg
-            e.arg2 = arg2
-            e.l2 = l2
-            e.fib = fib
-            e.neigh = neigh
-            if number < 0:
-                e.data = b""
-                e.pkt = None
-            else:
-                if first is not None:
-                    table[number] = (first, cached(first, protocol, l2))
-                e.data, e.pkt = table[number]
-            append(e)
-        return out
+    # prepare(rows) and events(rows) are made from COLUMNS at import (_make_stages below):
+    # one unrolled loop each, since they run once per recorded event.
 
     def _addr(self, text: str) -> int:
         """A kernel address in hex; skb addresses are reused all the time, so convert once."""
@@ -246,6 +198,109 @@ class RowDecoder:
             self._addrs.clear()
         n = self._addrs[text] = int(text, 16)
         return n
+
+
+# -- the row code, made from COLUMNS ------------------------------------------------------------
+# Each stage is written out as one loop with a local per column (no call or lookup per
+# field), compiled once here; the checks and conversions per column form are below.
+_CHECK = {  # form -> a condition true when column value `v` is damaged
+    "int": "type({v}) is not int or not {lo} <= {v} <= {hi}",
+    "str": "type({v}) is not str",
+    "bool": "type({v}) is not bool",
+    "kind": "type({v}) is not str or {v} not in KIND_IDS",
+    "hex": "type({v}) is not str",
+    "bytes": "type({v}) is not str",
+    "summary": "False",
+    "fib": "({v} is not None and not valid_fib({v})) or ({v} is None and kind == 'fib')",
+    "neigh": "({v} is not None and not valid_neigh({v})) or ({v} is None and kind in NEIGH_KINDS)",
+}
+
+
+def _compile(src: str, name: str):
+    scope = {"KIND_IDS": KIND_IDS, "NEIGH_KINDS": NEIGH_KINDS, "Event": Event, "pk": pk,
+             "_valid_fib": _valid_fib, "_valid": _valid, "NEIGH_TYPES": NEIGH_TYPES}
+    exec(compile(src, f"<vethtrace.tracer.events.{name}: made from COLUMNS>", "exec"), scope)
+    return scope[name]
+
+
+def _make_stages():
+    names = ", ".join("_" + c.name for c in COLUMNS)
+    checks = " or ".join(f"({_CHECK[c.form].format(v='_' + c.name, lo=c.lo, hi=c.hi)})" for c in COLUMNS)
+    checks = checks.replace("kind ==", "_kind ==").replace("kind in NEIGH", "_kind in NEIGH")
+    skb, head, data, summary = _AT["skb"], _AT["head"], _AT["data"], _AT["summary"]
+    prepare = f"""
+def prepare(self, rows):
+    numbers, addrs = self._numbers, self._addrs
+    fromhex, valid_fib = bytes.fromhex, _valid_fib
+    valid_neigh = lambda d: _valid(d, NEIGH_TYPES)
+    try:
+        for row in rows:
+            ({names},) = row
+            if {checks}:
+                raise TypeError("a field has the wrong type or is out of range, or the kind is unknown")
+            if _skb:
+                row[{skb}] = addrs.get(_skb) or self._addr(_skb)
+                row[{head}] = addrs.get(_head) or self._addr(_head)
+            else:
+                row[{skb}] = row[{head}] = 0
+            if _data:
+                key = (_data, _protocol, _l2)
+                n = numbers.get(key)
+                if n is None:
+                    n = len(numbers)
+                    if n == self.TABLE:
+                        numbers.clear()
+                        n = 0
+                    row[{summary}] = fromhex(_data)  # first sight: the bytes travel along
+                    numbers[key] = n
+                else:
+                    row[{summary}] = None
+                row[{data}] = n
+            else:
+                row[{data}], row[{summary}] = -1, None
+    except BaseException:
+        self.reset()  # numbers given to rows that will not reach `events`
+        raise
+    return rows
+"""
+    sets = "\n".join(f"        e.{c.name} = _{c.name}" for c in COLUMNS if c.form not in ("bytes", "summary"))
+    events = f"""
+def events(self, rows):
+    out = []
+    append = out.append
+    new = Event.__new__
+    table, cached = self._table, pk.cached
+    for ({names},) in rows:
+        e = new(Event)
+{sets}
+        if _data < 0:
+            e.data = b""
+            e.pkt = None
+        else:
+            if _summary is not None:
+                table[_data] = (_summary, cached(_summary, _protocol, _l2))
+            e.data, e.pkt = table[_data]
+        append(e)
+    return out
+"""
+    encode = {"hex": "f'{{self.{n}:x}}' if self.skb else ''", "bytes": "self.{n}.hex()",
+              "summary": "self.pkt.summary() if self.pkt is not None else ''"}
+    items = ", ".join(encode.get(c.form, "self.{n}").format(n=c.name) for c in COLUMNS)
+    to_row = f"""
+def to_row(self):
+    return [{items}]
+"""
+    RowDecoder.prepare = _compile(prepare, "prepare")
+    RowDecoder.prepare.__doc__ = ("Check and convert rows in place.  A damaged row raises ValueError, TypeError "
+                                  "or KeyError: a file must fail here, where the reader knows the line.")
+    RowDecoder.events = _compile(events, "events")
+    RowDecoder.events.__doc__ = "Events from prepared rows."
+    Event.to_row = _compile(to_row, "to_row")
+    Event.to_row.__doc__ = ("The event as a JSON array, in FIELDS order (skb and head as hex strings, empty "
+                            "strings and zeros for what the kind does not have).")
+
+
+_make_stages()
 
 
 def object_row(d: dict) -> list:
@@ -269,3 +324,17 @@ def from_rows(rows: list[list]) -> list[Event]:
 def clear_caches() -> None:
     """Forget every parsed packet (benchmarks start cold)."""
     pk.clear_caches()
+
+
+# -- the --json form of `show` and `trace` -----------------------------------------------------------
+JSON_EXTRA = ("journey", "conversation", "wall_ns")
+
+
+def json_object(e: Event, journey: int | None, conversation: int | None, wall_offset_ns: int) -> dict:
+    """An event for scripts (`show --json`, `trace --json`): every column of a recording
+    row, always present, then the ids of the journey and conversation it belongs to (null
+    for route and neighbour events) and `wall_ns`, its Unix time in ns (`ts` is
+    CLOCK_MONOTONIC)."""
+    d = dict(zip(FIELDS, e.to_row()))
+    d["journey"], d["conversation"], d["wall_ns"] = journey, conversation, e.ts + wall_offset_ns
+    return d

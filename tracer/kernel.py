@@ -6,7 +6,7 @@ import json
 import os
 import subprocess
 
-from . import libbpf
+from . import libbpf, untrusted
 
 TRACEPOINTS = ("net_dev_start_xmit", "netif_rx", "netif_receive_skb", "kfree_skb", "consume_skb",
                "fib_table_lookup", "neigh_create", "neigh_update", "icmp_send", "skb_copy_datagram_iovec")
@@ -101,8 +101,8 @@ def ipv4_sysctls(names: list[str]) -> dict[str, dict[str, int]]:
 def context() -> dict:
     """The namespace facts the correlator's verdicts need, saved in every recording."""
     ifs = interfaces()
-    return {"netns": netns_inode(), "name": netns_name(), "interfaces": ifs,
-            "sysctl": ipv4_sysctls([i["name"] for i in ifs if i.get("name")])}
+    return untrusted.clean({"netns": netns_inode(), "name": netns_name(), "interfaces": ifs,  # names: any bytes
+                            "sysctl": ipv4_sysctls([i["name"] for i in ifs if i.get("name")])})
 
 
 def doctor() -> list[tuple[str, bool, str]]:

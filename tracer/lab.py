@@ -40,6 +40,8 @@ import shutil
 import subprocess
 from collections.abc import Iterator, Sequence
 
+from . import owner
+
 __all__ = [
     "PREFIX",
     "SCENARIOS",
@@ -344,7 +346,7 @@ def up(scenario: str | Scenario, name: str | None = None) -> Lab:
         # Everything below happens inside the lab namespace only.
         _run(["ip", "-n", ns, "link", "set", "lo", "up"], what=f"bring lo up in {ns}")
         _run(
-            ["ip", "-n", ns, "link", "set", "lo", "alias", _ALIAS_TAG + sc.name],
+            ["ip", "-n", ns, "link", "set", "lo", "alias", f"{_ALIAS_TAG}{sc.name} {owner.tag()}"],
             what=f"label {ns}",
         )
         v0, v1 = VETH_PAIR
@@ -407,7 +409,7 @@ def _scenario_of(ns: str, links: list[dict]) -> str | None:
     for link in links:
         alias = link.get("ifalias") or ""
         if link.get("ifname") == "lo" and alias.startswith(_ALIAS_TAG):
-            return alias[len(_ALIAS_TAG):]
+            return (alias[len(_ALIAS_TAG):].split() or [None])[0]
     short = ns[len(PREFIX):]
     return short if short in SCENARIOS else None
 
@@ -457,7 +459,9 @@ def pid_alive(pid: int) -> bool:
 
 def cleanup_stale() -> list[str]:
     """Remove per-process namespaces (tests' ``vethtrace-t<pid>-<n>``, the demo's
-    ``vethtrace-demo-<pid>``) whose process is gone.
+    ``vethtrace-demo-<pid>``) whose process is provably gone: the owner marker that `up`
+    leaves on the lab's lo (tracer/owner.py) names a process of this PID namespace that no
+    longer runs.  The pid in the name alone proves nothing where PIDs are not shared.
 
     Namespaces of live processes (including this one) are left alone, so
     test runs in parallel do not remove each other's labs.  Returns the
@@ -467,11 +471,15 @@ def cleanup_stale() -> list[str]:
     _require_ip()
     removed = []
     for ns in _lab_namespaces():
-        m = _TEST_NAME_RE.match(ns)
-        if not m:
+        if not _TEST_NAME_RE.match(ns):
             continue
-        if pid_alive(int(m.group(1) or m.group(2))):
+        try:
+            links = _ip_json(["-n", ns, "link", "show", "lo"])
+        except LabError:
             continue
+        alias = next((lk.get("ifalias") or "" for lk in links if lk.get("ifname") == "lo"), "")
+        if not owner.provably_gone(alias):
+            continue  # alive, or not provably gone (another PID namespace, no marker): not ours to judge
         if down(ns):
             removed.append(ns)
     return removed

@@ -10,11 +10,12 @@ import ctypes
 import errno
 import hashlib
 import os
+import stat
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from . import libbpf
+from . import abi, libbpf, safefile
 from .libbpf import check_int, check_ptr
 from .record import CONFIG, EVENT_SIZE, SCOPE_MAX
 
@@ -66,10 +67,11 @@ def remember_fentry_refusal(obj_path: Path, exc: OSError) -> None:
         return
     try:
         FENTRY_MEMO.parent.mkdir(mode=0o755, exist_ok=True)
-        tmp = FENTRY_MEMO.with_name(f".{FENTRY_MEMO.name}.{os.getpid()}")
-        tmp.write_text(f"{key}\n{exc.strerror or exc}\n")
-        os.replace(tmp, FENTRY_MEMO)
-    except OSError:
+        st = os.lstat(FENTRY_MEMO.parent)
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
+            return  # not our own private directory: write nothing there
+        safefile.write_bytes(str(FENTRY_MEMO), f"{key}\n{exc.strerror or exc}\n".encode())
+    except (OSError, safefile.OutputError):
         pass  # only a shortcut: without it the next run tries again
 
 
@@ -99,6 +101,12 @@ def ensure_built() -> Path:
         where = "VETHTRACE_BPF_OBJ" if "VETHTRACE_BPF_OBJ" in os.environ else "this installation"
         raise ProbeError(f"the compiled probes are missing from {where} ({obj}); in a checkout run "
                          "`make setup`, otherwise reinstall vethtrace from a wheel")
+    try:
+        abi.check(obj)
+    except abi.ABIMismatch as exc:
+        raise ProbeError(str(exc)) from None
+    except OSError as exc:
+        raise ProbeError(f"cannot read the compiled probes {obj}: {exc.strerror or exc}") from None
     return obj
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import struct
 
+from . import safefile
 from .correlate import Correlator
 from .verdict import verdict
 
@@ -42,7 +43,8 @@ def _idb(name: str, description: str) -> bytes:
 
 
 def _epb(iface: int, ts_ns: int, data: bytes, orig_len: int, comment: str) -> bytes:
-    body = struct.pack("<IIIII", iface, ts_ns >> 32, ts_ns & 0xFFFFFFFF, len(data), max(orig_len, len(data)))
+    orig_len = min(max(orig_len, len(data)), 0xFFFFFFFF)  # the field is 32 bits wide
+    body = struct.pack("<IIIII", iface, ts_ns >> 32, ts_ns & 0xFFFFFFFF, len(data), orig_len)
     body += data + b"\0" * ((-len(data)) % 4)
     body += _opt(OPT_COMMENT, comment.encode()) + _opt(OPT_END, b"")
     return _block(EPB, body)
@@ -57,7 +59,8 @@ def frame(ev) -> tuple[bytes, int]:
 
 
 def export(path: str, corr: Correlator, wall_offset_ns: int = 0) -> int:
-    """Write every packet event of every journey; returns the number of records."""
+    """Write every packet event of every journey to `path` ('-': standard output);
+    returns the number of records."""
     ifaces: dict[tuple[int, str], int] = {}
     blocks = [_shb()]
     records = []
@@ -78,7 +81,5 @@ def export(path: str, corr: Correlator, wall_offset_ns: int = 0) -> int:
             data, orig = frame(ev)
             records.append((ev.ts, _epb(ifaces[key], ev.ts + wall_offset_ns, data, orig, comment)))
     records.sort(key=lambda r: r[0])
-    with open(path, "wb") as f:
-        f.write(b"".join(blocks))
-        f.write(b"".join(r for _, r in records))
+    safefile.write_bytes(path, b"".join(blocks) + b"".join(r for _, r in records), stdout_ok=True)
     return len(records)

@@ -8,6 +8,7 @@ import socket
 import struct
 
 from . import packet as pk
+from . import untrusted
 from .events import FUNCS, KINDS, Event
 
 RECORD_VERSION = 1
@@ -50,7 +51,8 @@ class RecordError(ValueError):
 
 
 def _cstr(b: bytes) -> str:
-    return b.split(b"\0", 1)[0].decode(errors="replace")
+    """A kernel name (comm, ifname) as text safe to display: any process can name itself."""
+    return untrusted.term(b.split(b"\0", 1)[0].decode(errors="replace"))
 
 
 class Decoder:

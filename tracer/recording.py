@@ -34,13 +34,23 @@ except ImportError:  # pragma: no cover - orjson is a declared dependency
 
     loads = json.loads
 
+from functools import partial
 from itertools import islice
 
+from . import safefile, untrusted
 from .events import FIELDS, Event, RowDecoder, object_row
 
 FORMAT = "recording"
 VERSION = 2
 CHUNK = 8192  # lines parsed per batch: bounded memory on top of the events themselves
+# The longest line read: a header with a big context, or an event row (real ones are under
+# 1 KiB).  A longer line is refused, so a crafted file cannot make one line take gigabytes.
+MAX_HEADER = 1 << 20
+MAX_LINE = 16 << 10
+# the header's wall_offset_ns: Unix time minus CLOCK_MONOTONIC; with an event's ts (< 2**63)
+# it must fit pcapng's 64-bit timestamps
+WALL_OFFSET_MAX = (1 << 62) - 1
+CHUNK_BYTES = 8 << 20  # a chunk bigger than this is parsed line by line, failing at the first bad one
 
 
 class RecordingError(ValueError):
@@ -86,10 +96,11 @@ def write_lines(f, events, rows: bool = True) -> int:
 class Recording:
     """A recording read whole: header, events and footer."""
 
-    def __init__(self, head: dict, events: list[Event], lost: int | None):
+    def __init__(self, head: dict, events: list[Event], lost: int | None, warning: str | None = None):
         self.header = head
         self.events = events
         self.lost = lost
+        self.warning = warning  # Reader.warning: the file was cut short or has no footer
 
     @property
     def context(self) -> dict:
@@ -123,6 +134,9 @@ class Reader:
     def __init__(self, path: str):
         self.path = path
         self.lost: int | None = None
+        self.cut: int | None = None  # the number of a last line cut short (disk full, killed recorder)
+        self.footer = False
+        self.events_read = 0
         self._f = _open(path)
         try:
             self.header = _read_header(self._f, path)
@@ -145,9 +159,13 @@ class Reader:
         try:
             for kind, payload in stage:
                 if kind == "rows":
-                    yield dec.events(payload)
+                    events = dec.events(payload)
+                    self.events_read += len(events)
+                    yield events
+                elif kind == "cut":
+                    self.cut = payload
                 else:
-                    self.lost = payload
+                    self.footer, self.lost = payload
         finally:
             stage.close()  # a forked child is stopped and reaped, even on Ctrl-C
             self.close()
@@ -156,6 +174,17 @@ class Reader:
         if self._f is not getattr(sys.stdin, "buffer", None):
             self._f.close()
 
+    @property
+    def warning(self) -> str | None:
+        """Once read: one line if the recording was cut short or has no footer, else None."""
+        if self.cut is not None:
+            return (f"{self.path} is cut short in line {self.cut} (the recorder stopped mid-write): showing the "
+                    f"{self.events_read} events before it; how many events were lost is unknown")
+        if not self.footer:
+            return (f"{self.path} has no footer (the recorder was stopped before it finished): showing its "
+                    f"{self.events_read} events; how many events were lost is unknown")
+        return None
+
 
 def read(path: str) -> Recording:
     """A whole recording: header, events and footer."""
@@ -163,13 +192,15 @@ def read(path: str) -> Recording:
     events: list[Event] = []
     for chunk in reader.chunks():
         events += chunk
-    return Recording(reader.header, events, reader.lost)
+    return Recording(reader.header, events, reader.lost, reader.warning)
 
 
 def _read_header(f, path: str) -> dict:
-    first = f.readline()
+    first = f.readline(MAX_HEADER + 1)
     if not first.strip():
         raise RecordingError(f"{path} is empty, not a vethtrace recording")
+    if len(first) > MAX_HEADER:
+        raise RecordingError(f"{path}: line 1 is longer than {MAX_HEADER >> 20} MiB, so not a vethtrace header")
     try:
         head = loads(first)
     except ValueError:
@@ -186,41 +217,89 @@ def _read_header(f, path: str) -> dict:
     problem = _header_problem(head)
     if problem:
         raise RecordingError(f"{path}: damaged header ({problem})")
-    return head
+    return untrusted.clean(head)
 
 
 def _prepared(f, path: str, version: int, dec: RowDecoder):
-    """The first stage: ("rows", prepared rows) per chunk of lines, then ("end", lost), the
-    footer's count of lost events (None if the recording has no footer: it was killed).
+    """The first stage: ("rows", prepared rows) per chunk of lines, ("cut", line number) if
+    the file ends inside a line, then ("end", (footer seen, lost)): the footer's count of
+    lost events (None without a footer: the recorder was killed).
     A format 2 chunk is parsed whole on the fast path (every line a row); a chunk with
     anything else in it (the footer, a blank line, damage) goes through `_lines`, which
     knows each line's number."""
-    lost = None
+    lost, footer, cut = None, False, None
     n = 2  # the number of the chunk's first line
+    lines = iter(partial(f.readline, MAX_LINE + 1), b"")  # no line read is longer than MAX_LINE + 1
     while True:
-        chunk = list(islice(f, CHUNK))
+        chunk = list(islice(lines, CHUNK))
         if not chunk:
             break
+        longest = max(map(len, chunk))
+        last = chunk[-1]
+        if not last.endswith(b"\n") and len(last) <= MAX_LINE and _unparsable(last):
+            chunk.pop()  # the file ends inside this line: keep what precedes it
+            cut = n + len(chunk)
+            if not chunk:
+                break
+        if longest > MAX_LINE:
+            k = next(i for i, line in enumerate(chunk) if len(line) > MAX_LINE)
+            raise RecordingError(f"{path}: line {n + k} is longer than {MAX_LINE >> 10} KiB, so not an event; "
+                                 "the file is damaged")
         tail = [chunk.pop()] if chunk[-1].startswith(b"{") else []  # the footer, most likely
         for part in (chunk, tail):
             if not part:
                 continue
             rows = _whole(part, dec) if version >= 2 and part is chunk else None
             if rows is None:
-                rows, footer = _lines(part, n, path, version, dec)
-                lost = footer if footer is not None else lost
+                rows, end = _lines(part, n, path, version, dec)
+                if end is not None:
+                    footer, lost = True, end
             if rows:
                 yield "rows", rows
             n += len(part)
-    yield "end", lost
+    if cut is not None:
+        yield "cut", cut
+    yield "end", (footer, lost)
+
+
+def _unparsable(line: bytes) -> bool:
+    try:
+        loads(line)
+    except ValueError:
+        return True
+    return False
+
+
+def _untrusted(lines: list[bytes]) -> bool:
+    """Could these lines hold a control character?  Only through a JSON escape or a
+    non-ASCII byte: rows written by vethtrace have neither, so most chunks skip `_clean`."""
+    joined = b"".join(lines)
+    return b"\\" in joined or not joined.isascii()
+
+
+def _clean(row: list) -> None:
+    """A prepared row's strings made safe to display (untrusted.term), in place."""
+    term = untrusted.term
+    row[5], row[11], row[12], row[13] = term(row[5]), term(row[11]), term(row[12]), term(row[13])
+    if row[19] is not None:
+        row[19] = untrusted.clean(row[19])
+    if row[20] is not None:
+        row[20] = untrusted.clean(row[20])
 
 
 def _whole(chunk: list[bytes], dec: RowDecoder) -> list | None:
-    """The fast path of `_prepared`: every line a row; None if any is not."""
+    """The fast path of `_prepared`: every line a row; None if any is not (or the chunk
+    is too big to parse at once: then `_lines` stops at the first bad line)."""
+    if sum(map(len, chunk)) > CHUNK_BYTES:
+        return None
     try:
-        return dec.prepare(list(map(loads, chunk)))
+        rows = dec.prepare(list(map(loads, chunk)))
     except (ValueError, KeyError, TypeError, AttributeError):
         return None
+    if _untrusted(chunk):
+        for row in rows:
+            _clean(row)
+    return rows
 
 
 def _lines(chunk: list[bytes], n: int, path: str, version: int, dec: RowDecoder) -> tuple[list, int | None]:
@@ -229,12 +308,13 @@ def _lines(chunk: list[bytes], n: int, path: str, version: int, dec: RowDecoder)
     for n, line in enumerate(chunk, start=n):
         if not line.strip():
             continue
+        before = len(rows)
         try:
             d = loads(line)
             if isinstance(d, dict) and d.get("footer"):
                 lost = d.get("lost", 0)
-                if type(lost) is not int:
-                    raise TypeError("footer's lost is not a number")
+                if type(lost) is not int or lost < 0:
+                    raise TypeError("footer's lost is not a count")
             elif version >= 2:
                 if not isinstance(d, list):
                     raise TypeError("not a JSON array (an event row)")
@@ -243,7 +323,9 @@ def _lines(chunk: list[bytes], n: int, path: str, version: int, dec: RowDecoder)
                 rows += dec.prepare([object_row(d)])
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise RecordingError(f"{path}: line {n} is not a valid event ({type(exc).__name__}: "
-                                 f"{str(exc)[:80]}); the file is damaged") from None
+                                 f"{untrusted.term(str(exc)[:80])}); the file is damaged") from None
+        if len(rows) > before and _untrusted([line]):
+            _clean(rows[-1])
     return rows, lost
 
 
@@ -362,8 +444,9 @@ def _header_problem(head: dict) -> str:
     for key in ("kernel", "mechanism", "created"):
         if not isinstance(head.get(key, ""), str):
             return f"{key} is not a string"
-    if type(head.get("wall_offset_ns", 0)) is not int:
-        return "wall_offset_ns is not an integer"
+    offset = head.get("wall_offset_ns", 0)
+    if type(offset) is not int or not 0 <= offset <= WALL_OFFSET_MAX:
+        return "wall_offset_ns is not a time in ns since 1970"
     ctx = head.get("context")
     if not isinstance(ctx, dict):
         return "context is not an object"
@@ -373,19 +456,19 @@ def _header_problem(head: dict) -> str:
     if not isinstance(ifs, list):
         return "context.interfaces is not a list"
     for i in ifs:
-        if not isinstance(i, dict) or not isinstance(i.get("name", ""), str) \
+        if not isinstance(i, dict) or not isinstance(i.get("name"), str) \
                 or not isinstance(i.get("addrs", []), list) or not all(isinstance(a, str) for a in i.get("addrs", [])):
-            return "an interface entry is malformed"
+            return "an interface entry is malformed (each needs a name, and addrs as strings)"
     sysctl = ctx.get("sysctl", {})
-    if not isinstance(sysctl, dict) or not all(isinstance(v, dict) for v in sysctl.values()):
+    if not isinstance(sysctl, dict) or not all(isinstance(v, dict) and all(type(x) is int for x in v.values())
+                                               for v in sysctl.values()):
         return "context.sysctl is malformed"
     return ""
 
 
 def write_file(path: str, head: dict, events, lost: int) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "wb") as f:
-        w = Writer(f, head)
+    """A whole recording at `path`, or nothing (safefile.OutputError says why)."""
+    with safefile.replacing(path) as out:
+        w = Writer(out, head)
         w.write(events)
         w.close(lost)
-    os.replace(tmp, path)

@@ -8,12 +8,27 @@ newer ones with a message saying to upgrade.
 """
 from __future__ import annotations
 
-from .events import FIELDS, KINDS
+from .events import COLUMNS, FIELDS, KINDS, Column
+from .recording import WALL_OFFSET_MAX
 from .recording import FORMAT, VERSION
 
 _INT = {"type": "integer"}
 _STR = {"type": "string"}
 _HEX = {"type": "string", "pattern": "^[0-9a-f]*$"}
+_FORMS = {  # a column's form (tracer/events.py COLUMNS) as JSON schema
+    "int": _INT, "str": _STR, "hex": _HEX, "bytes": _HEX, "bool": {"type": "boolean"}, "summary": _STR,
+    "kind": {"enum": sorted(KINDS.values())},
+    "fib": {"type": "object", "properties": {"src": _STR, "dst": _STR, "iif": _INT, "oif": _INT, "proto": _INT}},
+    "neigh": {"type": "object", "properties": {"addr": _STR, "lladdr": _STR}},
+}
+
+
+def _column(c: Column) -> dict:
+    out = {**_FORMS[c.form], "description": c.doc}
+    if c.form == "int":
+        out.update(minimum=c.lo, maximum=c.hi)
+    return out
+
 
 SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -36,7 +51,7 @@ SCHEMA = {
                 "created": {"type": "string", "description": "local time the recording started"},
                 "kernel": {"type": "string", "description": "uname -r of the traced machine"},
                 "mechanism": {"type": "string", "description": "probe mechanism: tp_btf or fentry + tp_btf"},
-                "wall_offset_ns": {"type": "integer", "description": "add to an event's ts to get Unix time in ns"},
+                "wall_offset_ns": {"type": "integer", "minimum": 0, "maximum": WALL_OFFSET_MAX, "description": "add to an event's ts to get Unix time in ns"},
                 "command": {"type": "array", "items": _STR, "description": "the command traced, if any"},
                 "fields": {"const": list(FIELDS), "description": "format 2: the columns of an event row"},
                 "context": {
@@ -46,7 +61,7 @@ SCHEMA = {
                         "netns": {"type": "integer", "description": "namespace inode"},
                         "name": {"type": "string", "description": "ip netns name, if any"},
                         "interfaces": {"type": "array", "items": {
-                            "type": "object",
+                            "type": "object", "required": ["name"],
                             "properties": {"ifindex": _INT, "name": _STR, "kind": _STR,
                                            "peer": {"type": ["string", "null"]}, "up": {"type": "boolean"},
                                            "addrs": {"type": "array", "items": _STR}}}},
@@ -59,30 +74,7 @@ SCHEMA = {
         "event": {
             "type": "object",
             "required": ["ts", "kind"],
-            "properties": {
-                "ts": {"type": "integer", "description": "CLOCK_MONOTONIC, ns (bpf_ktime_get_ns)"},
-                "kind": {"enum": sorted(KINDS.values()), "description":
-                         "xmit: a device is asked to transmit; netif_rx: a device hands the packet to the "
-                         "stack; receive: the stack takes it in; kfree: dropped; consume: freed after "
-                         "processing; fib: route lookup; neigh_*: neighbour table; icmp_send: an ICMP "
-                         "error about this packet; deliver: copied to a socket; func: fentry probe"},
-                "cpu": _INT, "netns": _INT, "ifindex": _INT, "dev": _STR,
-                "skb": {**_HEX, "description": "sk_buff address (reused after free)"},
-                "head": {**_HEX, "description": "skb->head (shared by clones)"},
-                "len": _INT, "protocol": {**_INT, "description": "ethertype"},
-                "pid": _INT, "comm": _STR,
-                "where": {**_STR, "description": "kernel function: free site, transmit function or probe"},
-                "reason": {**_STR, "description": "drop reason name (kfree)"},
-                "arg": {**_INT, "description": "per kind: icmp type<<8|code, bytes delivered, new NUD state, fib error"},
-                "arg2": {**_INT, "description": "per kind: old NUD state, fib table id; packet events: flags (enum vtr_pkt_flags)"},
-                "data": {**_HEX, "description": "first packet bytes copied by the probe"},
-                "l2": {"type": "boolean", "description": "data starts at the Ethernet header"},
-                "summary": {"type": "string", "description": "the packet in one line (tcpdump style), "
-                            "for people and jq; readers re-parse data"},
-                "fib": {"type": "object", "properties": {"src": _STR, "dst": _STR, "iif": _INT, "oif": _INT,
-                                                          "proto": _INT}},
-                "neigh": {"type": "object", "properties": {"addr": _STR, "lladdr": _STR}},
-            },
+            "properties": {c.name: _column(c) for c in COLUMNS},
             "not": {"anyOf": [{"required": ["vethtrace"]}, {"required": ["footer"]}]},
         },
         "footer": {
@@ -113,3 +105,17 @@ def _row(event: dict) -> dict:
 SCHEMA["$defs"]["event_row"] = _row(SCHEMA["$defs"]["event"])
 SCHEMA["$defs"]["event"]["description"] = "format 1: one event as an object, leaving out what its kind does not have"
 
+
+
+def _json_event(event: dict) -> dict:
+    """What `show --json` and `trace --json` print per event (events.json_object)."""
+    props = {name: (dict(event["properties"][name]) if name not in ("fib", "neigh")
+                    else {"oneOf": [{"type": "null"}, event["properties"][name]]}) for name in FIELDS}
+    props["journey"] = {"type": ["integer", "null"], "description": "the journey's id, as `show` numbers them"}
+    props["conversation"] = {"type": ["integer", "null"], "description": "the conversation's id ([N] in `show`)"}
+    props["wall_ns"] = {"type": "integer", "description": "Unix time of the event, ns (ts is CLOCK_MONOTONIC)"}
+    return {"type": "object", "description": "`vethtrace show --json` and `trace --json`: one event per line, "
+            "every key always present", "properties": props, "required": list(props), "additionalProperties": False}
+
+
+SCHEMA["$defs"]["json_event"] = _json_event(SCHEMA["$defs"]["event"])

@@ -49,7 +49,7 @@ def replay(path: str) -> tuple[recording.Recording, Correlator]:
         for chunk in reader.chunks():  # correlated while the rest is parsed (Reader)
             events += chunk
             corr.feed(chunk)
-    return recording.Recording(reader.header, events, reader.lost), corr
+    return recording.Recording(reader.header, events, reader.lost, reader.warning), corr
 
 
 class ReplaySource:

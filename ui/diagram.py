@@ -5,13 +5,13 @@ colours; a packet that ended early ends in a red mark with its reason; a legend.
 from __future__ import annotations
 
 import math
-import os
 import re
 import shutil
 from pathlib import Path
 
 import graphviz
 
+from vethtrace.tracer import safefile, untrusted
 from vethtrace.tracer.correlate import Correlator
 from vethtrace.tracer.pathgraph import aggregate_graph, steps_graph
 
@@ -28,6 +28,11 @@ def _id(node: str) -> str:
     return re.sub(r"[^\w./-]", "_", node)
 
 
+def _label(text: str, before: str = "") -> str:
+    """A node label holding an untrusted name: shown as text, never as DOT or HTML."""
+    return graphviz.escape(before + untrusted.label(text))
+
+
 class DotMissing(RuntimeError):
     pass
 
@@ -35,12 +40,12 @@ class DotMissing(RuntimeError):
 def _netns_label(netns: int, corr: Correlator) -> str:
     ctx = corr.context
     name = ctx.get("name") if ctx.get("netns") == netns else ""
-    return f"network namespace {name}" if name else f"network namespace {netns}"
+    return graphviz.escape(f"network namespace {untrusted.label(name)}" if name else f"network namespace {netns}")
 
 
 def to_dot(g, corr: Correlator, title: str = "", aggregate: bool = False) -> graphviz.Digraph:
     dot = graphviz.Digraph("vethtrace", graph_attr={
-        "rankdir": "LR", "fontname": "Helvetica", "fontsize": "12", "labelloc": "t", "label": title,
+        "rankdir": "LR", "fontname": "Helvetica", "fontsize": "12", "labelloc": "t", "label": graphviz.escape(untrusted.label(title)),
         "nodesep": "0.5", "ranksep": "0.9", "newrank": "true", "compound": "true"},
         node_attr={"fontname": "Helvetica", "fontsize": "11"}, edge_attr={"fontname": "Helvetica", "fontsize": "10"})
     by_ns: dict[int, list] = {}
@@ -54,16 +59,16 @@ def to_dot(g, corr: Correlator, title: str = "", aggregate: bool = False) -> gra
                 with ns.subgraph(name=f"cluster_stack{i}") as st:
                     st.attr(label="protocol stack", style="rounded,filled", fillcolor="#eef3fb", color="#9db4d6")
                     for n, d in stack:
-                        st.node(_id(n), d["name"], shape="box", style="rounded,filled", fillcolor="white")
+                        st.node(_id(n), _label(d["name"]), shape="box", style="rounded,filled", fillcolor="white")
             for n, d in nodes:
                 kind = d["kind"]
                 if kind == "device":
-                    label = d["name"] + ("\n(loopback)" if d["name"] == "lo" else "\n(veth)" if "peer" in d else "")
-                    ns.node(_id(n), label, shape="box", style="filled", fillcolor="#fff7d6", color="#c9a227")
+                    label = untrusted.label(d["name"]) + ("\n(loopback)" if d["name"] == "lo" else "\n(veth)" if "peer" in d else "")
+                    ns.node(_id(n), graphviz.escape(label), shape="box", style="filled", fillcolor="#fff7d6", color="#c9a227")
                 elif kind == "socket":
-                    ns.node(_id(n), f"socket\n{d['name']}", shape="cds", style="filled", fillcolor="#e3f4e8", color="#1d9a4a")
+                    ns.node(_id(n), _label(d['name'], "socket\n"), shape="cds", style="filled", fillcolor="#e3f4e8", color="#1d9a4a")
                 elif kind == "end":
-                    ns.node(_id(n), f"✗ {d['name']}", shape="octagon", style="filled", fillcolor="#fde2e1",
+                    ns.node(_id(n), _label(d['name'], "✗ "), shape="octagon", style="filled", fillcolor="#fde2e1",
                             color="#c62828", fontcolor="#8e0000")
             # The veth pair: two devices wired to each other.
             seen = set()
@@ -114,25 +119,52 @@ def build(journeys, corr: Correlator, title: str = "", aggregate: bool | None = 
     return to_dot(g, corr, title, aggregate)
 
 
+FORMATS = ("svg", "png", "pdf", "dot", "gv")
+STDOUT_FORMATS = ("svg", "dot")
+
+
+class DiagramError(RuntimeError):
+    """The diagram cannot be drawn or written; one line says why."""
+
+
+def output_format(path: str) -> str:
+    """The format a name's suffix asks for (none, or '-' for standard output: SVG);
+    DiagramError for a suffix graphviz is not asked to draw."""
+    if path == "-":
+        return "svg"
+    fmt = Path(path).suffix.lstrip(".").lower() or "svg"
+    if fmt not in FORMATS:
+        raise DiagramError(f"{path}: say which format with the suffix: "
+                           + ", ".join(f".{f}" for f in FORMATS) + " (or - for SVG on standard output)")
+    return fmt
+
+
 def write(dot: graphviz.Digraph, path: str) -> str:
-    """Write the diagram in the format its suffix names (.svg, .png, .pdf, .dot).  Without the
-    `dot` program, writes the .dot text beside it and raises DotMissing naming that file."""
-    out = Path(path)
-    fmt = out.suffix.lstrip(".").lower() or "svg"
+    """Write the diagram in the format its suffix names (.svg, .png, .pdf, .dot; '-': SVG
+    to standard output), through safefile.  Without the `dot` program, writes the .dot
+    text beside it and raises DotMissing naming that file."""
+    fmt = output_format(path)
     if fmt in ("dot", "gv"):
-        out.write_text(dot.source)
-        return str(out)
+        safefile.write_bytes(path, dot.source.encode(), stdout_ok=True)
+        return path
     if shutil.which("dot") is None:
-        fallback = out.with_suffix(".dot")
-        fallback.write_text(dot.source)
+        if path == "-":
+            raise DotMissing("graphviz's `dot` program is not installed (apt-get install graphviz)")
+        fallback = str(Path(path).with_suffix(".dot"))
+        safefile.write_bytes(fallback, dot.source.encode())
         raise DotMissing(f"graphviz's `dot` program is not installed (apt-get install graphviz), "
-                         f"so wrote {fallback} instead of {out}")
-    data = dot.pipe(format=fmt)
-    tmp = f"{out}.tmp{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, out)
-    return str(out)
+                         f"so wrote {fallback} instead of {path}")
+    safefile.check(path, stdout_ok=True)  # before dot runs: a bad name costs nothing
+    try:
+        data = dot.pipe(format=fmt)
+    except (graphviz.CalledProcessError, BrokenPipeError, OSError) as exc:
+        # dot refused the input (it closes the pipe early): say so instead of writing nothing
+        detail = getattr(exc, "stderr", b"") or b""
+        first = detail.decode(errors="replace").strip().splitlines()[:1]
+        raise DiagramError(f"graphviz's dot could not draw {path}"
+                           + (f": {untrusted.term(first[0])[:200]}" if first else "")) from None
+    safefile.write_bytes(path, data, stdout_ok=True)
+    return path
 
 
 def render_conversation(conv, corr: Correlator, path: str) -> str:

@@ -11,6 +11,7 @@ from .. import __version__
 from ..tracer.kernel import SetupError
 from ..tracer.lab import LabError
 from ..tracer.recording import RecordingError
+from ..tracer.safefile import OutputError
 from . import demo, doctor, export, lab, ping, record, render, schema, show, trace, tui
 from .common import self_name
 
@@ -37,8 +38,15 @@ examples:
 """
 
 
+class Parser(argparse.ArgumentParser):
+    """Usage errors in one line that names the subcommand and where to read more (exit 2)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(
+    ap = Parser(
         prog="vethtrace", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=epilog(),
         description="Trace where packets go inside the Linux kernel (veth0 -> veth1 -> stack -> lo -> socket) "
                     "and why they stop there.")
@@ -50,6 +58,11 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _subparser(ap: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    action = next(a for a in ap._actions if isinstance(a, argparse._SubParsersAction))
+    return action.choices[name]
+
+
 def main(argv: list[str] | None = None) -> int:
     gc.set_threshold(*GC_THRESHOLDS)
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -58,12 +71,15 @@ def main(argv: list[str] | None = None) -> int:
     tui_command: list[str] = []
     if argv[:1] == ["tui"]:
         argv, tui_command = tui.split_argv(argv)
-    args = parser().parse_args(argv)
+    ap = parser()
+    args, extra = ap.parse_known_args(argv)
+    if extra:  # said by the subcommand's own parser, so the usage shown is that subcommand's
+        _subparser(ap, args.cmd).error(f"unrecognized arguments: {' '.join(extra)}")
     if args.cmd == "tui":
         args.command = tui_command
     try:
         return COMMANDS[args.cmd](args)
-    except (SetupError, RecordingError, LabError) as exc:
+    except (SetupError, RecordingError, LabError, OutputError) as exc:
         print(f"vethtrace: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -8,9 +8,34 @@ import shutil
 import signal
 import sys
 
+from ..tracer import safefile
 from ..tracer.kernel import SetupError
+from ..tracer.sources import replay
 
 SETTLE_S = 0.03  # after a command prints a line, the events that explain it are already queued; drain once more
+
+
+def positive(kind: type):
+    """An argparse type: a number above zero (a duration, a count, a size)."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
+        return value
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def duration_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-d", "--duration", type=positive(float), metavar="SECONDS", help="stop after this long")
+
+
+def count_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-c", "--count", type=positive(int), metavar="COUNT",
+                   help="stop once COUNT conversations have ended (as tcpdump -c stops after COUNT packets)")
 
 
 def filter_args(p: argparse.ArgumentParser) -> None:
@@ -22,7 +47,7 @@ def filter_args(p: argparse.ArgumentParser) -> None:
                         "(repeatable); each is followed wherever it goes")
     g.add_argument("--all-netns", action="store_true", help="trace every network namespace, not just this one")
     g.add_argument("--ipv6", action="store_true", help="include IPv6 (router/multicast housekeeping is hidden by default)")
-    p.add_argument("--buffer-mb", type=int, default=32, metavar="MB",
+    p.add_argument("--buffer-mb", type=positive(int), default=32, metavar="MB",
                    help="kernel ring buffer size (default 32 MB); larger loses fewer events in floods")
 
 
@@ -51,8 +76,28 @@ def draw(journeys, corr, path: str, title: str, aggregate: bool | None = None) -
     from ..ui import diagram  # graphviz is only needed here
     try:
         diagram.write(diagram.build(journeys, corr, title=title, aggregate=aggregate), path)
-    except diagram.DotMissing as exc:
+    except (diagram.DotMissing, diagram.DiagramError) as exc:
         raise SetupError(str(exc)) from None
+
+
+def check_diagram(path: str, stdout_ok: bool = True) -> None:
+    """Refuse a diagram name that cannot be written before any work is done."""
+    from ..ui import diagram
+    try:
+        diagram.output_format(path)
+    except diagram.DiagramError as exc:
+        raise SetupError(str(exc)) from None
+    if path == "-" and not stdout_ok:
+        raise SetupError("'-' (standard output) is not possible here: name a file")
+    safefile.check(path, stdout_ok)
+
+
+def replayed(path: str):
+    """sources.replay(path), saying on stderr, in one line, if the recording was cut short."""
+    rec, corr = replay(path)
+    if rec.warning:
+        print(f"vethtrace: warning: {rec.warning}", file=sys.stderr)
+    return rec, corr
 
 
 def self_command() -> list[str]:
@@ -68,6 +113,35 @@ def self_command() -> list[str]:
     return [sys.executable, "-I", "-m", "vethtrace"]
 
 
+def child_command() -> list[str]:
+    """self_command() for a child vethtrace runs itself (the demo's `vethtrace ping`):
+    always through this interpreter in isolated mode, so neither the working directory nor
+    an empty PYTHONPATH entry (which means the working directory) is ever imported from."""
+    cmd = self_command()
+    return cmd if cmd[0] == sys.executable else [sys.executable, "-I", *cmd]
+
+
 def self_name() -> str:
     """self_command() as one string for printed examples."""
     return " ".join(self_command())
+
+
+class ConversationCount:
+    """`-c COUNT`: has COUNT conversations ended?  A conversation has ended once each of its
+    journeys has, and nothing happened in it for `quiet_ns` (a reply is a new journey that
+    starts after its request ended)."""
+
+    def __init__(self, count: int | None, quiet_ns: int = 200_000_000):
+        self.count, self.quiet_ns = count, quiet_ns
+        self.ended_ids: set[int] = set()
+
+    def reached(self, corr, now_ns: int) -> bool:
+        if not self.count:
+            return False
+        for conv in corr.conversations:
+            if conv.id in self.ended_ids or not conv.journeys:
+                continue
+            if all(j.ended or j.cut for j in conv.journeys) and \
+                    now_ns - max(j.last for j in conv.journeys) > self.quiet_ns:
+                self.ended_ids.add(conv.id)
+        return len(self.ended_ids) >= self.count

@@ -31,5 +31,7 @@ def run(args) -> int:
         print(lab.describe(built, self_name()))
         return 0
     removed = lab.down(args.scenario)
-    print(f"removed {lab.ns_name(args.scenario)}" if removed else f"no lab {lab.ns_name(args.scenario)} to remove")
+    if not removed:  # like `lab up` of a lab that is up: the user asked for what cannot be done
+        raise LabError(f"no lab {lab.ns_name(args.scenario)} to remove (`vethtrace lab status` lists the labs that are up)")
+    print(f"removed {lab.ns_name(args.scenario)}")
     return 0

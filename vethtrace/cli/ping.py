@@ -7,14 +7,14 @@ import shutil
 import signal
 import time
 
-from ..tracer import kernel, recording
+from ..tracer import kernel, recording, safefile
 from ..tracer.correlate import Correlator
 from ..tracer.kernel import SetupError
 from ..tracer.live import LiveSource, build_filters
 from ..tracer.runner import PtyCommand
 from ..ui.ping import PingView
 from ..ui.text import Style, event_lines, summary_lines
-from .common import SETTLE_S, draw
+from .common import SETTLE_S, check_diagram, draw, positive
 
 NAME = "ping"
 OWN_FLAGS = ("--events", "--ipv6", "-h", "--help")
@@ -29,16 +29,21 @@ def add_parser(sub) -> None:
     p.add_argument("--record", metavar="FILE", help="also save the trace as a recording")
     p.add_argument("--ipv6", action="store_true", help="include IPv6 packets")
     p.add_argument("--svg", metavar="FILE", help="also draw the packets' paths (.svg, .png or .dot)")
-    p.add_argument("--buffer-mb", type=int, default=32, metavar="MB", help="kernel ring buffer size (default 32 MB)")
+    p.add_argument("--buffer-mb", type=positive(int), default=32, metavar="MB", help="kernel ring buffer size (default 32 MB)")
     p.add_argument("ping_args", nargs=argparse.REMAINDER, metavar="PING_ARGS", help="arguments for ping, unchanged")
 
 
 def split_argv(argv: list[str]) -> list[str]:
-    """`vethtrace ping [OWN OPTIONS] PING_ARGS...`: everything after vethtrace's own
-    options goes to ping unchanged, even when it starts with '-' (argparse cannot)."""
-    own, i = [], 1
+    """`vethtrace ping [OWN OPTIONS] PING_ARGS...`: vethtrace's own options (ping has none of
+    these names) are taken wherever they are, before or among ping's arguments; the rest goes
+    to ping unchanged, even when it starts with '-' (argparse cannot).  After an explicit
+    `--` everything is ping's."""
+    own, rest, i = [], [], 1
     while i < len(argv):
         a = argv[i]
+        if a == "--":
+            rest += argv[i + 1:]
+            break
         if a in OWN_FLAGS:
             own.append(a)
         elif a in OWN_VALUES and i + 1 < len(argv):
@@ -47,18 +52,21 @@ def split_argv(argv: list[str]) -> list[str]:
         elif a.startswith(tuple(v + "=" for v in OWN_VALUES)):
             own.append(a)
         else:
-            break
+            rest.append(a)
         i += 1
-    rest = argv[i:]
     return ["ping", *own, *(["--", *rest] if rest else [])]
 
 
 def run(args) -> int:
-    ping_args = [a for a in args.ping_args if a != "--"] if args.ping_args[:1] == ["--"] else args.ping_args
+    ping_args = args.ping_args[1:] if args.ping_args[:1] == ["--"] else args.ping_args
     if not ping_args:
         raise SetupError("say what to ping, e.g. `vethtrace ping -c 2 -I veth0 192.168.2.1`")
     if shutil.which("ping") is None:
         raise SetupError("ping is not installed: apt-get install iputils-ping")
+    if args.svg:
+        check_diagram(args.svg, stdout_ok=False)  # ping's own lines go to standard output
+    if args.record:
+        safefile.check(args.record)
     style = Style()
     with LiveSource(build_filters(ipv6=args.ipv6), ring_mb=args.buffer_mb) as src:
         corr = Correlator(kernel.context())

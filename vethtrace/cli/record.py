@@ -2,14 +2,15 @@
 from __future__ import annotations
 
 import argparse
-import subprocess
+import shutil
 import sys
 import time
 
-from ..tracer import kernel, recording, runner
+from ..tracer import kernel, recording, runner, safefile
+from ..tracer.correlate import Correlator
 from ..tracer.kernel import SetupError
 from ..tracer.live import LiveSource, build_filters
-from .common import SETTLE_S, StopSignals, filter_args
+from .common import SETTLE_S, ConversationCount, StopSignals, count_arg, duration_arg, filter_args
 
 NAME = "record"
 
@@ -17,53 +18,77 @@ NAME = "record"
 def add_parser(sub) -> None:
     p = sub.add_parser("record", help="record events to a JSON-lines file (until COMMAND exits or Ctrl-C)")
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="recording to write ('-' for stdout)")
-    p.add_argument("-d", "--duration", type=float, metavar="SECONDS", help="stop after this long")
+    duration_arg(p)
+    count_arg(p)
     filter_args(p)
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND", help="command to run while recording")
 
 
 def run(args) -> int:
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if command and shutil.which(command[0]) is None:
+        raise SetupError(f"{command[0]}: command not found (nothing was recorded)")
+    safefile.check(args.output, stdout_ok=True)
     filters = build_filters(args.interface, args.host, args.all_netns, args.ipv6, args.netns)
     to_stdout = args.output == "-"
     proc = None
     status = 0
     with LiveSource(filters, ring_mb=args.buffer_mb) as src:
-        # Opened only once the probes run: a run that cannot start leaves an older
+        # Created only once the probes run, and put at its name (safefile) once it has its
+        # header and the command has started: a run that cannot start leaves an older
         # recording of the same name untouched; a killed run leaves a readable prefix.
-        if to_stdout:
-            out = sys.stdout.buffer
-        else:
-            try:
-                out = open(args.output, "wb")
-            except OSError as exc:
-                raise SetupError(f"cannot write {args.output}: {exc.strerror}") from None
+        out = safefile.create(args.output, stdout_ok=True)
         try:
             writer = recording.Writer(out, recording.header(kernel.context(), src.mechanism, command))
+            if command:
+                try:
+                    # with -o -, the command's output would land in the recording: send it to stderr
+                    proc = runner.start(command, stdout=sys.stderr.fileno() if to_stdout else None)
+                except OSError as exc:
+                    raise SetupError(f"cannot run {command[0]}: {exc.strerror} (nothing was recorded)") from None
+            out.commit()
             print(f"vethtrace: recording ({src.mechanism}); {'running ' + ' '.join(command) if command else 'Ctrl-C stops'}",
                   file=sys.stderr)
-            deadline = time.monotonic() + args.duration if args.duration else None
-            with StopSignals() as stop:
-                if command:
-                    proc = runner.start(command)
-                while not stop.requested:
-                    writer.write(src.poll(100))
-                    if proc is not None and proc.poll() is not None:
-                        break
-                    if deadline is not None and time.monotonic() >= deadline:
-                        break
-                if stop.requested:
-                    status = 130
-                    runner.stop(proc)
-                time.sleep(SETTLE_S)
-                writer.write(src.drain())
-                writer.close(src.lost())
-            if proc is not None:
-                status = runner.stop(proc)
+            try:
+                status = _record(args, src, writer, proc)
+            except safefile.OutputError as exc:
+                out.cut_back()  # the file ends with the last whole line
+                runner.stop(proc)
+                where = "" if to_stdout else (f"; {args.output} keeps the {writer.count} events written before "
+                                              f"(no footer: `vethtrace show {args.output}` shows them)")
+                raise safefile.OutputError(f"{exc}; recording stopped{where}") from None
             print(f"vethtrace: {writer.count} events, {src.lost()} lost"
                   + ("" if to_stdout else f", written to {args.output}"), file=sys.stderr)
         finally:
             runner.stop(proc)
-            if not to_stdout:
-                out.close()
+            out.close()
     return status if command else 0
+
+
+def _record(args, src, writer, proc) -> int:
+    """Events to the writer until the command exits, the duration ends or a signal asks."""
+    status = 0
+    deadline = time.monotonic() + args.duration if args.duration else None
+    counted = ConversationCount(args.count)
+    corr = Correlator(kernel.context(), keep=20_000) if args.count else None  # only -c needs it
+    with StopSignals() as stop:
+        while not stop.requested:
+            events = src.poll(100)
+            writer.write(events)
+            if corr is not None:
+                corr.feed(events)
+                if counted.reached(corr, time.monotonic_ns()):
+                    break
+            if proc is not None and proc.poll() is not None:
+                break
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+        if stop.requested:
+            status = 130
+            runner.stop(proc)
+        time.sleep(SETTLE_S)
+        writer.write(src.drain())
+        writer.close(src.lost())
+    if proc is not None:
+        status = runner.stop(proc)
+    return status

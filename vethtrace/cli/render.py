@@ -4,8 +4,7 @@ from __future__ import annotations
 import sys
 
 from ..tracer.kernel import SetupError
-from ..tracer.sources import replay
-from .common import draw
+from .common import check_diagram, draw, replayed
 
 NAME = "render"
 
@@ -13,14 +12,15 @@ NAME = "render"
 def add_parser(sub) -> None:
     p = sub.add_parser("render", help="draw a recording as a diagram (.svg, .png, .pdf or .dot)")
     p.add_argument("file", help="recording made by `vethtrace record` or `vethtrace ping --record`")
-    p.add_argument("-o", "--output", required=True, metavar="OUT", help="out.svg, out.png, out.pdf or out.dot")
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="out.svg, out.png, out.pdf or out.dot ('-': SVG on standard output)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--conversation", type=int, metavar="ID", help="one conversation (IDs as `vethtrace show` lists them)")
     g.add_argument("--all", action="store_true", help="every packet, aggregated: counts on the edges")
 
 
 def run(args) -> int:
-    rec, corr = replay(args.file)
+    check_diagram(args.output)
+    rec, corr = replayed(args.file)
     name = " ".join(rec.header.get("command") or []) or args.file
     if args.conversation is not None:
         conv = next((c for c in corr.conversations if c.id == args.conversation), None)
@@ -30,5 +30,5 @@ def run(args) -> int:
         draw(conv.journeys, corr, args.output, title=f"{conv.title}  ({name})", aggregate=False)
     else:
         draw(corr.journeys, corr, args.output, title=name, aggregate=True if args.all else None)
-    print(f"wrote {args.output}", file=sys.stderr)
+    print(f"wrote {'standard output' if args.output == '-' else args.output}", file=sys.stderr)
     return 0

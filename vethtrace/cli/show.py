@@ -5,8 +5,9 @@ import sys
 
 from ..tracer import recording
 from ..tracer.correlate import device_crossings
-from ..tracer.sources import replay
+from ..tracer.events import json_object
 from ..ui.text import Style, conversation_lines, event_lines, summary_lines
+from .common import replayed
 
 NAME = "show"
 
@@ -21,7 +22,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    rec, corr = replay(args.file)
+    rec, corr = replayed(args.file)
     if args.json:
         return _show_json(rec, corr)
     style = Style()
@@ -45,21 +46,18 @@ def run(args) -> int:
 
 
 def _show_json(rec, corr) -> int:
-    """Events as JSON objects in recorded order (the recording's rows, named), each with
-    the journey and conversation `show` puts it in: null for route and neighbour events,
-    and the conversation also for a journey whose packet could not be parsed."""
+    """Events as JSON objects (events.json_object: the same objects `trace --json` prints) in
+    recorded order, each with the journey and conversation `show` puts it in."""
     placed = {}
     for j in corr.journeys:
         ids = (j.id, j.conversation.id if j.conversation is not None else None)
         for e in j.events:
             placed[id(e)] = ids
+    wall = rec.header.get("wall_offset_ns", 0)
     out = sys.stdout.buffer
     for k in range(0, len(rec.events), 4096):
-        lines = []
-        for e in rec.events[k:k + 4096]:
-            d = e.to_json()
-            d["journey"], d["conversation"] = placed.get(id(e), (None, None))
-            lines.append(recording.dumps(d))
+        lines = [recording.dumps(json_object(e, *placed.get(id(e), (None, None)), wall))
+                 for e in rec.events[k:k + 4096]]
         out.write(b"\n".join(lines) + b"\n")
     out.flush()
     return 0

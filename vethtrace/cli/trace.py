@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import sys
 import time
+from collections import deque
 
 from ..tracer import kernel, recording
 from ..tracer.correlate import Correlator
+from ..tracer.events import PACKET_KINDS, json_object
 from ..tracer.live import LiveSource, build_filters
 from ..ui.text import Style, journey_lines, summary_lines
-from .common import StopSignals, filter_args
+from .common import ConversationCount, StopSignals, count_arg, duration_arg, filter_args
 
 NAME = "trace"
 GRACE_NS = 200_000_000  # a clone (raw-socket copy) follows its original within this
@@ -17,9 +19,49 @@ KEEP_LIVE = 20_000  # journeys kept in memory by long-running live commands
 
 def add_parser(sub) -> None:
     p = sub.add_parser("trace", help="print each packet's path live as its journey ends (Ctrl-C stops)")
-    p.add_argument("-d", "--duration", type=float, metavar="SECONDS", help="stop after this long")
-    p.add_argument("--json", action="store_true", help="print events as JSON lines instead")
+    duration_arg(p)
+    count_arg(p)
+    p.add_argument("--json", action="store_true", help="print every event as a JSON object instead (the objects "
+                   "`show --json` prints: with journey and conversation ids and wall-clock time), in time order, "
+                   "each once its journey has ended")
     filter_args(p)
+
+
+class JsonStream:
+    """`trace --json`: events printed in arrival order once their journey is known to have
+    ended (so each carries its journey and conversation ids, as `show --json` does); an
+    event whose journey is still going after HOLD_NS goes out without them."""
+
+    HOLD_NS = 2_000_000_000
+
+    def __init__(self, corr: Correlator, wall_offset_ns: int):
+        self.corr, self.wall = corr, wall_offset_ns
+        self.waiting: deque = deque()
+        self.placed: dict[int, tuple] = {}
+
+    def journey_ended(self, j) -> None:
+        ids = (j.id, j.conversation.id if j.conversation is not None else None)
+        for e in j.events:
+            self.placed[id(e)] = ids
+
+    def add(self, events) -> None:
+        self.waiting.extend(events)
+
+    def flush(self, now_ns: int | None = None) -> None:
+        lines = []
+        waiting, placed = self.waiting, self.placed
+        while waiting:
+            e = waiting[0]
+            ids = placed.pop(id(e), None)
+            if ids is None and now_ns is not None and e.kind in PACKET_KINDS and now_ns - e.ts < self.HOLD_NS:
+                break  # its journey is still going: keep the order, wait for it
+            if ids is None and now_ns is not None and now_ns - e.ts < GRACE_NS:
+                break
+            waiting.popleft()
+            lines.append(recording.dumps(json_object(e, *(ids or (None, None)), self.wall)))
+        if lines:
+            sys.stdout.buffer.write(b"\n".join(lines) + b"\n")
+            sys.stdout.buffer.flush()
 
 
 def run(args) -> int:
@@ -28,11 +70,20 @@ def run(args) -> int:
     with LiveSource(filters, ring_mb=args.buffer_mb) as src:
         corr = Correlator(kernel.context(), keep=KEEP_LIVE)
         pending: dict[int, object] = {}  # ended journeys, printed once no clone can join them
-        if not args.json:
+        stream = JsonStream(corr, time.time_ns() - time.monotonic_ns()) if args.json else None
+        if args.json:
+            corr.on_journey_end = stream.journey_ended
+        else:
             corr.on_journey_end = lambda j: pending.__setitem__(j.id, j)
 
         def flush(everything: bool = False) -> None:
             now = time.monotonic_ns()  # the probes' clock (bpf_ktime_get_ns)
+            if stream is not None:
+                if everything:
+                    for j in corr.journeys:
+                        stream.journey_ended(j)
+                stream.flush(None if everything else now)
+                return
             for jid, j in list(pending.items()):
                 if everything or now - j.last > GRACE_NS:
                     if j.ended or j.cut:
@@ -41,14 +92,17 @@ def run(args) -> int:
 
         print(f"vethtrace: tracing ({src.mechanism}); Ctrl-C stops", file=sys.stderr)
         deadline = time.monotonic() + args.duration if args.duration else None
+        counted = ConversationCount(args.count)
         with StopSignals() as stop:
             while not stop.requested and (deadline is None or time.monotonic() < deadline):
                 events = src.poll(100)
-                if args.json:
-                    recording.write_lines(sys.stdout.buffer, events, rows=False)
+                if stream is not None:
+                    stream.add(events)
                 corr.feed(events)
                 flush()
+                if counted.reached(corr, time.monotonic_ns()):
+                    break
+        flush(everything=True)
         if not args.json:
-            flush(everything=True)
             print("\n".join(summary_lines(corr, style, src.lost())))
     return 0

@@ -15,7 +15,7 @@ NAME = "tui"
 
 def add_parser(sub) -> None:
     me = self_name()
-    p = sub.add_parser("tui", help="interactive: watch packets flow (live, or a recording), select one to see its path",
+    p = sub.add_parser("tui", usage="vethtrace tui [-h] [filters] [FILE | -- COMMAND ...]", help="interactive: watch packets flow (live, or a recording), select one to see its path",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        description="Live: traces the network namespace it runs in, like the other commands "
                                    f"(ip netns exec NS {me} tui). With FILE: replays a recording.",
@@ -40,14 +40,19 @@ def run(args) -> int:
     from ..ui import tui  # Textual is imported only by this command
     live_only = (args.command or args.interface is not None or args.host is not None or args.all_netns
                  or args.netns or args.ipv6)
-    if args.file:
-        if live_only:
-            raise SetupError("a recording is replayed as it was recorded: filters and -- COMMAND only apply "
-                             "when tracing live (vethtrace tui [filters] [-- COMMAND])")
-        return tui.run(ReplaySource(args.file))
+    if args.file and live_only:
+        raise SetupError("a recording is replayed as it was recorded: filters and -- COMMAND only apply "
+                         "when tracing live (vethtrace tui [filters] [-- COMMAND])")
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
-        raise SetupError("vethtrace tui needs a terminal; in scripts and pipes use `vethtrace trace` "
-                         "or `vethtrace record -o -`")
+        raise SetupError("vethtrace tui needs a terminal; in scripts and pipes use "
+                         + (f"`vethtrace show {args.file}`" if args.file else
+                            "`vethtrace trace` or `vethtrace record -o -`"))
+    if args.file:
+        source = ReplaySource(args.file)
+        status = tui.run(source)
+        if source.rec.warning:
+            print(f"vethtrace: warning: {source.rec.warning}", file=sys.stderr)
+        return status
     if args.command and shutil.which(args.command[0]) is None:
         raise SetupError(f"{args.command[0]}: command not found")
     with LiveEvents(build_filters(args.interface, args.host, args.all_netns, args.ipv6, args.netns),
