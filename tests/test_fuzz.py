@@ -251,16 +251,16 @@ def test_fuzz_subprocess(command, tmp_path):
 def _draw_tui_rows(src: ReplaySource) -> int:
     """What the TUI shows for a replay, without a screen: each conversation's row, detail
     pane and path, rendered by Rich."""
-    from vethtrace.ui import widgets
+    from vethtrace.ui.tui import panes, rows
     corr = Correlator(src.context)
     corr.feed(src.poll(0))
     console = Console(width=120, file=io.StringIO(), color_system="truecolor", legacy_windows=False)
     t0 = min((c.start for c in corr.conversations), default=0)
     for conv in corr.conversations:
-        row = widgets.Row(conv)
+        row = rows.Row(conv)
         row.update(corr, t0)
-        console.print(widgets.detail_renderable(row, corr))
-        console.print(widgets.path_renderable(row, corr))
+        console.print(panes.detail_renderable(row, corr))
+        console.print(panes.path_renderable(row, corr))
     text = console.file.getvalue()
     assert "\x1b]" not in text and "\x1b[2J" not in text, "a recorded escape sequence reached the TUI's output"
     return len(corr.conversations)
@@ -306,7 +306,7 @@ def test_fuzz_tui_app(tmp_path):
                 await pilot.press(key)
             await pilot.pause()
 
-    for k, data, what in mutants(PILOT_RUNS * 4, "pilot"):
+    for k, data, what in mutants(PILOT_RUNS * 16, "pilot"):
         rec.write_bytes(data)
         try:
             ReplaySource(str(rec))

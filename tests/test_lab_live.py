@@ -16,6 +16,7 @@ import subprocess
 import pytest
 
 from vethtrace.tracer import lab as labmod
+from vethtrace.tracer import owner
 
 pytestmark = [
     pytest.mark.live,
@@ -185,6 +186,9 @@ def test_cleanup_stale_removes_only_dead_test_namespaces():
     stale = f"{labmod.PREFIX}t{dead_pid}-0"
     mine = labmod.unique_name()
     subprocess.run(["ip", "netns", "add", stale], check=True)
+    # the owner marker `up` leaves on lo, naming a process of this PID namespace that is gone
+    subprocess.run(["ip", "-n", stale, "link", "set", "lo", "alias",
+                    f"vethtrace-lab scenario=one-ip owner={dead_pid}/{owner.pid_namespace()}/1"], check=True)
     try:
         with labmod.lab("one-ip", name=mine):
             removed = labmod.cleanup_stale()

@@ -29,8 +29,9 @@ def _id(node: str) -> str:
 
 
 def _label(text: str, before: str = "") -> str:
-    """A node label holding an untrusted name: shown as text, never as DOT or HTML."""
-    return graphviz.escape(before + untrusted.label(text))
+    """A node label holding an untrusted name: shown as text, never as DOT or HTML.  Its
+    line breaks (an end's "what\n(where)") stay line breaks; each line is made safe."""
+    return graphviz.escape(before + "\n".join(untrusted.label(line) for line in text.split("\n")))
 
 
 class DotMissing(RuntimeError):

@@ -433,7 +433,7 @@ class VethtraceApp(App):
         label = self._w(wid, Label)
         if self._status_text.get(wid) != text:
             self._status_text[wid] = text
-            label.update(text)
+            label.update(Text(text))  # plain text: names from a recording are not markup
         return label
 
     def _update_status(self) -> None:
