@@ -76,6 +76,7 @@ struct {
 /* A followed skb: what it carried when last reported (validated before it is believed). */
 struct vtr_track {
 	__u64 content;   /* content_key() */
+	__u64 head;      /* skb->head when last reported (`heads` is written when it changes) */
 	__u32 netns;     /* where it was last reported */
 	__u16 protocol;  /* skb->protocol, host order */
 	__u8 kind;       /* last reported enum vtr_kind */
@@ -342,8 +343,9 @@ static __always_inline __u8 answer_origin(const struct sk_buff *skb, __u32 netns
 }
 
 /* Outside the scope: is this new skb a clone of a followed packet (to be confirmed by
- * clone_agrees() once its bytes are copied), or an answer to one? */
-static __always_inline __u8 followed_origin(const struct sk_buff *skb, __u32 netns)
+ * clone_origin() once its bytes are copied), or an answer to one (looked for at a
+ * transmit, where a packet made in this namespace is first seen)? */
+static __always_inline __u8 followed_origin(const struct sk_buff *skb, __u32 netns, __u8 kind)
 {
 	__u64 head = (__u64)skb->head;
 
@@ -351,7 +353,7 @@ static __always_inline __u8 followed_origin(const struct sk_buff *skb, __u32 net
 		return 0;
 	if (BPF_CORE_READ_BITFIELD(skb, cloned) && bpf_map_lookup_elem(&heads, &head))
 		return ORIGIN_CLONE;
-	return answer_origin(skb, netns);
+	return kind == VTR_EV_XMIT || kind == VTR_EV_FUNC ? answer_origin(skb, netns) : 0;
 }
 
 /* A clone shares the followed skb's data: the same content, in the same namespace.
@@ -366,7 +368,8 @@ static __always_inline __u8 clone_origin(const struct vtr_event *e, __u64 conten
 
 /* The admission decision for an skb not followed (yet): 0, or the ORIGIN_* it enters
  * with.  The part that needs the copied bytes is admit_content(). */
-static __always_inline __u8 admit(const struct sk_buff *skb, const struct net_device *dev, __u32 netns)
+static __always_inline __u8 admit(const struct sk_buff *skb, const struct net_device *dev, __u32 netns,
+				  __u8 kind)
 {
 	if (!ifindex_ok(dev, netns))
 		return 0;
@@ -374,7 +377,7 @@ static __always_inline __u8 admit(const struct sk_buff *skb, const struct net_de
 		return 0;
 	if (netns && in_scope(netns))
 		return ORIGIN_SCOPE;
-	return followed_origin(skb, netns);
+	return followed_origin(skb, netns, kind);
 }
 
 /* Filters on the packet's bytes, at admission: the IPv4 host filter. */
@@ -419,8 +422,8 @@ static __always_inline void follow(const struct sk_buff *skb, struct vtr_track *
 				   __u64 content, __u8 origin)
 {
 	__u64 key = (__u64)skb, head = e->head;
-	struct vtr_track fresh = {.content = content, .netns = e->netns, .protocol = e->protocol,
-			      .kind = e->kind, .origin = origin};
+	struct vtr_track fresh = {.content = content, .head = head, .netns = e->netns, .protocol = e->protocol,
+				  .kind = e->kind, .origin = origin};
 	struct vtr_head h = {.content = content, .netns = e->netns};
 
 	if (t) {
@@ -430,8 +433,12 @@ static __always_inline void follow(const struct sk_buff *skb, struct vtr_track *
 	} else {
 		bpf_map_update_elem(&tracked, &key, &fresh, BPF_ANY);
 	}
-	h.origin = origin;
-	bpf_map_update_elem(&heads, &head, &h, BPF_ANY);
+	if (!t || t->head != head) {
+		h.origin = origin;
+		bpf_map_update_elem(&heads, &head, &h, BPF_ANY);
+		if (t)
+			t->head = head;
+	}
 	if (e->netns && !in_scope(e->netns)) {
 		note_recent(e->netns, e->ts_ns);
 		if (origin == ORIGIN_SCOPE && (e->kind == VTR_EV_NETIF_RX || e->kind == VTR_EV_RECEIVE)) {
@@ -475,7 +482,7 @@ static __always_inline int packet_event(const struct sk_buff *skb, const struct 
 	__u8 origin = 0;
 
 	if (!t) {
-		origin = admit(skb, dev, netns);
+		origin = admit(skb, dev, netns, kind);
 		if (!origin)
 			return 0;
 	} else if (!free && !ifindex_ok(dev, netns)) {
@@ -495,7 +502,7 @@ static __always_inline int packet_event(const struct sk_buff *skb, const struct 
 		/* Stale: the followed skb's end was never reported; this is another packet. */
 		bpf_map_delete_elem(&tracked, &key);
 		t = NULL;
-		origin = admit(skb, dev, netns);
+		origin = admit(skb, dev, netns, kind);
 	}
 	if (!t && origin == ORIGIN_CLONE) {
 		origin = clone_origin(e, content);
