@@ -9,24 +9,28 @@
  * kernels, and fentry probes used where the kernel permits BPF trampolines.
  *
  * Scope is a set of packets, decided here (unrelated traffic never reaches user space):
- *  - admit() decides whether an skb not followed yet enters the trace.  It does if it is
+ *  - admission: an skb not followed yet enters the trace if admit() (from the skb's own
+ *    fields, before anything is reserved) and then admit_content() (on the copied bytes:
+ *    the host filter; a packet filter belongs there too) say so.  admit() takes it if it is
  *    seen in a scope namespace (cfg.scope: by default the one vethtrace runs in), or,
- *    outside the scope, if it is a clone of a followed packet (skb->cloned and a followed
- *    skb->head), or if it is addressed to the source of a followed packet that came from
- *    the scope into this namespace (an answer: echo reply, ARP reply, ICMP error, the
- *    other half of a TCP exchange; the packet is bound for the scope and is followed from
- *    where it was made).  The interface, host and IPv6 filters narrow it; a packet filter
- *    belongs there too.
+ *    outside the scope, if it is a clone of a followed packet (skb->cloned, a followed
+ *    skb->head, the same content and namespace: it inherits the followed packet's origin),
+ *    or if, at its transmit, it is addressed to the source of a packet from the scope that
+ *    came into this namespace (`answers`: an echo reply, ARP reply or probe, ICMP error, the
+ *    other half of a TCP exchange; bound for the scope, and followed from where it was made).
  *  - an admitted skb is followed wherever it goes (a veth peer in another namespace, a
  *    bridge, a forwarding namespace, lo) until it is freed: `tracked` holds what it was.
  *  - identity survives reuse: skb addresses and heads are reused as soon as they are
  *    freed, and many frees are never reported (TCP frees most of its skbs without the
  *    consume_skb/kfree_skb tracepoints), so a `tracked` entry is never trusted on its
  *    address alone (same_journey()): the skb must still carry the same protocol and the
- *    same content key (addresses, IP id, ports or ICMP id/seq, ARP op and addresses: what
- *    no hop of a journey changes), and may be in another namespace than before only right
- *    after a transmit (the device step into a veth peer).  An entry that fails is stale:
- *    the event is judged by admit() as a new packet, and the record says so (VTR_PF_NEW).
+ *    same content key (content_key(): addresses, IP id, ports and TCP sequence or ICMP
+ *    type/id/seq, ARP op and addresses: what no hop of a journey changes), and may be in
+ *    another namespace than before only right after a transmit (the device step into a
+ *    veth peer).  An entry that fails is stale: the event is judged by admit() as a new
+ *    packet, and the record says so (VTR_PF_NEW).  `heads` entries are validated the same
+ *    way, and dropped at the free that releases the data (VTR_PF_LAST: dataref 1), so a
+ *    fresh skb that gets a freed head is never taken for a clone.
  *  - route lookups and neighbour changes are reported from scope namespaces, and from
  *    another namespace only on a CPU that just reported a followed packet there (they
  *    happen while the stack processes that packet).
