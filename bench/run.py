@@ -53,6 +53,8 @@ from vethtrace.cli import GC_THRESHOLDS as CLI_GC_THRESHOLDS  # noqa: E402
 from vethtrace.tracer.correlate import Correlator  # noqa: E402
 from vethtrace.tracer.events import KIND_IDS  # noqa: E402
 from vethtrace.tracer.ksyms import KernelSymbols  # noqa: E402
+
+import scale  # noqa: E402  (bench/scale.py: part 4)
 from vethtrace.tracer.record import (DATA_FIB, DATA_L2, DATA_L3, DATA_NEIGH, DATA_NONE, EVENT, FIB,  # noqa: E402
                            KIND_FUNC, NEIGH, Decoder)
 
@@ -73,8 +75,11 @@ DEFAULT_GC_THRESHOLDS = gc.get_threshold()   # Python's own, before anything cha
 SIZES = {
     # replay_pings: pings in the replay recording (13 events each); paced at 1000/s so
     # the recorder keeps up and the recording is complete (see README)
-    "full": dict(replay_pings=20_000, replay_reps=3, attach_reps=5, ping_n=20_000, ping_reps=5),
-    "quick": dict(replay_pings=2_000, replay_reps=3, attach_reps=3, ping_n=10_000, ping_reps=3),
+    # big_flood, steady_s, show_reps: part 4 (bench/scale.py)
+    "full": dict(replay_pings=20_000, replay_reps=3, attach_reps=5, ping_n=20_000, ping_reps=5,
+                 big_flood=200_000, steady_s=120, show_reps=3),
+    "quick": dict(replay_pings=2_000, replay_reps=3, attach_reps=3, ping_n=10_000, ping_reps=3,
+                  big_flood=50_000, steady_s=20, show_reps=2),
 }
 
 
@@ -938,6 +943,8 @@ def print_report(res: dict) -> None:
         vp = g["vethtrace_ping"]["runs"]
         p(f"   vethtrace ping: whole command {med([x['command_wall_s'] for x in vp]):.1f} s, "
           f"{med([x['output_lines'] for x in vp]):,.0f} output lines")
+    if res.get("scale"):
+        scale.print_scale(p, res["scale"])
     if g and g.get("warning"):
         res.setdefault("warnings", []).append(g["warning"])
     for w in res.get("warnings", []):
@@ -955,22 +962,22 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="smaller sizes: under a minute")
-    ap.add_argument("--only", action="append", choices=["replay", "attach", "ping"],
+    ap.add_argument("--only", action="append", choices=["replay", "attach", "ping", "scale"],
                     help="run only this part (repeatable)")
     ap.add_argument("--recording", metavar="FILE", help="replay this recording instead of recording one live")
     ap.add_argument("--profile", action="store_true", help="also cProfile each replay path and list hot functions")
     ap.add_argument("--results", default=str(ROOT / "bench" / "results.json"), metavar="FILE",
                     help="where to write the JSON results (default bench/results.json)")
     args = ap.parse_args(argv)
-    parts = args.only or ["replay", "attach", "ping"]
+    parts = args.only or ["replay", "attach", "ping", "scale"]
     mode = "quick" if args.quick else "full"
     cfg = SIZES[mode]
-    live_needed = "attach" in parts or "ping" in parts or ("replay" in parts and not args.recording)
+    live_needed = "attach" in parts or "ping" in parts or "scale" in parts or ("replay" in parts and not args.recording)
     if live_needed and os.geteuid() != 0:
         print("bench: live parts need root (namespaces, BPF); run with sudo, or --only replay --recording FILE",
               file=sys.stderr)
         return 2
-    if ("attach" in parts or "ping" in parts) and not shutil.which("bpftrace"):
+    if ("attach" in parts or "ping" in parts or "scale" in parts) and not shutil.which("bpftrace"):
         print("bench: bpftrace is not installed (apt-get install bpftrace)", file=sys.stderr)
         return 2
 
@@ -1000,6 +1007,11 @@ def main(argv=None) -> int:
         if "ping" in parts:
             report("3. ping -f traced vs untraced")
             res["ping"] = part_ping(cfg, tmpdir, report)
+        if "scale" in parts:
+            replayed = os.path.join(tmpdir, "replay.jsonl")
+            res["scale"] = scale.part_scale(sys.modules[__name__], cfg, tmpdir,
+                                            args.recording or (replayed if os.path.exists(replayed) else None),
+                                            report)
     except KeyboardInterrupt:
         report("bench: interrupted; cleaning up")
         return 130

@@ -134,7 +134,10 @@ def test_pcapng_opens_in_tshark(tmp_path):
     rows = tshark_rows(out)
     by_iface = {}
     for iface, comment, info in rows:
-        by_iface.setdefault(iface, []).append((comment, info))
+        # interfaces are named NAMESPACE/DEVICE (issue 9); this trace has one namespace
+        ns, _, dev = iface.rpartition("/")
+        assert ns.startswith("vethtrace-"), iface
+        by_iface.setdefault(dev, []).append((comment, info))
     assert {"veth0", "veth1", "lo"} <= set(by_iface)
     # Wireshark's own dissection agrees with the article: echo requests cross veth0/veth1,
     # echo replies cross lo; every record says which hop and which verdict it belongs to.
@@ -144,6 +147,20 @@ def test_pcapng_opens_in_tshark(tmp_path):
     assert any("Echo (ping) reply" in info for _, info in by_iface["lo"])
     assert all(c.startswith("vethtrace: ") and "verdict: " in c for c, _ in sum(by_iface.values(), []))
     assert any("Who has 192.168.2.1" in info for _, info in by_iface["veth0"])
+
+
+def test_pcapng_names_each_namespace_device(tmp_path):
+    """The bridge lab's two veth0 are two interfaces, each named with its namespace."""
+    if shutil.which("tshark") is None:
+        pytest.fail("tshark is not installed (scripts/setup installs it)")
+    out = tmp_path / "bridge.pcapng"
+    res = run("export", str(TRACES / "netns-bridge.jsonl"), "--pcapng", str(out))
+    assert res.returncode == 0, res.stderr
+    names = {ns["name"] for ns in recording.read(str(TRACES / "netns-bridge.jsonl")).namespaces}
+    ifaces = {iface for iface, _, _ in tshark_rows(out)}
+    veth0 = {i for i in ifaces if i.endswith("/veth0")}
+    assert len(veth0) == 2 and {i.rsplit("/", 1)[0] for i in veth0} <= names, ifaces
+    assert {i.rsplit("/", 1)[1] for i in ifaces} == {"veth0", "a1", "b1", "br0", "(socket)"}, ifaces
 
 
 def test_schema_validates_every_recorded_line(tmp_path):

@@ -82,9 +82,12 @@ PLANT = "import os; open(os.path.join(os.path.dirname(__file__), '..', 'PWNED'),
 @pytest.mark.live
 @needs_root
 @needs_ip
-def test_demo_child_does_not_import_from_cwd(shared_dir):
+@pytest.mark.parametrize("pythonpath", [None, ":"], ids=["plain", "empty-pythonpath-entry"])
+def test_demo_child_does_not_import_from_cwd(pythonpath, shared_dir):
     """`vethtrace demo` run from a directory where another user planted vethtrace/ and
-    tracer/ packages (with __main__): neither the demo nor its `vethtrace ping` child runs them."""
+    tracer/ packages (with __main__): neither the demo nor its `vethtrace ping` child runs
+    them, also when PYTHONPATH has an empty entry (which means the working directory; the
+    demo itself then runs isolated, `python -I`, as the child must)."""
     script = Path(sys.executable).with_name("vethtrace")
     if not script.exists():
         pytest.skip("vethtrace is not installed in this environment (./scripts/setup)")
@@ -93,7 +96,11 @@ def test_demo_child_does_not_import_from_cwd(shared_dir):
     prefix, _ = unprivileged()
     subprocess.run([*prefix, "env", f"PLANT={PLANT}", "sh", "-c", plant], check=True, timeout=20)
     env = {k: v for k, v in _env().items() if k != "PYTHONPATH"}
-    r = subprocess.run([str(script), "demo"], cwd=shared_dir, env=env, capture_output=True, timeout=60,
+    outer = [str(script)]
+    if pythonpath is not None:
+        env["PYTHONPATH"] = pythonpath
+        outer = [sys.executable, "-I", str(script)]
+    r = subprocess.run([*outer, "demo"], cwd=shared_dir, env=env, capture_output=True, timeout=60,
                        stdin=subprocess.DEVNULL)
     assert not (shared_dir / "PWNED").exists(), f"planted code ran: {(shared_dir / 'PWNED').read_text()}"
     assert r.returncode == 0, r.stderr.decode()
@@ -607,3 +614,96 @@ def test_render_and_export_to_stdout(tmp_path):
 
 def test_tui_file_without_terminal():
     assert_one_line_error(vethtrace("tui", str(TRACE), timeout=30), r"terminal")
+
+
+def test_tui_export_does_not_import_from_cwd(shared_dir, monkeypatch):
+    """The TUI's `e` loads the diagram module of this vethtrace, never a `ui/diagram.py`
+    planted in the working directory (which `python -m` puts first on sys.path)."""
+    import asyncio
+    import shutil as _shutil
+    from vethtrace.tracer.sources import ReplaySource
+    from vethtrace.ui.tui import build_app
+    if _shutil.which("dot") is None:
+        pytest.skip("graphviz's dot is not installed")
+    plant = ("mkdir -p {d}/ui; : > {d}/ui/__init__.py; printf %s \"$PLANT\" > {d}/ui/diagram.py"
+             .format(d=shared_dir))
+    prefix, _ = unprivileged()
+    subprocess.run([*prefix, "env", f"PLANT={PLANT}", "sh", "-c", plant], check=True, timeout=20)
+    monkeypatch.chdir(shared_dir)
+    monkeypatch.syspath_prepend(str(shared_dir))
+    for name in ("ui", "ui.diagram"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+
+    async def drive():
+        app = build_app(ReplaySource(str(TRACE)))
+        async with app.run_test(size=(120, 40)) as pilot:
+            for _ in range(100):
+                if app.caught_up:
+                    break
+                await pilot.pause(0.05)
+            await pilot.press("down", "e")
+            await pilot.pause()
+            await pilot.press("enter")  # `e` asks where, as `s` does: the default, in the working directory
+            for _ in range(200):
+                if any("diagram" in n.message for n in app._notifications):
+                    break
+                await pilot.pause(0.05)
+            return [n.message for n in app._notifications]
+    notes = asyncio.run(drive())
+    assert not (shared_dir / "PWNED").exists(), "the planted ui/diagram.py ran"
+    assert any("saved the diagram" in n for n in notes), notes
+
+
+@pytest.mark.parametrize("option,value,words", [("--svg", "-", [r"standard output"]),
+                                                ("--svg", "/nonexistent-dir/x.svg", [r"no such directory"]),
+                                                ("--svg", "x.svgz", [r"suffix"]),
+                                                ("--record", "/nonexistent-dir/x.jsonl", [r"no such directory"])],
+                         ids=["svg-stdout", "svg-missing-dir", "svg-suffix", "record-missing-dir"])
+def test_ping_outputs_checked_before_tracing(option, value, words):
+    """`ping --svg/--record` names that cannot be written are refused before ping runs (and
+    before the probes load), not after the whole ping.  Run unprivileged: whatever the code
+    does, it stops before tracing (no root), so no packet is ever sent."""
+    if subprocess.run(["which", "ping"], capture_output=True).returncode:
+        pytest.skip("ping is not installed")
+    prefix, py = unprivileged()
+    assert_one_line_error(vethtrace("ping", option, value, "-c", "1", "192.168.2.1", prefix=prefix, python=py),
+                          *words)
+
+
+def test_tui_detail_is_not_markup(tmp_path):
+    """A recorded kernel function name that looks like Rich markup (found by the fuzz
+    test: '[/bogus]' stopped the detail pane) is drawn as text."""
+    from rich.console import Console
+    import io
+    from vethtrace.tracer.correlate import Correlator
+    from vethtrace.tracer.sources import ReplaySource
+    from vethtrace.ui.tui import panes, rows
+    lines = TRACE.read_text().splitlines()
+    xmit = [i for i, x in enumerate(lines[1:]) if _field(x, "kind") == "xmit"]
+    path = recording_with(tmp_path, rows={i: {"where": "[/bogus] [red]x"} for i in xmit})
+    src = ReplaySource(str(path))
+    corr = Correlator(src.context)
+    corr.feed(src.poll(0))
+    console = Console(width=160, file=io.StringIO(), color_system=None)
+    for conv in corr.conversations:
+        row = rows.Row(conv)
+        row.update(corr, 0)
+        console.print(panes.detail_renderable(row, corr))
+    assert "[/bogus] [red]x" in console.file.getvalue()
+
+
+def test_tui_filter_text_is_not_markup():
+    """A filter typed with brackets ('[/x]') is shown in the list's title as typed; as
+    markup it stopped the app."""
+    import asyncio
+    from vethtrace.tracer.sources import ReplaySource
+    from vethtrace.ui.tui import build_app
+
+    async def drive():
+        app = build_app(ReplaySource(str(TRACE)))
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.pause(0.3)
+            await pilot.press("slash", *"[/x]", "enter")
+            await pilot.pause(0.3)
+            return app.query_one("#list-pane").border_title
+    assert "[/x]" in asyncio.run(drive()).replace("\\[", "[")

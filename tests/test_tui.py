@@ -356,6 +356,12 @@ async def test_export_asks_where_and_writes_only_there(monkeypatch, tmp_path):
         await pilot.press("escape")
         await pilot.pause(0.2)
         assert not isinstance(app.screen, SaveScreen) and calls == [] and list(cwd.iterdir()) == []
+        await pilot.press("e")                 # `-` (stdout elsewhere) would write over the screen
+        await pilot.pause()
+        app.screen.query_one("#save-path").value = "-"
+        await pilot.press("enter")
+        await pilot.pause(0.2)
+        assert calls == [] and any("give a file name instead of -" in n for n in notes(app))
         out = tmp_path / "figures" / "echo.svg"
         out.parent.mkdir()
         await pilot.press("e")

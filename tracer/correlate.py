@@ -25,6 +25,7 @@ from collections import OrderedDict
 from itertools import islice
 
 from .events import NEIGH_KINDS, PF_CLONED, PF_KNOWN, PF_LAST, PF_NEW, Event
+from .netns import Namespaces
 from .packet import ICMP_ECHO, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP
 
 CLONE_WINDOW_NS = 1_000_000_000     # a clone shows up shortly after its original
@@ -40,10 +41,15 @@ STACK_HANDLERS = {IPPROTO_ICMP: "icmp_rcv", IPPROTO_TCP: "tcp_v4_rcv", IPPROTO_U
 
 
 class Hop:
-    __slots__ = ("name", "dev", "netns", "ts", "kind")
+    """A place the packet passed: `name` as printed, the device (`dev`, `ifindex`) and
+    namespace it was in, and the kind of event that showed it.  A hop made by the stack
+    taking a packet in (kind "receive") is named for what the packet was seen doing next
+    (`_refine_receive`): a protocol handler only once the packet reached it."""
+    __slots__ = ("name", "dev", "netns", "ts", "kind", "ifindex")
 
-    def __init__(self, name: str, dev: str, netns: int, ts: int, kind: str):
+    def __init__(self, name: str, dev: str, netns: int, ts: int, kind: str, ifindex: int = 0):
         self.name, self.dev, self.netns, self.ts, self.kind = name, dev, netns, ts, kind
+        self.ifindex = ifindex
 
     @property
     def place(self) -> tuple[str, str]:
@@ -52,6 +58,8 @@ class Hop:
             return "stack", self.name[7:]
         if self.name.startswith("socket ("):
             return "socket", self.name[8:-1]
+        if self.kind == "bridge":
+            return "bridge", self.dev
         return "device", self.dev or self.name.split(" ", 1)[0]
 
     def __repr__(self) -> str:
@@ -60,9 +68,10 @@ class Hop:
 
 class Journey:
     __slots__ = ("id", "events", "_hops", "_hopped", "pkt", "pkt_at", "live", "heads", "start", "last", "end",
-                 "delivered", "frees", "routes", "out_routes", "icmp_errors", "conversation", "role", "netns")
+                 "delivered", "frees", "routes", "out_routes", "icmp_errors", "conversation", "role", "netns",
+                 "spaces")
 
-    def __init__(self, jid: int, ev: Event):
+    def __init__(self, jid: int, ev: Event, spaces: Namespaces | None = None):
         self.id = jid
         self.events: list[Event] = []
         self._hops: list[Hop] = []
@@ -81,6 +90,7 @@ class Journey:
         self.conversation: Conversation | None = None
         self.role = ""
         self.netns = ev.netns
+        self.spaces = spaces if spaces is not None else Namespaces()  # names, bridges of the namespaces
 
     @property
     def ended(self) -> bool:
@@ -100,13 +110,34 @@ class Journey:
         if self._hopped < n:
             hops, at = self._hops, self.pkt_at
             for i in range(self._hopped, n):  # each event named with what was known by then
-                _add_hop(hops, self.events[i], self.pkt if 0 <= at <= i else None)
+                _add_hop(hops, self.events[i], self.pkt if 0 <= at <= i else None, self.spaces)
             self._hopped = n
         return self._hops
 
     @property
+    def namespaces(self) -> list[int]:
+        """The namespaces its hops were in, in the order it entered them."""
+        out: list[int] = []
+        for h in self.hops:
+            if h.netns and h.netns not in out:
+                out.append(h.netns)
+        return out
+
+    @property
     def path(self) -> str:
-        return " > ".join(h.name for h in self.hops)
+        """The hops as text; when they cross namespaces, each namespace's name where the
+        packet enters it: `ns-a: veth0 (veth_xmit) > ns-b: veth1 > stack: icmp_rcv`."""
+        hops = self.hops
+        if len(self.namespaces) <= 1:
+            return " > ".join(h.name for h in hops)
+        parts, here = [], None
+        for h in hops:
+            if h.netns and h.netns != here:
+                here = h.netns
+                parts.append(f"{self.spaces.name(here)}: {h.name}")
+            else:
+                parts.append(h.name)
+        return " > ".join(parts)
 
     @property
     def summary(self) -> str:
@@ -193,9 +224,13 @@ def continues(last: Event, ev: Event, pkt) -> bool:
 class Correlator:
     """Feed events in time order; read `journeys` and `conversations`."""
 
-    def __init__(self, context: dict | None = None, keep: int | None = None):
-        self.context = context or {}
+    def __init__(self, context: dict | None = None, keep: int | None = None, namespaces: Namespaces | None = None):
+        self.context = context or {}              # the namespace vethtrace ran in (tracer.netns object)
+        # every namespace of the trace; live commands add those they meet (Namespaces.learn)
+        self.namespaces = namespaces if namespaces is not None else Namespaces([self.context])
         self.keep = keep                          # bound on journeys kept (long live runs)
+        self.keep_events: int | None = None       # bound on events they hold (tracer.retention)
+        self.held = 0                             # events fed since the last prune, roughly
         self.journeys: list[Journey] = []
         self.conversations: list[Conversation] = []
         self._neigh: dict[str, list[Event]] = {}   # neighbour changes by address (bounded)
@@ -213,6 +248,9 @@ class Correlator:
         self._out_routes: dict[tuple[int, str], list[Event]] = {}
         self._ended: OrderedDict[int, Journey] = OrderedDict()
         self.on_journey_end = None                # optional callback(journey)
+        self.on_forget = None                     # optional callback(journeys, conversations) (retention)
+        self.may_forget = None                    # optional predicate(journey): may _prune drop it yet?
+        self.losses = None                        # optional tracer.losses.LossWindows (lost_events)
 
     # -- feeding ----------------------------------------------------------------------
     def feed(self, events) -> None:
@@ -270,7 +308,9 @@ class Correlator:
             elif kind == "icmp_send":
                 j.icmp_errors.append(ev)
         self.events += n
-        if self.keep is not None and len(self.journeys) > self.keep * 1.25:
+        self.held += n
+        if self.keep is not None and (len(self.journeys) > self.keep * 1.25 or
+                                      (self.keep_events is not None and self.held > self.keep_events * 1.25)):
             self._prune()  # journeys that lost their end never reach _finish
 
     def add(self, ev: Event) -> None:
@@ -278,7 +318,7 @@ class Correlator:
 
     def _new(self, ev: Event) -> Journey:
         self._next_journey += 1
-        j = Journey(self._next_journey, ev)
+        j = Journey(self._next_journey, ev, self.namespaces)
         self.journeys.append(j)
         if ev.pkt is not None:
             self._classify(j, ev.ts)
@@ -311,7 +351,7 @@ class Correlator:
             if ident is not None:
                 self._parked[ident] = j
         self._ended[j.id] = j
-        while len(self._ended) > MAX_ENDED:
+        while len(self._ended) > (MAX_ENDED if self.keep is None else min(MAX_ENDED, self.keep)):
             _, old = self._ended.popitem(last=False)
             for h in old.heads:
                 if self._heads.get(h) is old:
@@ -327,9 +367,16 @@ class Correlator:
         conversations none of whose journeys are kept; reference cycles are broken so no
         GC pass is needed (bounded memory)."""
         cut = len(self.journeys) - self.keep
+        if self.keep_events is not None:  # also enough of the oldest to bring the events held under the bound
+            excess, k = sum(len(j.events) for j in self.journeys) - self.keep_events, 0
+            while excess > 0 and k < len(self.journeys):
+                excess -= len(self.journeys[k].events)
+                k += 1
+            cut = max(cut, k)
         newest = self.journeys[-1].last if self.journeys else 0
         old = self.journeys[:cut]
-        drop = {j.id for j in old if j.ended or newest - j.last > STALE_NS}
+        may = self.may_forget
+        drop = {j.id for j in old if (j.ended or newest - j.last > STALE_NS) and (may is None or may(j))}
         for j in old:
             if j.id in drop and not j.ended:
                 for skb in j.live:
@@ -343,6 +390,8 @@ class Correlator:
         self.journeys = [j for j in self.journeys if j.id not in drop]
         kept = {j.id for j in self.journeys}
         gone = [c for c in self.conversations if not any(j.id in kept for j in c.journeys)]
+        if self.on_forget is not None:
+            self.on_forget([j for j in old if j.id in drop], gone)
         gone_ids = {id(c) for c in gone}
         for c in gone:
             for j in c.journeys:
@@ -350,6 +399,7 @@ class Correlator:
         self.conversations = [c for c in self.conversations if id(c) not in gone_ids]
         self._conv = {k: c for k, c in self._conv.items() if id(c) not in gone_ids}
         self.pruned += len(drop)
+        self.held = sum(len(j.events) for j in self.journeys)
 
     # -- conversations ----------------------------------------------------------------
     def _classify(self, j: Journey, ts: int) -> None:
@@ -421,6 +471,8 @@ class Correlator:
         p = j.pkt
         if p is None or p.l3 != "IPv4":
             return []
+        if j.events and j.events[0].kind in ("netif_rx", "receive"):
+            return []  # it arrived from elsewhere: no output lookup of this namespace sent it
         lookups, n = j.out_routes or ((), 0)
         out = [ev for ev in lookups[max(0, n - OUT_ROUTES_KEPT):n]
                if 0 <= j.start - ev.ts < ROUTE_WINDOW_NS and ev.fib["src"] in ("0.0.0.0", p.src)]
@@ -429,6 +481,11 @@ class Correlator:
         return (bound or out)[-1:]
 
     # -- look-ups used by verdicts and renderers ---------------------------------------
+    def lost_events(self, j: Journey) -> bool:
+        """Did the kernel lose events while this journey was under way (so what was seen of
+        it may miss hops or its end)?"""
+        return bool(self.losses) and self.losses.journey(j)
+
     def arp_for(self, target: str, netns: int | None = None, before: int | None = None) -> list[Conversation]:
         """Recent ARP conversations about `target` (most recent last)."""
         out = []
@@ -464,42 +521,110 @@ def _was_in(j: Journey, netns: int) -> bool:
     return not netns or any(e.netns == netns for e in j.events[-8:])
 
 
-def _add_hop(hops: list[Hop], ev: Event, pkt) -> None:
+def _add_hop(hops: list[Hop], ev: Event, pkt, spaces: Namespaces) -> None:
     """The hop an event adds to a journey's hops, if any, in the article's vocabulary:
-    `veth0 (veth_xmit)`, `veth1`, `stack: icmp_rcv`, `lo (loopback_xmit)`, `socket (ping)`."""
+    `veth0 (veth_xmit)`, `veth1`, `stack: icmp_rcv`, `lo (loopback_xmit)`, `socket (ping)`,
+    `br0 (bridge)`, `stack: ip_forward`.  Only events that happened name hops."""
     kind = ev.kind
     last = hops[-1] if hops else None
     if kind == "xmit" or (kind == "func" and ev.where.endswith("_xmit")):
+        if last is not None and last.kind == "receive" and last.netns == ev.netns:
+            _forwarded(last, ev, spaces)  # taken in, then sent out again from this namespace
         name = _xmit_names.get((ev.dev, ev.where)) or _xmit_name(ev.dev, ev.where, kind)
     elif kind == "netif_rx":
-        if last is not None and last.dev == ev.dev:
+        if last is not None and last.dev == ev.dev and last.netns == ev.netns:
             return  # lo hands the packet straight back: one hop
         name = ev.dev
     elif kind == "receive":
-        if last is None or last.dev != ev.dev:
-            hops.append(Hop(ev.dev, ev.dev, ev.netns, ev.ts, "netif_rx"))
-        hops.append(Hop(_STACK_HOPS[stack_handler(pkt)], "", ev.netns, ev.ts, kind))
+        # Named for now by the tracepoint that fired; what it reached next renames it.
+        _arrived(hops, ev, Hop(RECEIVED, "", ev.netns, ev.ts, kind, ev.ifindex))
         return
     elif kind == "kfree" or kind == "consume":
-        if last is not None and last.name.startswith("stack: "):
-            _refine_stack_hop(last, ev)
+        hop = _waiting(hops, ev)
+        if hop is not None:
+            _refine_receive(hop, ev.func, pkt)
         return
     elif kind == "deliver":
+        hop = _waiting(hops, ev)
+        if hop is not None:
+            hop.name = _STACK_HOPS[stack_handler(pkt)]  # a socket got it: it passed its handler
         name = f"socket ({ev.comm})"
     elif kind == "func":
         name = f"stack: {ev.where}"
+        if last is not None and last.kind == "receive" and last.name == RECEIVED:
+            last.name = name  # the probe saw the handler itself
+            return
     else:
         return
     if last is not None and last.name == name:
         return
-    hops.append(Hop(name, ev.dev if kind != "deliver" else "", ev.netns, ev.ts, kind))
+    hops.append(Hop(name, ev.dev if kind != "deliver" else "", ev.netns, ev.ts, kind, ev.ifindex))
 
 
-def _refine_stack_hop(hop: Hop, ev: Event) -> None:
-    """A stack hop is named from the protocol (icmp_rcv); a packet dropped by the IP layer
-    never got past ip_rcv."""
-    if ev.where.startswith(("ip_rcv", "ip_route", "ip_local_deliver", "ip_forward", "ip_list_rcv", "ip_sublist")):
-        hop.name = "stack: ip_rcv"
+RECEIVED = "stack: netif_receive_skb"  # the stack took it in; nothing seen of it yet beyond that
+_TAKEN_IN = frozenset({"receive", "bridge", "forward"})  # kinds of the hop the stack's intake becomes
+
+
+def _arrived(hops: list[Hop], ev: Event, hop: Hop) -> None:
+    """Put the stack's intake of a packet after the hop where it reached that device: the
+    last hop, or, for a copy that went another way meanwhile (a bridge floods a broadcast to
+    every port), that device's earlier arrival; else after a new hop for the device."""
+    for i in range(len(hops) - 1, -1, -1):
+        h = hops[i]
+        if h.netns == ev.netns and h.dev == ev.dev:
+            if i == len(hops) - 1:
+                hops.append(hop)
+                return
+            if h.kind == "netif_rx" and hops[i + 1].kind not in _TAKEN_IN:
+                hops.insert(i + 1, hop)
+                return
+            break
+    hops.append(Hop(ev.dev, ev.dev, ev.netns, ev.ts, "netif_rx", ev.ifindex))
+    hops.append(hop)
+
+
+def _waiting(hops: list[Hop], ev: Event) -> Hop | None:
+    """The latest intake hop, in ev's namespace (and on its device, when it has one), that
+    nothing has named yet."""
+    for h in reversed(hops):
+        if h.kind == "receive" and h.name == RECEIVED and h.netns == ev.netns \
+                and (not ev.ifindex or h.ifindex == ev.ifindex):
+            return h
+    return None
+
+# Where a packet was freed -> the handler it must have reached to be freed there.
+_FREED_IN = (("arp_", "arp_rcv"), ("icmp_", "icmp_rcv"), ("ping_", "icmp_rcv"), ("tcp_", "tcp_v4_rcv"),
+             ("udp", "udp_rcv"), ("raw_", "icmp_rcv"),
+             ("ip_rcv", "ip_rcv"), ("ip_route", "ip_rcv"), ("ip_local_deliver", "ip_rcv"),
+             ("ip_forward", "ip_forward"), ("ip_list_rcv", "ip_rcv"), ("ip_sublist", "ip_rcv"),
+             ("ip6_", "ipv6_rcv"), ("ipv6_", "ipv6_rcv"))
+
+
+def _refine_receive(hop: Hop, func: str, pkt) -> None:
+    """A received packet freed at `func`: name the handler that freeing proves it reached
+    (arp_process -> arp_rcv, icmp_rcv, ping_rcv -> icmp_rcv, ip_rcv_finish -> ip_rcv); a
+    free anywhere else (the neighbour code, a bridge, the core) names no handler."""
+    if hop.name != RECEIVED:
+        return
+    for prefix, handler in _FREED_IN:
+        if func.startswith(prefix):
+            if handler == "icmp_rcv" and prefix == "raw_" and (pkt is None or pkt.ip_proto != IPPROTO_ICMP):
+                return
+            hop.name = f"stack: {handler}"
+            return
+
+
+def _forwarded(hop: Hop, ev: Event, spaces: Namespaces) -> None:
+    """A packet taken in on one device and transmitted on another of the same namespace
+    was forwarded: by the bridge both are ports of, else by IP forwarding."""
+    if hop.name != RECEIVED or hop.ifindex == ev.ifindex:
+        return
+    ifs = {i.get("ifindex"): i for i in spaces.get(ev.netns).get("interfaces", [])}
+    master = (ifs.get(hop.ifindex) or {}).get("master")
+    if master and master == (ifs.get(ev.ifindex) or {}).get("master"):
+        hop.name, hop.dev, hop.kind = f"{master} (bridge)", master, "bridge"
+    else:
+        hop.name, hop.kind = "stack: ip_forward", "forward"
 
 
 _STACK_HOPS = {h: f"stack: {h}" for h in (*STACK_HANDLERS.values(), "arp_rcv", "ip_rcv", "ipv6_rcv",
@@ -530,16 +655,37 @@ def stack_handler(p) -> str:
 
 
 def device_crossings(events) -> dict[str, list[tuple[str, str]]]:
+    """What crossed each device of ONE namespace, by device name (the article's traces):
+    `namespace_crossings` is the general form.  Returns dev -> [(direction, packet summary)]."""
+    return {dev: rows for (_, _, dev), rows in namespace_crossings(events).items()}
+
+
+def namespace_crossings(events) -> dict[tuple[int, int, str], list[tuple[str, str]]]:
     """What crossed each device, as a packet capture on it would show: a transmit on a
     device is an outgoing packet there; a hand-over to the stack by a device (netif_rx) is
-    an incoming one, except on lo, where the same packet is both and is captured once.
-    Returns dev -> [(direction, packet summary)] in time order."""
-    out: dict[str, list[tuple[str, str]]] = {}
+    an incoming one, except on lo, where the same packet is both and is captured once; the
+    stack taking in a packet no device handed over (a bridge's own device) is incoming too.
+    Devices are (namespace inode, ifindex, name): two namespaces' veth0 are never merged.
+    Returns (netns, ifindex, dev) -> [(direction, packet summary)] in time order."""
+    out: dict[tuple[int, int, str], list[tuple[str, str]]] = {}
+    handed: set[tuple[int, int, int]] = set()  # (skb, netns, ifindex) handed over by netif_rx
     for ev in events:
         if ev.pkt is None or not ev.dev:
             continue
-        if ev.kind == "xmit":
-            out.setdefault(ev.dev, []).append(("out", ev.pkt.summary()))
-        elif ev.kind == "netif_rx" and ev.dev != "lo":
-            out.setdefault(ev.dev, []).append(("in", ev.pkt.summary()))
+        kind = ev.kind
+        if kind == "xmit":
+            out.setdefault((ev.netns, ev.ifindex, ev.dev), []).append(("out", ev.pkt.summary()))
+            if ev.dev == "lo":
+                handed.add((ev.skb, ev.netns, ev.ifindex))
+        elif kind == "netif_rx":
+            handed.add((ev.skb, ev.netns, ev.ifindex))
+            if ev.dev != "lo":
+                out.setdefault((ev.netns, ev.ifindex, ev.dev), []).append(("in", ev.pkt.summary()))
+        elif kind == "receive":
+            # A receive no device handed over: a bridge passing a frame up to its own device
+            # (br0), which a capture on br0 shows as incoming.
+            if (ev.skb, ev.netns, ev.ifindex) in handed:
+                handed.discard((ev.skb, ev.netns, ev.ifindex))
+            else:
+                out.setdefault((ev.netns, ev.ifindex, ev.dev), []).append(("in", ev.pkt.summary()))
     return out

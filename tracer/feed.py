@@ -20,8 +20,8 @@ from .events import PACKET_KINDS
 from . import runner
 from .runner import PtyCommand
 
-KEEP_JOURNEYS = 20_000   # journeys the correlator keeps (older ones are forgotten)
-MAX_RAW = 100_000        # raw events kept for "save the recording"
+KEEP_JOURNEYS = 4_000    # journeys the correlator keeps (older ones are forgotten; retention.KEEP_JOURNEYS)
+MAX_RAW = 20_000         # raw events kept for "save the recording" (~1 KB each with their packets)
 POLL_MS = 100            # the reader's poll timeout (short, so quitting is quick)
 CHUNK = 1_000            # events fed to the correlator per lock hold
 READER_SHARE = 0.5       # most of the time the reader may spend busy in a flood (rest: the UI)
@@ -36,7 +36,8 @@ class Feed:
     def __init__(self, source, keep: int | None = None, max_raw: int | None = None):
         self.source = source
         self.lock = threading.Lock()
-        self.corr = Correlator(dict(getattr(source, "context", None) or {}), keep=keep or KEEP_JOURNEYS)
+        self.corr = Correlator(dict(getattr(source, "context", None) or {}), keep=keep or KEEP_JOURNEYS,
+                               namespaces=getattr(source, "namespaces", None))
         self.corr.on_journey_end = self._ended
         self.raw: deque = deque(maxlen=max_raw or MAX_RAW)
         self.received = 0          # events read from the source

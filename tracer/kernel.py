@@ -99,10 +99,10 @@ def ipv4_sysctls(names: list[str]) -> dict[str, dict[str, int]]:
 
 
 def context() -> dict:
-    """The namespace facts the correlator's verdicts need, saved in every recording."""
-    ifs = interfaces()
-    return untrusted.clean({"netns": netns_inode(), "name": netns_name(), "interfaces": ifs,  # names: any bytes
-                            "sysctl": ipv4_sysctls([i["name"] for i in ifs if i.get("name")])})
+    """The namespace vethtrace runs in, as the verdicts need it (interfaces, addresses,
+    routes, sysctls): a namespace object of tracer.netns, saved in every recording."""
+    from . import netns
+    return netns.gather(netns.current_inode(), netns_name() or None)
 
 
 def doctor() -> list[tuple[str, bool, str]]:

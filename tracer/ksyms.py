@@ -2,29 +2,35 @@
 from __future__ import annotations
 
 import bisect
+import re
+from array import array
+
+_TEXT_SYMBOL = re.compile(rb"^([0-9a-fA-F]+) [tT] (\S+)", re.M)
 
 
 class KernelSymbols:
-    """Resolves text addresses (free sites, transmit functions) to `function+0xoff`."""
+    """Resolves text addresses (free sites, transmit functions) to `function+0xoff`.
+
+    Kept compact (an array of addresses, names as bytes): a live command holds the table
+    for its whole run, and ~80k symbols as Python ints, strs and tuples took 25 MB."""
 
     def __init__(self, path: str = "/proc/kallsyms"):
-        self._addrs: list[int] = []
-        self._names: list[str] = []
         self._cache: dict[int, str] = {}
+        addrs, names = array("Q"), []
         try:
-            with open(path) as f:
-                rows = []
-                for line in f:
-                    parts = line.split()
-                    if len(parts) >= 3 and parts[1] in "tT":
-                        addr = int(parts[0], 16)
-                        if addr:
-                            rows.append((addr, parts[2]))
+            with open(path, "rb") as f:
+                data = f.read()
         except OSError:
-            rows = []
-        rows.sort()
-        self._addrs = [a for a, _ in rows]
-        self._names = [n for _, n in rows]
+            data = b""
+        for m in _TEXT_SYMBOL.finditer(data):
+            addr = int(m.group(1), 16)
+            if addr:
+                addrs.append(addr)
+                names.append(m.group(2))
+        del data
+        order = sorted(range(len(addrs)), key=addrs.__getitem__)
+        self._addrs = array("Q", [addrs[i] for i in order])
+        self._names = [names[i] for i in order]
 
     @property
     def usable(self) -> bool:
@@ -41,6 +47,7 @@ class KernelSymbols:
                 name = hex(addr)
             else:
                 off = addr - self._addrs[i]
-                name = self._names[i] if off == 0 else f"{self._names[i]}+{off:#x}"
+                fn = self._names[i].decode(errors="replace")
+                name = fn if off == 0 else f"{fn}+{off:#x}"
             self._cache[addr] = name
         return name

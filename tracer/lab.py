@@ -1,7 +1,9 @@
-"""The article's lab topologies, each in its own private network namespace.
+"""The lab topologies, each in private network namespaces.
 
 This module owns the veth set-ups of the seed article ("Linux virtual network
-devices: veth"): it builds them, describes them, lists them and tears them
+devices: veth"), each in one namespace (SCENARIOS), and the container-like
+set-ups of several namespaces (TOPOLOGIES: a veth pair between two namespaces,
+a bridge, a router): it builds them, describes them, lists them and tears them
 down.  Every lab lives in a network namespace whose name starts with
 ``vethtrace-`` (``PREFIX``); both veth ends are created *inside* that
 namespace, so deleting the namespace deletes the veths too.
@@ -38,6 +40,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator, Sequence
 
 from . import owner
@@ -59,6 +62,16 @@ __all__ = [
     "cleanup_stale",
     "lab",
     "describe",
+    "TOPOLOGIES",
+    "Topology",
+    "MultiLab",
+    "scenario_names",
+    "listing",
+    "up_topology",
+    "down_topology",
+    "topology_lab",
+    "topology_namespaces",
+    "describe_topology",
 ]
 
 PREFIX = "vethtrace-"
@@ -67,7 +80,8 @@ PREFIX = "vethtrace-"
 # names vethtrace-two-ips / vethtrace-two-ips-fixed also start with
 # "vethtrace-t" and must never be taken for test leftovers.
 # Per-process namespaces (tests: vethtrace-t<pid>-<n>; demo: vethtrace-demo-<pid>).
-_TEST_NAME_RE = re.compile(r"^vethtrace-(?:t(\d+)-\d+|demo-(\d+))$")
+# A multi-namespace lab adds "-<role>" to its base name (vethtrace-t<pid>-<n>-a).
+_TEST_NAME_RE = re.compile(r"^vethtrace-(?:t(\d+)-\d+|demo-(\d+))(?:-[a-z]+)?$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _SYSCTL_KEY_RE = re.compile(r"^[a-z0-9_]+(\.[A-Za-z0-9_-]+)+$")
 _ALIAS_TAG = "vethtrace-lab scenario="
@@ -523,4 +537,274 @@ def describe(lab_: Lab, vethtrace: str = "vethtrace") -> str:
         f"  plain ping:      {shlex.join(lab_.exec_cmd(sc.ping))}",
         f"  remove it:       {lab_.down_hint.replace('vethtrace', vethtrace, 1)}",
     ]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------
+# topologies of several namespaces: containers joined by veth pairs, a bridge, a router
+#
+# Each lab of this kind is a set of namespaces named <base>-<role> (base
+# vethtrace-<scenario> by default, vethtrace-t<pid>-<n> in tests).  Every veth
+# pair is created in one lab namespace with its peer moved straight into
+# another (`ip -n A link add X type veth peer name Y netns B`), so no device
+# ever exists in the host namespace.  Addresses are 10.200.0.0/16 and no
+# default route is added: routes name the lab's own subnets.
+
+
+@dataclasses.dataclass(frozen=True)
+class Topology:
+    """A set-up of several namespaces.  Places are (role, ifname)."""
+
+    name: str
+    description: str
+    roles: tuple[str, ...]                                  # namespace roles, in creation order
+    veths: tuple[tuple[str, str, str, str], ...]            # (role, ifname, peer role, peer ifname)
+    bridges: dict[str, tuple[str, tuple[str, ...]]]         # role -> (bridge name, its ports)
+    addresses: dict[tuple[str, str], str]                   # (role, ifname) -> "a.b.c.d/24"
+    routes: dict[str, tuple[tuple[str, str], ...]]          # role -> ((subnet, via), ...)
+    sysctls: dict[str, dict[str, str]]                      # role -> {key: value}, set inside that role only
+    pings: tuple[tuple[str, str], ...]                      # (from role, to address): both directions
+
+    def address(self, role: str, ifname: str) -> str:
+        return self.addresses[(role, ifname)].split("/")[0]
+
+
+TOPOLOGIES: dict[str, Topology] = {
+    t.name: t
+    for t in (
+        Topology(
+            name="two-netns",
+            description=("two namespaces joined by one veth pair: a/veth0 (10.200.1.1) <-> b/veth1 "
+                         "(10.200.1.2); a ping crosses the pair into the peer's namespace"),
+            roles=("a", "b"),
+            veths=(("a", "veth0", "b", "veth1"),),
+            bridges={},
+            addresses={("a", "veth0"): "10.200.1.1/24", ("b", "veth1"): "10.200.1.2/24"},
+            routes={},
+            sysctls={},
+            pings=(("a", "10.200.1.2"), ("b", "10.200.1.1")),
+        ),
+        Topology(
+            name="bridge",
+            description=("two namespaces joined through a bridge in a third: a/veth0 (10.200.2.1) <-> "
+                         "br/a1, br0 in br, br/b1 <-> b/veth0 (10.200.2.2); both ends are called veth0"),
+            roles=("a", "b", "br"),
+            veths=(("a", "veth0", "br", "a1"), ("b", "veth0", "br", "b1")),
+            bridges={"br": ("br0", ("a1", "b1"))},
+            addresses={("a", "veth0"): "10.200.2.1/24", ("b", "veth0"): "10.200.2.2/24"},
+            routes={},
+            sysctls={},
+            pings=(("a", "10.200.2.2"), ("b", "10.200.2.1")),
+        ),
+        Topology(
+            name="router",
+            description=("two subnets joined by a forwarding namespace: a/veth0 (10.200.3.1) <-> "
+                         "r/ra (10.200.3.254), r/rb (10.200.4.254) <-> b/veth0 (10.200.4.1); "
+                         "forwarding is on in r only"),
+            roles=("a", "b", "r"),
+            veths=(("a", "veth0", "r", "ra"), ("b", "veth0", "r", "rb")),
+            bridges={},
+            addresses={("a", "veth0"): "10.200.3.1/24", ("r", "ra"): "10.200.3.254/24",
+                       ("r", "rb"): "10.200.4.254/24", ("b", "veth0"): "10.200.4.1/24"},
+            # explicit subnet routes through the router (never a default route)
+            routes={"a": (("10.200.4.0/24", "10.200.3.254"),), "b": (("10.200.3.0/24", "10.200.4.254"),)},
+            sysctls={"r": {"net.ipv4.ip_forward": "1"}},
+            pings=(("a", "10.200.4.1"), ("b", "10.200.3.1")),
+        ),
+    )
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class MultiLab:
+    """A topology that is up: role -> namespace name."""
+
+    name: str  # the base name
+    topology: Topology
+    namespaces: dict[str, str]
+
+    def exec_cmd(self, role: str, argv: Sequence[str]) -> list[str]:
+        """The command list that runs ``argv`` inside the namespace of ``role``."""
+        return ["ip", "netns", "exec", self.namespaces[role], *argv]
+
+    def sysctl(self, role: str, key: str) -> str:
+        ns = self.namespaces[role]
+        return _run(self.exec_cmd(role, ["cat", _sysctl_path(key)]), what=f"read {key} in {ns}").strip()
+
+    @property
+    def down_hint(self) -> str:
+        short = self.name[len(PREFIX):]
+        return f"vethtrace lab down {short if short in TOPOLOGIES else self.name}"
+
+
+def scenario_names() -> list[str]:
+    """Every scenario `vethtrace lab` knows: the article's, then the multi-namespace ones."""
+    return [*SCENARIOS, *TOPOLOGIES]
+
+
+def listing() -> list[tuple[str, str]]:
+    """(scenario, what it shows) for `vethtrace lab list`."""
+    return [(s.name, s.description) for s in SCENARIOS.values()] + \
+           [(t.name, t.description) for t in TOPOLOGIES.values()]
+
+
+def _resolve_topology(topology: str | Topology) -> Topology:
+    if isinstance(topology, Topology):
+        return topology
+    try:
+        return TOPOLOGIES[topology]
+    except KeyError:
+        raise LabError(f"unknown scenario {topology!r}; choose one of: {', '.join(scenario_names())}") from None
+
+
+def topology_namespaces(topology: str | Topology, name: str | None = None) -> dict[str, str]:
+    """role -> namespace name for a topology under base ``name`` (default vethtrace-<scenario>)."""
+    t = _resolve_topology(topology)
+    base = ns_name(name if name is not None else t.name)
+    return {role: f"{base}-{role}" for role in t.roles}
+
+
+def up_topology(topology: str | Topology, name: str | None = None) -> MultiLab:
+    """Build a multi-namespace topology; on any failure (or Ctrl-C) every namespace it
+    created is removed again."""
+    t = _resolve_topology(topology)
+    base = ns_name(name if name is not None else t.name)
+    spaces = topology_namespaces(t, base)
+    _require_root("building a lab")
+    _require_ip()
+    existing = set(_list_namespaces())
+    taken = [ns for ns in spaces.values() if ns in existing]
+    if taken:
+        raise LabError(f"namespace {taken[0]} already exists; run `vethtrace lab down "
+                       f"{_topology_arg(base, t)}` first")
+    created: list[str] = []
+    try:
+        for role, ns in spaces.items():
+            _run(["ip", "netns", "add", ns], what=f"create namespace {ns}")
+            created.append(ns)
+            _run(["ip", "-n", ns, "link", "set", "lo", "up"], what=f"bring lo up in {ns}")
+            _run(["ip", "-n", ns, "link", "set", "lo", "alias", f"{_ALIAS_TAG}{t.name} {owner.tag()}"],
+                 what=f"label {ns}")
+            # Sysctls before any device exists in it, so no packet sees the defaults.
+            for key, value in t.sysctls.get(role, {}).items():
+                _run(["ip", "netns", "exec", ns, "tee", _sysctl_path(key)], input=f"{value}\n",
+                     what=f"set {key}={value} in {ns}")
+                got = _run(["ip", "netns", "exec", ns, "cat", _sysctl_path(key)], what=f"read {key} in {ns}").strip()
+                if got != value:
+                    raise LabError(f"{key} is {got} in {ns} after writing {value}; the kernel refused it")
+        for role, ifname, peer_role, peer in t.veths:
+            a, b = spaces[role], spaces[peer_role]
+            _run(["ip", "-n", a, "link", "add", ifname, "type", "veth", "peer", "name", peer, "netns", b],
+                 what=f"create the veth pair {a}/{ifname} <-> {b}/{peer}")
+        for role, (bridge, ports) in t.bridges.items():
+            ns = spaces[role]
+            _run(["ip", "-n", ns, "link", "add", bridge, "type", "bridge"], what=f"create {bridge} in {ns}")
+            for port in ports:
+                _run(["ip", "-n", ns, "link", "set", port, "master", bridge], what=f"add {port} to {bridge} in {ns}")
+            _run(["ip", "-n", ns, "link", "set", bridge, "up"], what=f"bring {bridge} up in {ns}")
+        for (role, ifname), cidr in t.addresses.items():
+            _run(["ip", "-n", spaces[role], "addr", "add", cidr, "dev", ifname],
+                 what=f"add {cidr} to {ifname} in {spaces[role]}")
+        for role, ifname, peer_role, peer in t.veths:
+            for r, i in ((role, ifname), (peer_role, peer)):
+                _run(["ip", "-n", spaces[r], "link", "set", i, "up"], what=f"bring {i} up in {spaces[r]}")
+        _wait_ready(t, spaces)
+        for role, routes in t.routes.items():
+            for subnet, via in routes:
+                _run(["ip", "-n", spaces[role], "route", "add", subnet, "via", via],
+                     what=f"add the route {subnet} via {via} in {spaces[role]}")
+        return MultiLab(name=base, topology=t, namespaces=spaces)
+    except BaseException as e:
+        if not isinstance(e, LabError):  # interrupted mid-`ip netns add`: it may exist anyway
+            with contextlib.suppress(Exception):
+                now = set(_list_namespaces())
+                created += [ns for ns in spaces.values() if ns in now and ns not in existing and ns not in created]
+        for ns in reversed(created):
+            with contextlib.suppress(Exception):
+                _run(["ip", "netns", "del", ns], what=f"remove namespace {ns}")
+        raise
+
+
+READY_S = 10.0  # a veth's carrier and a bridge port's forwarding state come within milliseconds
+
+
+def _wait_ready(t: Topology, spaces: dict[str, str]) -> None:
+    """Until every veth end is up with its carrier and every bridge port forwards (the
+    kernel's own states, polled): a lab handed over earlier loses its first packets."""
+    deadline = time.monotonic() + READY_S
+    while True:
+        waiting = []
+        for role, ns in spaces.items():
+            for link in _ip_json(["-n", ns, "-d", "link"]):
+                name = link.get("ifname")
+                if name == "lo":
+                    continue
+                port = (link.get("linkinfo") or {}).get("info_slave_data") or {}
+                if link.get("operstate") != "UP" or (port and port.get("state", "forwarding") != "forwarding"):
+                    waiting.append(f"{ns}/{name}")
+        if not waiting:
+            return
+        if time.monotonic() > deadline:
+            raise LabError(f"{', '.join(waiting)} did not come up within {READY_S:.0f}s; "
+                           "check `ip -d link` in those namespaces")
+        time.sleep(0.02)
+
+
+def down_topology(topology: str | Topology, name: str | None = None) -> bool:
+    """Remove every namespace of a topology (idempotent: False if none was there)."""
+    spaces = topology_namespaces(topology, name)
+    _require_root("removing a lab")
+    _require_ip()
+    present = set(_list_namespaces())
+    removed = False
+    for ns in spaces.values():
+        if ns in present:
+            try:
+                _run(["ip", "netns", "del", ns], what=f"remove namespace {ns}")
+                removed = True
+            except LabError:
+                if ns in _list_namespaces():
+                    raise
+    return removed
+
+
+@contextlib.contextmanager
+def topology_lab(topology: str | Topology, name: str | None = None) -> Iterator[MultiLab]:
+    """Bring a topology up for the ``with`` body and always remove it afterwards."""
+    built = up_topology(topology, name)
+    try:
+        yield built
+    finally:
+        try:
+            down_topology(built.topology, built.name)
+        except KeyboardInterrupt:
+            down_topology(built.topology, built.name)
+            raise
+
+
+def _topology_arg(base: str, t: Topology) -> str:
+    return t.name if base == PREFIX + t.name else base
+
+
+def describe_topology(built: MultiLab, vethtrace: str = "vethtrace") -> str:
+    """A few human lines: the namespaces, their devices, and the pings to trace (commands
+    that run as printed; `vethtrace`: how to run this vethtrace)."""
+    t = built.topology
+    lines = [f"lab {built.name} (scenario {t.name}): {t.description}"]
+    for role, ns in built.namespaces.items():
+        devs = [f"{i} ({t.addresses[(r, i)]})" if (r, i) in t.addresses else f"{i} (no address)"
+                for r, i in [(v[0], v[1]) for v in t.veths] + [(v[2], v[3]) for v in t.veths] if r == role]
+        if role in t.bridges:
+            bridge, ports = t.bridges[role]
+            devs.append(f"{bridge} (bridge of {', '.join(ports)})")
+        extra = [f"route {s} via {v}" for s, v in t.routes.get(role, ())]
+        extra += [f"{k}={v}" for k, v in t.sysctls.get(role, {}).items()]
+        lines.append(f"  namespace {ns}: lo, {', '.join(devs)}" + (f"; {', '.join(extra)}" if extra else ""))
+    lines.append("  no default route anywhere; the host namespace is untouched")
+    for role, dst in t.pings:
+        lines.append(f"  trace a ping:    "
+                     f"{shlex.join(built.exec_cmd(role, [*shlex.split(vethtrace), 'ping', '-c', '2', dst]))}")
+    role, dst = t.pings[0]
+    lines.append(f"  plain ping:      {shlex.join(built.exec_cmd(role, ['ping', '-c', '2', dst]))}")
+    lines.append(f"  remove it:       {built.down_hint.replace('vethtrace', vethtrace, 1)}")
     return "\n".join(lines)

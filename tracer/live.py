@@ -7,12 +7,14 @@ from __future__ import annotations
 import ipaddress
 import os
 import threading
+import time
 from collections.abc import Sequence
 from collections import deque
 import signal
 
 from . import kernel
 from .ksyms import KernelSymbols
+from .losses import LossWindows
 from .loader import POLL_BATCH, FilterConfig, Probes, ProbeError
 from .record import SCOPE_MAX, Decoder
 from .kernel import SetupError
@@ -74,7 +76,8 @@ def socket_ifindex(name: str) -> int:
     return socket.if_nametoindex(name)
 
 
-SPOOL_MAX = 500_000   # raw records held in memory when decoding falls behind (~110 MB)
+RECORD_BYTES = 200    # a record in the ring buffer: 192 bytes and its 8-byte header
+SPOOL_RATIO = 1       # the spool holds what the ring holds (see LiveSource)
 CHUNK = 4096          # records decoded per poll, so the ring buffer is emptied often
 DRAIN_LIMIT = 65536   # records moved from the ring buffer to the spool per poll, at most
 
@@ -102,7 +105,11 @@ class LiveSource:
 
     Reading is split in two so floods lose as little as possible: every poll first empties
     the ring buffer into a spool of raw records (cheap), then decodes at most CHUNK of them.
-    Records the spool cannot hold are counted with the kernel's lost events."""
+    The spool holds SPOOL_RATIO times what the ring buffer holds (so --buffer-mb N buffers
+    2N MB of records in all; the ring's pages are mapped twice, so they count 2N MB in the
+    resident size).  A full spool leaves records in the
+    ring instead of dropping them, so a larger buffer always loses fewer (the kernel counts
+    what the ring could not take)."""
 
     def __init__(self, filters: FilterConfig, want_fentry: bool | str = "auto", ring_mb: int = 32):
         """want_fentry: "auto" tries fentry unless this kernel refused it earlier since boot
@@ -118,7 +125,9 @@ class LiveSource:
         self.decoder: Decoder | None = None
         self._old_term = None
         self._spool: deque[bytes] = deque()
-        self.overflow = 0
+        self.spool_max = max(SPOOL_RATIO * self.ring_bytes // RECORD_BYTES, 2 * DRAIN_LIMIT)
+        self.overflow = 0  # records read but not spooled (should stay 0: reads leave room)
+        self.losses = LossWindows()  # when the kernel lost events (tracer.losses)
 
     def __enter__(self) -> "LiveSource":
         # SIGTERM and SIGHUP unwind like Ctrl-C, so the links are destroyed on the way out.
@@ -127,6 +136,7 @@ class LiveSource:
             self.decoder = Decoder(kernel.drop_reasons(self.btf), LazySymbols())
             self.probes = Probes(self.filters, self.btf, self.want_fentry, ring_bytes=self.ring_bytes)
             self.probes.start()
+            self.losses.observe(0, time.monotonic_ns())
         except OSError as exc:
             self.close()
             if exc.errno == 1:
@@ -164,7 +174,7 @@ class LiveSource:
         return self.probes.report
 
     def _fill(self, raws: list[bytes]) -> None:
-        room = SPOOL_MAX - len(self._spool)
+        room = self.spool_max - len(self._spool)
         if len(raws) > room:
             self.overflow += len(raws) - room
             raws = raws[:room]
@@ -183,16 +193,33 @@ class LiveSource:
         """Events ready now (waiting up to timeout_ms when there are none), at most CHUNK.
         The ring buffer is emptied into the spool first (bounded per call), so a burst
         waits in the spool instead of overflowing the ring."""
-        raws = self.probes.poll(0 if self._spool else timeout_ms)
-        if len(raws) >= POLL_BATCH:
-            raws += self.probes.drain(limit=DRAIN_LIMIT)
-        self._fill(raws)
+        room = self.spool_max - len(self._spool)
+        self.losses.observe(self.lost(), time.monotonic_ns())
+        if room >= POLL_BATCH:  # else the records wait in the ring (a read returns up to POLL_BATCH)
+            raws = self.probes.poll(0 if self._spool else timeout_ms)
+            room -= len(raws) + POLL_BATCH  # drain(limit) may return one batch more than limit
+            if len(raws) >= POLL_BATCH and room > 0:
+                raws += self.probes.drain(limit=min(DRAIN_LIMIT, room))
+            self._fill(raws)
         return self._take(CHUNK)
 
     def drain(self):
-        """Every event the kernel has written so far."""
-        self._fill(self.probes.drain())
-        return self._take(None)
+        """Every event the kernel has written so far (decoded at once: for small batches;
+        `drain_chunks` keeps memory bounded)."""
+        return [e for chunk in self.drain_chunks() for e in chunk]
+
+    def drain_chunks(self):
+        """Every event the kernel has written so far, decoded CHUNK at a time, so a caller
+        that writes or summarises each chunk never holds the whole backlog as Events."""
+        while True:
+            if len(self._spool) < CHUNK:
+                room = self.spool_max - len(self._spool) - POLL_BATCH
+                if room > 0:
+                    self.losses.observe(self.lost(), time.monotonic_ns())
+                    self._fill(self.probes.drain(limit=min(DRAIN_LIMIT, room)))
+            if not self._spool:
+                return
+            yield self._take(CHUNK)
 
     @property
     def backlog(self) -> int:

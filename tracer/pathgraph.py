@@ -1,7 +1,9 @@
 """The path graph: places a packet can be, and the hops between them, as a networkx graph.
 
-Nodes are places: a device in a namespace, a protocol handler of the stack (arp_rcv,
-icmp_rcv), a socket, or an end mark (where a packet was dropped or left unanswered).
+Nodes are places: a device in a namespace, a bridge forwarding between its ports, a
+protocol handler of the stack (arp_rcv, icmp_rcv, ip_forward), a socket, or an end mark
+(where a packet was dropped or left unanswered).  Every node belongs to one namespace
+(its inode; corr.namespaces names it).
 Edges are hops.  One model serves three views:
   - `steps_graph(journeys)`: a MultiDiGraph, one edge per hop, numbered in the order the
     packets took them (a journey, a conversation, a short run);
@@ -127,16 +129,23 @@ def aggregate_graph(journeys, corr: Correlator) -> nx.DiGraph:
 
 
 def _mark_veth_pairs(g, corr: Correlator) -> None:
-    """Devices that are two ends of one veth pair get a `peer` attribute."""
-    peers = {}
-    for i in corr.context.get("interfaces", []):
-        if i.get("peer") and i.get("name"):
-            peers[i["name"]] = i["peer"]
+    """Devices that are two ends of one veth pair get a `peer` attribute: the pairs each
+    namespace's context names, and a hop from a device of one namespace straight to a
+    device of another (only a veth pair joins namespaces at the link layer)."""
     for _, d in g.nodes(data=True):
-        if d["kind"] == "device" and d["name"] in peers:
-            other = place_node(d["netns"], "device", peers[d["name"]])
-            if other in g:
-                d["peer"] = other
+        if d["kind"] != "device":
+            continue
+        for i in corr.namespaces.get(d["netns"]).get("interfaces", []) or (
+                corr.context.get("interfaces", []) if not corr.context.get("netns") else []):
+            if i.get("name") == d["name"] and i.get("peer"):
+                other = place_node(d["netns"], "device", i["peer"])
+                if other in g:
+                    d["peer"] = other
+    for u, w in list(g.edges()):
+        a, b = g.nodes[u], g.nodes[w]
+        if a["kind"] == b["kind"] == "device" and a["netns"] != b["netns"]:
+            a.setdefault("peer", w)
+            b.setdefault("peer", u)
 
 
 def path_of(g, journey_id: int) -> list[str]:

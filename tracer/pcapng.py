@@ -1,5 +1,6 @@
-"""pcapng export: one interface block per (namespace, device), one packet record per hop,
-each with a comment naming the hop, the packet's journey and its verdict.
+"""pcapng export: one interface block per (namespace, device), named `NAMESPACE/DEVICE`
+(the namespace as the trace names it), one packet record per hop, each with a comment
+naming the hop, the packet's journey and its verdict.
 
 The packet bytes are the ones the probes copied (up to 96 bytes per event), so records are
 truncated captures (captured length < original length), which Wireshark shows as such.
@@ -73,7 +74,8 @@ def export(path: str, corr: Correlator, wall_offset_ns: int = 0) -> int:
             key = (ev.netns, dev)
             if key not in ifaces:
                 ifaces[key] = len(ifaces)
-                blocks.append(_idb(dev, f"{dev} in network namespace {ev.netns}"))
+                where = corr.namespaces.name(ev.netns) if ev.netns else "?"
+                blocks.append(_idb(f"{where}/{dev}", f"{dev} in network namespace {where} (inode {ev.netns})"))
             where = f" at {ev.where}" if ev.where else ""
             reason = f" reason {ev.reason}" if ev.reason else ""
             comment = (f"vethtrace: {ev.kind} {dev}{where}{reason} | packet {j.id} ({j.role}): {j.summary} "

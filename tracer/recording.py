@@ -7,9 +7,15 @@ names (Event.to_row), in format 1 a JSON object (Event.to_json).  Rows are what 
 replay fast: parsing an array and unpacking it costs about half of looking up an object's
 keys.  The last line may be a footer {"footer": true, "events": N, "lost": L}: how many
 events the kernel could not deliver.  Format 1 files are still read.
+
+Namespaces (tracer.netns): the header's "context" is the namespace vethtrace ran in; its
+"namespaces" lists every namespace known when it was written (name, interfaces, routes,
+sysctls); the footer's "namespaces" those first met while recording.  Older recordings
+have neither: their namespaces are the context's and the others are named netns:INODE.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import marshal
 import os
@@ -37,8 +43,9 @@ except ImportError:  # pragma: no cover - orjson is a declared dependency
 from functools import partial
 from itertools import islice
 
-from . import safefile, untrusted
+from . import losses, safefile, untrusted
 from .events import FIELDS, Event, RowDecoder, object_row
+from .netns import Namespaces
 
 FORMAT = "recording"
 VERSION = 2
@@ -57,14 +64,20 @@ class RecordingError(ValueError):
     """The file is not a recording this version can read; the message says why."""
 
 
-def header(context: dict, mechanism: str, command: list[str] | None = None) -> dict:
+def header(context: dict, mechanism: str, command: list[str] | None = None,
+           namespaces=None) -> dict:
+    """namespaces: the namespace objects known now (tracer.netns.Namespaces or a list);
+    the context's own namespace is always among them."""
+    spaces = {ns["netns"]: ns for ns in (namespaces or ()) if isinstance(ns, dict) and ns.get("netns")}
+    if context.get("netns") and context["netns"] not in spaces:
+        spaces = {context["netns"]: context, **spaces}
     return {
         "vethtrace": FORMAT, "version": VERSION, "fields": list(FIELDS),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "kernel": platform.release(), "mechanism": mechanism,
         # add to an event's ts (CLOCK_MONOTONIC ns) to get Unix time in ns
         "wall_offset_ns": time.time_ns() - time.monotonic_ns(),
-        "command": command or [], "context": context,
+        "command": command or [], "context": context, "namespaces": list(spaces.values()),
     }
 
 
@@ -78,8 +91,14 @@ class Writer:
     def write(self, events) -> None:
         self.count += write_lines(self.f, events)
 
-    def close(self, lost: int) -> None:
-        self.f.write(dumps({"footer": True, "events": self.count, "lost": lost}) + b"\n")
+    def close(self, lost: int, lost_windows: list | None = None, namespaces=()) -> None:
+        """namespaces: those first met after the header was written."""
+        foot = {"footer": True, "events": self.count, "lost": lost}
+        if lost_windows:  # when the kernel lost them (tracer.losses): show marks the journeys around
+            foot["lost_windows"] = lost_windows
+        if namespaces:
+            foot["namespaces"] = list(namespaces)
+        self.f.write(dumps(foot) + b"\n")
         self.f.flush()
 
 
@@ -96,15 +115,22 @@ def write_lines(f, events, rows: bool = True) -> int:
 class Recording:
     """A recording read whole: header, events and footer."""
 
-    def __init__(self, head: dict, events: list[Event], lost: int | None, warning: str | None = None):
+    def __init__(self, head: dict, events: list[Event], lost: int | None, warning: str | None = None,
+                 namespaces: Namespaces | None = None):
         self.header = head
         self.events = events
         self.lost = lost
         self.warning = warning  # Reader.warning: the file was cut short or has no footer
+        self.namespaces = namespaces if namespaces is not None else header_namespaces(head)
 
     @property
     def context(self) -> dict:
         return self.header.get("context", {})
+
+
+def header_namespaces(head: dict) -> Namespaces:
+    """The namespaces a header names: its context's and its "namespaces"."""
+    return Namespaces([head.get("context") or {}, *(head.get("namespaces") or [])])
 
 
 def _open(path: str):
@@ -134,6 +160,7 @@ class Reader:
     def __init__(self, path: str):
         self.path = path
         self.lost: int | None = None
+        self.losses = losses.LossWindows()  # from the footer: when events were lost
         self.cut: int | None = None  # the number of a last line cut short (disk full, killed recorder)
         self.footer = False
         self.events_read = 0
@@ -144,6 +171,8 @@ class Reader:
             self.close()
             raise
         self.version = self.header["version"]
+        # the footer's namespaces are added when it is read (a replay names them at the end)
+        self.namespaces = header_namespaces(self.header)
 
     @property
     def context(self) -> dict:
@@ -164,11 +193,54 @@ class Reader:
                     yield events
                 elif kind == "cut":
                     self.cut = payload
+                elif kind == "namespaces":
+                    for ns in payload:
+                        self.namespaces.add(ns)
                 else:
-                    self.footer, self.lost = payload
+                    self.footer, self.lost, windows = payload
+                    self.losses = losses.from_footer(windows)
         finally:
             stage.close()  # a forked child is stopped and reaped, even on Ctrl-C
             self.close()
+
+    def peek_losses(self) -> "losses.LossWindows":
+        """The footer's loss windows read ahead, before the events (a streamed view marks
+        journeys as it goes); empty if the file cannot seek or its last line is no valid
+        footer (reading it in order then says what is wrong)."""
+        d = self._peek_footer()
+        try:
+            return losses.from_footer(d.get("lost_windows")) if d is not None else losses.LossWindows()
+        except (ValueError, TypeError, AttributeError):
+            return losses.LossWindows()
+
+    def peek_namespaces(self) -> None:
+        """The footer's namespaces read ahead into `namespaces` (a streamed view names
+        them as it goes); nothing if there is no valid footer to read ahead."""
+        d = self._peek_footer()
+        spaces = d.get("namespaces", []) if d is not None else []
+        if not _namespaces_problem(spaces, "footer"):
+            for ns in untrusted.clean(spaces):
+                self.namespaces.add(ns)
+
+    def _peek_footer(self) -> dict | None:
+        """The last line, if it is a footer, read without moving on (None otherwise)."""
+        try:
+            st = os.fstat(self._f.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                return None
+            here, size = self._f.tell(), st.st_size
+        except (OSError, ValueError, AttributeError):
+            return None
+        try:
+            self._f.seek(max(here, size - MAX_LINE - 2))
+            tail = self._f.read().rstrip(b"\n").rsplit(b"\n", 1)[-1]
+            self._f.seek(here)
+            d = loads(tail)
+            return d if isinstance(d, dict) and d.get("footer") is True else None
+        except (OSError, ValueError, TypeError, AttributeError):
+            with contextlib.suppress(OSError, ValueError):
+                self._f.seek(here)
+            return None
 
     def close(self) -> None:
         if self._f is not getattr(sys.stdin, "buffer", None):
@@ -177,11 +249,12 @@ class Reader:
     @property
     def warning(self) -> str | None:
         """Once read: one line if the recording was cut short or has no footer, else None."""
+        name = "standard input" if self.path == "-" else self.path
         if self.cut is not None:
-            return (f"{self.path} is cut short in line {self.cut} (the recorder stopped mid-write): showing the "
+            return (f"{name} is cut short in line {self.cut} (the recorder stopped mid-write): showing the "
                     f"{self.events_read} events before it; how many events were lost is unknown")
         if not self.footer:
-            return (f"{self.path} has no footer (the recorder was stopped before it finished): showing its "
+            return (f"{name} has no footer (the recorder was stopped before it finished): showing its "
                     f"{self.events_read} events; how many events were lost is unknown")
         return None
 
@@ -192,7 +265,7 @@ def read(path: str) -> Recording:
     events: list[Event] = []
     for chunk in reader.chunks():
         events += chunk
-    return Recording(reader.header, events, reader.lost, reader.warning)
+    return Recording(reader.header, events, reader.lost, reader.warning, reader.namespaces)
 
 
 def _read_header(f, path: str) -> dict:
@@ -227,7 +300,8 @@ def _prepared(f, path: str, version: int, dec: RowDecoder):
     A format 2 chunk is parsed whole on the fast path (every line a row); a chunk with
     anything else in it (the footer, a blank line, damage) goes through `_lines`, which
     knows each line's number."""
-    lost, footer, cut = None, False, None
+    lost, footer, cut, windows = None, False, None, None
+    spaces: list = []  # the footer's namespaces
     n = 2  # the number of the chunk's first line
     lines = iter(partial(f.readline, MAX_LINE + 1), b"")  # no line read is longer than MAX_LINE + 1
     while True:
@@ -251,15 +325,17 @@ def _prepared(f, path: str, version: int, dec: RowDecoder):
                 continue
             rows = _whole(part, dec) if version >= 2 and part is chunk else None
             if rows is None:
-                rows, end = _lines(part, n, path, version, dec)
+                rows, end = _lines(part, n, path, version, dec, spaces)
                 if end is not None:
-                    footer, lost = True, end
+                    footer, (lost, windows) = True, end
             if rows:
                 yield "rows", rows
             n += len(part)
     if cut is not None:
         yield "cut", cut
-    yield "end", (footer, lost)
+    if spaces:
+        yield "namespaces", spaces
+    yield "end", (footer, lost, windows)
 
 
 def _unparsable(line: bytes) -> bool:
@@ -302,8 +378,10 @@ def _whole(chunk: list[bytes], dec: RowDecoder) -> list | None:
     return rows
 
 
-def _lines(chunk: list[bytes], n: int, path: str, version: int, dec: RowDecoder) -> tuple[list, int | None]:
-    """The slow path of `_prepared`: line by line, saying which line is damaged."""
+def _lines(chunk: list[bytes], n: int, path: str, version: int, dec: RowDecoder,
+           spaces: list | None = None) -> tuple[list, tuple | None]:
+    """The slow path of `_prepared`: line by line, saying which line is damaged; with the
+    footer's (lost, lost_windows) if it has the footer, whose namespaces are added to `spaces`."""
     rows, lost = [], None
     for n, line in enumerate(chunk, start=n):
         if not line.strip():
@@ -312,9 +390,16 @@ def _lines(chunk: list[bytes], n: int, path: str, version: int, dec: RowDecoder)
         try:
             d = loads(line)
             if isinstance(d, dict) and d.get("footer"):
-                lost = d.get("lost", 0)
-                if type(lost) is not int or lost < 0:
+                n_lost = d.get("lost", 0)
+                if type(n_lost) is not int or n_lost < 0:
                     raise TypeError("footer's lost is not a count")
+                problem = _namespaces_problem(d.get("namespaces", []), "footer")
+                if problem:
+                    raise TypeError(problem)
+                if spaces is not None:
+                    spaces += untrusted.clean(d.get("namespaces", []))
+                losses.from_footer(d.get("lost_windows"))  # checked here, where the line is known
+                lost = (n_lost, d.get("lost_windows"))
             elif version >= 2:
                 if not isinstance(d, list):
                     raise TypeError("not a JSON array (an event row)")
@@ -450,19 +535,39 @@ def _header_problem(head: dict) -> str:
     ctx = head.get("context")
     if not isinstance(ctx, dict):
         return "context is not an object"
-    if not isinstance(ctx.get("name", ""), str) or type(ctx.get("netns", 0)) is not int:
-        return "context name/netns have the wrong type"
-    ifs = ctx.get("interfaces", [])
+    return _namespace_problem(ctx, "context") or _namespaces_problem(head.get("namespaces", []), "header")
+
+
+def _namespaces_problem(spaces, where: str) -> str:
+    if not isinstance(spaces, list):
+        return f"the {where}'s namespaces is not a list"
+    for ns in spaces:
+        if not isinstance(ns, dict):
+            return f"a namespace of the {where} is not an object"
+        problem = _namespace_problem(ns, f"namespace {ns.get('netns')}")
+        if problem:
+            return problem
+    return ""
+
+
+def _namespace_problem(ns: dict, what: str) -> str:
+    """What is wrong with a namespace object (schema `namespace`), or ""."""
+    if not isinstance(ns.get("name", ""), str) or type(ns.get("netns", 0)) is not int:
+        return f"{what} name/netns have the wrong type"
+    ifs = ns.get("interfaces", [])
     if not isinstance(ifs, list):
-        return "context.interfaces is not a list"
+        return f"{what}.interfaces is not a list"
     for i in ifs:
         if not isinstance(i, dict) or not isinstance(i.get("name"), str) \
                 or not isinstance(i.get("addrs", []), list) or not all(isinstance(a, str) for a in i.get("addrs", [])):
             return "an interface entry is malformed (each needs a name, and addrs as strings)"
-    sysctl = ctx.get("sysctl", {})
+    sysctl = ns.get("sysctl", {})
     if not isinstance(sysctl, dict) or not all(isinstance(v, dict) and all(type(x) is int for x in v.values())
                                                for v in sysctl.values()):
-        return "context.sysctl is malformed"
+        return f"{what}.sysctl is malformed"
+    rts = ns.get("routes", [])
+    if not isinstance(rts, list) or not all(isinstance(r, dict) and isinstance(r.get("dst", ""), str) for r in rts):
+        return f"{what}.routes is malformed"
     return ""
 
 

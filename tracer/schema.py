@@ -54,21 +54,32 @@ SCHEMA = {
                 "wall_offset_ns": {"type": "integer", "minimum": 0, "maximum": WALL_OFFSET_MAX, "description": "add to an event's ts to get Unix time in ns"},
                 "command": {"type": "array", "items": _STR, "description": "the command traced, if any"},
                 "fields": {"const": list(FIELDS), "description": "format 2: the columns of an event row"},
-                "context": {
-                    "type": "object",
-                    "description": "the traced network namespace, as the verdicts need it",
-                    "properties": {
-                        "netns": {"type": "integer", "description": "namespace inode"},
-                        "name": {"type": "string", "description": "ip netns name, if any"},
-                        "interfaces": {"type": "array", "items": {
-                            "type": "object", "required": ["name"],
-                            "properties": {"ifindex": _INT, "name": _STR, "kind": _STR,
-                                           "peer": {"type": ["string", "null"]}, "up": {"type": "boolean"},
-                                           "addrs": {"type": "array", "items": _STR}}}},
-                        "sysctl": {"type": "object", "additionalProperties": {
-                            "type": "object", "additionalProperties": _INT}},
-                    },
-                },
+                "context": {"$ref": "#/$defs/namespace",
+                            "description": "the network namespace vethtrace ran in"},
+                "namespaces": {"type": "array", "items": {"$ref": "#/$defs/namespace"},
+                               "description": "every namespace known when the header was written "
+                                              "(those met later are in the footer)"},
+            },
+        },
+        "namespace": {
+            "type": "object",
+            "description": "one network namespace as the verdicts need it (tracer.netns)",
+            "properties": {
+                "netns": {"type": "integer", "description": "namespace inode"},
+                "name": {"type": "string", "description": "ip netns name, or empty (then shown as netns:INODE)"},
+                "interfaces": {"type": "array", "items": {
+                    "type": "object", "required": ["name"],
+                    "properties": {"ifindex": _INT, "name": _STR, "kind": _STR,
+                                   "peer": {"type": ["string", "null"]}, "up": {"type": "boolean"},
+                                   "master": {"type": ["string", "null"], "description": "bridge it is a port of"},
+                                   "addrs": {"type": "array", "items": _STR}}}},
+                "routes": {"type": "array", "items": {
+                    "type": "object", "description": "an IPv4 route of the main or local table",
+                    "properties": {"dst": _STR, "dev": _STR, "type": _STR, "table": _STR, "via": _STR,
+                                   "src": _STR}}},
+                "sysctl": {"type": "object", "description": "net.ipv4.conf.{all,default,DEV}.KEY values "
+                           "by DEV (\"ipv4\": net.ipv4.ip_forward)", "additionalProperties": {
+                    "type": "object", "additionalProperties": _INT}},
             },
         },
         "event": {
@@ -81,7 +92,15 @@ SCHEMA = {
             "type": "object",
             "required": ["footer", "events", "lost"],
             "properties": {"footer": {"const": True}, "events": _INT,
-                           "lost": {**_INT, "description": "events the kernel could not deliver (ring buffer full)"}},
+                           "lost": {**_INT, "description": "events the kernel could not deliver (ring buffer full)"},
+                           "lost_windows": {"type": "array", "maxItems": 256,
+                                            "description": "[start, end] CLOCK_MONOTONIC ns between which those "
+                                                           "events were lost (tracer.losses); journeys around them "
+                                                           "are shown incomplete",
+                                            "items": {"type": "array", "minItems": 2, "maxItems": 2,
+                                                      "items": _INT}},
+                           "namespaces": {"type": "array", "items": {"$ref": "#/$defs/namespace"},
+                                          "description": "namespaces first met after the header was written"}},
         },
     },
 }

@@ -2,7 +2,8 @@
 recordings, so a view is built from either and tests build it from recorded traces.
 
 A source has: `poll(timeout_ms) -> list[Event]`, `lost() -> int | None`, `mechanism`,
-`context` (namespace facts for verdicts), `live` (bool), `close()`.
+`context` (the namespace vethtrace ran in), `namespaces` (every namespace met, with names
+and context for verdicts), `live` (bool), `close()`.
 
 `replay(path)` is the one-shot form the other commands use (show, render, export).
 """
@@ -15,6 +16,7 @@ from contextlib import contextmanager
 from . import kernel, recording
 from .correlate import Correlator
 from .live import LiveSource
+from .netns import Namespaces
 
 
 @contextmanager
@@ -44,12 +46,13 @@ def replay(path: str) -> tuple[recording.Recording, Correlator]:
     """Read a recording and correlate it: what `vethtrace show` does before printing."""
     with collector_paused():
         reader = recording.Reader(path)
-        corr = Correlator(reader.context)
+        corr = Correlator(reader.context, namespaces=reader.namespaces)
         events = []
         for chunk in reader.chunks():  # correlated while the rest is parsed (Reader)
             events += chunk
             corr.feed(chunk)
-    return recording.Recording(reader.header, events, reader.lost, reader.warning), corr
+    corr.losses = reader.losses  # the footer's: journeys around lost events are incomplete
+    return recording.Recording(reader.header, events, reader.lost, reader.warning, reader.namespaces), corr
 
 
 class ReplaySource:
@@ -65,6 +68,7 @@ class ReplaySource:
         self._pos = 0
         self.mechanism = self.rec.header.get("mechanism", "recording")
         self.context = self.rec.context
+        self.namespaces = self.rec.namespaces
 
     def poll(self, timeout_ms: int = 100):
         if self._pos >= len(self.rec.events):
@@ -93,19 +97,23 @@ class LiveEvents:
     def __init__(self, filters, ring_mb: int = 32):
         self._src = LiveSource(filters, ring_mb=ring_mb)
         self.context = {}
+        self.namespaces = Namespaces()
         self.mechanism = ""
 
     def __enter__(self) -> "LiveEvents":
         self._src.__enter__()
         self.mechanism = self._src.mechanism
         self.context = kernel.context()
+        self.namespaces.add(self.context)
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
 
     def poll(self, timeout_ms: int = 100):
-        return self._src.poll(timeout_ms)
+        events = self._src.poll(timeout_ms)
+        self.namespaces.learn(events)  # namespaces met for the first time get their names now
+        return events
 
     def lost(self):
         return self._src.lost()

@@ -38,6 +38,6 @@ def clean(value):
 
 
 def label(text: str, limit: int = LABEL_MAX) -> str:
-    """`term`, cut to `limit` characters (an absurdly long command would stop graphviz)."""
-    text = term(text)
-    return text if len(text) <= limit else text[:limit - 1] + "…"
+    """`term` line by line (a label may have lines), each cut to `limit` characters (an
+    absurdly long command would stop graphviz)."""
+    return "\n".join(t if len(t) <= limit else t[:limit - 1] + "…" for t in map(term, text.split("\n")))

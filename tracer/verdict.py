@@ -1,7 +1,8 @@
 """Verdicts: how a journey ended, in words a user can act on.
 
 Works from the journey, its conversation, the neighbour changes the correlator saw, and
-the namespace context saved with every trace (interfaces, addresses, sysctls).
+the context of the packet's own namespace (interfaces, addresses, routes, sysctls) as the
+trace recorded it: each fact is judged in the namespace where it happened.
 """
 from __future__ import annotations
 
@@ -43,13 +44,16 @@ class Verdict:
 
 
 class Context:
-    """What the namespace looked like when the trace was taken."""
+    """What one namespace looked like when the trace was taken (a tracer.netns object)."""
 
-    def __init__(self, ctx: dict | None):
+    def __init__(self, ctx: dict | None, label: str = ""):
         ctx = ctx or {}
-        self.name = ctx.get("name", "")
+        self.name = ctx.get("name", "")          # the ip netns name, or ""
+        self.netns = ctx.get("netns", 0)
+        self.label = label or self.name or (f"netns:{self.netns}" if self.netns else "this namespace")
         self.interfaces = ctx.get("interfaces", [])
         self.sysctl = ctx.get("sysctl", {})
+        self.known = bool(self.interfaces)      # was the namespace's context recorded at all?
 
     def owner(self, addr: str) -> str | None:
         for i in self.interfaces:
@@ -68,11 +72,23 @@ class Context:
         return self.sysctl.get(dev, {}).get(key)
 
     def exec_prefix(self) -> str:
+        """How to run a command in this namespace: `ip netns exec NAME ` (nothing for an
+        unnamed one: it can only be entered through one of its processes)."""
         return f"ip netns exec {self.name} " if self.name else ""
 
 
+def context_of(corr: Correlator, netns: int) -> Context:
+    """The context of namespace `netns` in this trace.  A recording made before namespaces
+    were recorded has one context, without an inode: it stands for every event."""
+    ns = corr.namespaces.get(netns) if netns else {}
+    if not ns and not corr.context.get("netns"):
+        ns = corr.context
+    return Context(ns, corr.namespaces.name(netns) if netns else "")
+
+
 def verdict(j: Journey, corr: Correlator) -> Verdict:
-    ctx = Context(corr.context)
+    # judged where it ended: the namespace of its last event
+    ctx = context_of(corr, (j.end or (j.events[-1] if j.events else None) or j).netns)
     p = j.pkt
     if j.delivered:
         d = j.delivered[-1]
@@ -116,22 +132,25 @@ def _arp_consumed(j: Journey, corr: Correlator, ctx: Context, fn: str) -> Verdic
     conv = j.conversation
     if conv is not None and conv.with_role("arp reply"):
         r = conv.with_role("arp reply")[0]
-        return Verdict(ANSWERED, f"answered: {r.hops[0].dev if r.hops else 'the stack'} replied "
-                                 f"{r.pkt.src} is-at {r.pkt.sha}")
+        return Verdict(ANSWERED, _answered(r, corr))
     target, sender = p.dst, p.src
-    base = f"ARP request for {target} consumed by {fn} without a reply"
+    where = "" if len(corr.namespaces) <= 1 else f" in {ctx.label}"
+    base = f"ARP request for {target} consumed by {fn}{where} without a reply"
+    if not ctx.known:
+        return Verdict(CONSUMED, f"{base}; the trace has no context of {ctx.label}, so why cannot be told",
+                       tag=UNANSWERED)
     owner = ctx.owner(target)
     if owner is None:
-        return Verdict(CONSUMED, f"{base}: no interface in this namespace owns {target}",
-                       f"nobody can answer: give {target} to an interface (ip addr add {target}/24 dev ...), "
-                       "or ping an address that exists", tag=UNANSWERED)
+        return Verdict(CONSUMED, f"{base}: no interface in {_here(ctx, corr)} owns {target}",
+                       f"nobody can answer: give {target} to an interface ({ctx.exec_prefix()}ip addr add "
+                       f"{target}/24 dev ...), or ping an address that exists", tag=UNANSWERED)
     if ctx.owner(sender) is not None:
-        rx = j.hops[-2].dev if len(j.hops) >= 2 else owner
+        rx = j.end.dev if j.end is not None and j.end.dev else (j.hops[-2].dev if len(j.hops) >= 2 else owner)
         al = ctx.value(rx, "accept_local")
         state = f"accept_local={al} on {rx}" if al is not None else "accept_local off"
         return Verdict(CONSUMED,
-                       f"{base}: {owner} owns {target}, but the sender {sender} is also an address of this "
-                       f"namespace, and with {state} the kernel ignores requests from a local source",
+                       f"{base}: {owner} owns {target}, but the sender {sender} is also an address of "
+                       f"{_here(ctx, corr)}, and with {state} the kernel ignores requests from a local source",
                        f"allow it: {ctx.exec_prefix()}sysctl -w net.ipv4.conf.{rx}.accept_local=1 "
                        f"net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.{rx}.rp_filter=0 "
                        f"(or `vethtrace lab up two-ips-fixed`)", tag=UNANSWERED)
@@ -139,11 +158,29 @@ def _arp_consumed(j: Journey, corr: Correlator, ctx: Context, fn: str) -> Verdic
                              "(check arp_ignore, arp_filter and rp_filter on it)", tag=UNANSWERED)
 
 
+def _here(ctx: Context, corr: Correlator) -> str:
+    """`this namespace` in a trace of one namespace, else its name."""
+    return "this namespace" if len(corr.namespaces) <= 1 else ctx.label
+
+
+def _answered(r: Journey, corr: Correlator) -> str:
+    """Who sent the ARP reply: the device that transmitted it (with its namespace when the
+    trace spans several); if its sending was not traced, only where it was seen arriving."""
+    p = r.pkt
+    sent = next((e for e in r.events if e.kind == "xmit" and e.dev), None)
+    if sent is not None:
+        who = sent.dev if len(corr.namespaces) <= 1 else f"{sent.dev} in {corr.namespaces.name(sent.netns)}"
+        return f"answered: {who} replied {p.src} is-at {p.sha}"
+    seen = next((e for e in r.events if e.dev), None)
+    where = f" arrived on {seen.dev}" if seen is not None else " was processed"
+    return f"answered: the reply {p.src} is-at {p.sha}{where} (where it was sent from was not traced)"
+
+
 def _dropped(j: Journey, corr: Correlator, ctx: Context, end) -> Verdict:
     reason, fn = end.reason or "NOT_SPECIFIED", end.func
     p = j.pkt
     if reason == "NEIGH_FAILED" and p is not None and p.dst:
-        convs = corr.arp_for(p.dst, before=end.ts)
+        convs = corr.arp_for(p.dst, netns=end.netns, before=end.ts) or corr.arp_for(p.dst, before=end.ts)
         asked = sum(len(c.with_role("arp request")) for c in convs[-1:])
         text = (f"dropped: NEIGH_FAILED at {fn}: the ARP request for {p.dst} went unanswered"
                 f"{f' {asked} times' if asked else ''}, so the packet waiting for it was dropped")

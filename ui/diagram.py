@@ -1,5 +1,6 @@
 """Graphviz diagrams of packet paths, in the spirit of the article's figure: each namespace a
-cluster, the protocol stack a box inside it, the veth pair as two linked devices, lo, the
+cluster named like the trace names it (ip netns name, else netns:INODE), the protocol stack
+a box inside it, a bridge as its own box, the veth pair as two linked devices, lo, the
 socket; numbered edges in the order the packets took them; request and reply in different
 colours; a packet that ended early ends in a red mark with its reason; a legend."""
 from __future__ import annotations
@@ -39,9 +40,7 @@ class DotMissing(RuntimeError):
 
 
 def _netns_label(netns: int, corr: Correlator) -> str:
-    ctx = corr.context
-    name = ctx.get("name") if ctx.get("netns") == netns else ""
-    return graphviz.escape(f"network namespace {untrusted.label(name)}" if name else f"network namespace {netns}")
+    return graphviz.escape(f"network namespace {untrusted.label(corr.namespaces.name(netns))}")
 
 
 def to_dot(g, corr: Correlator, title: str = "", aggregate: bool = False) -> graphviz.Digraph:
@@ -50,6 +49,7 @@ def to_dot(g, corr: Correlator, title: str = "", aggregate: bool = False) -> gra
         "nodesep": "0.5", "ranksep": "0.9", "newrank": "true", "compound": "true"},
         node_attr={"fontname": "Helvetica", "fontsize": "11"}, edge_attr={"fontname": "Helvetica", "fontsize": "10"})
     by_ns: dict[int, list] = {}
+    pairs: set[tuple[str, str]] = set()
     for node, d in g.nodes(data=True):
         by_ns.setdefault(d["netns"], []).append((node, d))
     for i, (netns, nodes) in enumerate(sorted(by_ns.items())):
@@ -66,19 +66,28 @@ def to_dot(g, corr: Correlator, title: str = "", aggregate: bool = False) -> gra
                 if kind == "device":
                     label = untrusted.label(d["name"]) + ("\n(loopback)" if d["name"] == "lo" else "\n(veth)" if "peer" in d else "")
                     ns.node(_id(n), graphviz.escape(label), shape="box", style="filled", fillcolor="#fff7d6", color="#c9a227")
+                elif kind == "bridge":
+                    ns.node(_id(n), _label(d["name"] + "\n(bridge)"), shape="box3d", style="filled",
+                            fillcolor="#fdebd3", color="#d9730d")
                 elif kind == "socket":
                     ns.node(_id(n), _label(d['name'], "socket\n"), shape="cds", style="filled", fillcolor="#e3f4e8", color="#1d9a4a")
                 elif kind == "end":
                     ns.node(_id(n), _label(d['name'], "✗ "), shape="octagon", style="filled", fillcolor="#fde2e1",
                             color="#c62828", fontcolor="#8e0000")
-            # The veth pair: two devices wired to each other.
-            seen = set()
+            # The veth pair: two devices wired to each other (here when both ends are).
             for n, d in nodes:
                 peer = d.get("peer")
-                if peer and (peer, n) not in seen:
-                    seen.add((n, peer))
+                if peer and g.nodes[peer]["netns"] == netns and (peer, n) not in pairs:
+                    pairs.add((n, peer))
                     ns.edge(_id(n), _id(peer), dir="none", style="bold", color="#c9a227", penwidth="3",
                             label="veth pair", fontcolor="#9a7a10", weight="10")
+    # Pairs between namespaces, drawn outside the clusters (so no node moves into another).
+    for n, d in g.nodes(data=True):
+        peer = d.get("peer")
+        if peer and g.nodes[peer]["netns"] != d["netns"] and (peer, n) not in pairs:
+            pairs.add((n, peer))
+            dot.edge(_id(n), _id(peer), dir="none", style="bold", color="#c9a227", penwidth="3",
+                     label="veth pair", fontcolor="#9a7a10", weight="10")
     counts = [d.get("count", 1) for _, _, d in g.edges(data=True)]
     top = max(counts, default=1)
     for u, w, d in g.edges(data=True):

@@ -215,10 +215,8 @@ def fmt_delta(ns: int) -> str:
 
 
 def netns_label(netns: int, corr: Correlator) -> str:
-    ctx = corr.context or {}
-    if netns and netns == ctx.get("netns"):
-        return ctx.get("name") or f"netns {netns}"
-    return f"netns {netns}" if netns else "?"
+    """The namespace's name in this trace (ip netns name, else netns:INODE)."""
+    return corr.namespaces.name(netns) if netns else "?"
 
 
 def end_text(j: Journey) -> tuple[str, str]:

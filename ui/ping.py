@@ -19,6 +19,21 @@ class PingView:
         self.corr, self.style = corr, style
         self.target: str | None = None
         self.shown: set[int] = set()
+        self.kept_failures: list[list[str]] = []  # failures forgotten by the correlator before rest()
+        self.unlisted = 0                          # other conversations forgotten unshown
+
+    def forgotten(self, convs, limit: int = 12) -> None:
+        """Conversations the correlator lets go (tracer.retention) before ping printed a
+        line for them: the first `limit` failures are rendered now for rest(), the others
+        only counted."""
+        for conv in convs:
+            if conv.id in self.shown:
+                continue
+            self.shown.add(conv.id)
+            if len(self.kept_failures) < limit and conversation_outcome(conv, self.corr).failure:
+                self.kept_failures.append(conversation_lines(conv, self.corr, self.style))
+            else:
+                self.unlisted += 1
 
     def line(self, raw: bytes) -> None:
         if raw.startswith(b"--- ") and b"statistics" in raw:
@@ -62,13 +77,19 @@ class PingView:
         """What ping printed no line for; a flood would print thousands, so beyond `limit`
         only the failures are shown (up to `limit`) and the rest is counted."""
         todo = [c for c in self.corr.conversations if c.id not in self.shown]
-        if len(todo) > limit:
-            failed = [c for c in todo if conversation_outcome(c, self.corr).failure][:limit]
+        kept, self.kept_failures = self.kept_failures, []
+        if len(todo) + len(kept) + self.unlisted > limit:
+            for block in kept:
+                print("\n".join(block))
+            failed = [c for c in todo if conversation_outcome(c, self.corr).failure][:max(0, limit - len(kept))]
             for conv in failed:
                 self.show(conv)
-            print(self.style.dim(f"    ({len(todo) - len(failed)} more conversations not listed; the summary "
-                                 f"below counts every path, `--record FILE` keeps them all)"))
+            print(self.style.dim(f"    ({len(todo) - len(failed) + self.unlisted} more conversations not listed; "
+                                 f"the summary below counts every path, `--record FILE` keeps them all)"))
+            self.unlisted = 0
             self.shown.update(c.id for c in todo)
             return
+        for block in kept:
+            print("\n".join(block))
         for conv in todo:
             self.show(conv)

@@ -8,7 +8,7 @@ from collections import Counter
 
 from vethtrace.tracer.correlate import Conversation, Correlator, Journey
 from vethtrace.tracer.packet import ICMP_NAMES, UNREACH_CODES
-from vethtrace.tracer.verdict import ANSWERED, CONSUMED, DELIVERED, DROPPED, IN_FLIGHT, Context, verdict
+from vethtrace.tracer.verdict import ANSWERED, CONSUMED, DELIVERED, DROPPED, IN_FLIGHT, context_of, verdict
 
 COLOURS = {DELIVERED: "32", ANSWERED: "32", CONSUMED: "33", DROPPED: "31", IN_FLIGHT: "36"}
 MARKS = {DELIVERED: "✓", ANSWERED: "✓", CONSUMED: "■", DROPPED: "✗", IN_FLIGHT: "…"}
@@ -34,12 +34,19 @@ ROLE_LABEL = {"request": "request", "reply": "reply", "error": "error", "arp req
               "arp reply": "ARP reply", "packet": "packet", "arp": "ARP"}
 
 
+INCOMPLETE = "incomplete (events lost)"
+
+
 def journey_lines(j: Journey, corr: Correlator, style: Style, indent: str = "    ") -> list[str]:
     v = verdict(j, corr)
     label = ROLE_LABEL.get(j.role, j.role)
+    outcome = style.outcome(v.outcome, v.text)
+    if corr.lost_events(j):  # what survived may miss hops or the end: no verdict is a success
+        outcome = style.outcome(INCOMPLETE, f"incomplete: the kernel lost events meanwhile (ring buffer full); "
+                                            f"from what was seen: {v.text}")
     lines = [f"{indent}{label:<9} {j.summary}",
              f"{indent}{'':<9} {j.path or _no_path(j)}",
-             f"{indent}{'':<9} {style.outcome(v.outcome, v.text)}"]
+             f"{indent}{'':<9} {outcome}"]
     for r in corr.routes_before(j) + j.routes:
         lines.append(f"{indent}{'':<9} {style.dim(route_text(r, corr, j))}")
     for e in j.icmp_errors:
@@ -55,27 +62,37 @@ def _no_path(j: Journey) -> str:
 
 
 def route_text(ev, corr: Correlator, j: Journey | None = None) -> str:
+    """A route lookup in words, judged in the namespace that made it, saying whether it
+    was an output lookup (a packet being sent) or an input one (a packet received)."""
     f = ev.fib
-    ctx = Context(corr.context)
+    ctx = context_of(corr, ev.netns)
+    output = f["iif"] in (0, 1)
+    lookup = f"{'output' if output else 'input'} lookup in {ctx.label}"
     if j is not None and j.pkt is not None and j.pkt.l3 == "ARP":
         owner = ctx.owner(f["dst"])
-        return (f"arp_process checked the route to {f['dst']}: "
-                + (f"local (on {owner}), so it may answer" if owner else "not an address of this namespace"))
+        if owner:
+            verdict_ = f"local (on {owner}), so it may answer"
+        elif ctx.known:
+            verdict_ = f"not an address of {ctx.label}"
+        else:
+            verdict_ = f"dev {ev.dev} (no context recorded for {ctx.label})"
+        return f"arp_process in {ctx.label} checked the route to {f['dst']}: {verdict_}"
     if ev.arg:
-        return f"route {f['src']} -> {f['dst']}: no route (error {ev.arg - (1 << 32) if ev.arg >= 1 << 31 else ev.arg})"
+        return (f"route {f['src']} -> {f['dst']}: no route (error {ev.arg - (1 << 32) if ev.arg >= 1 << 31 else ev.arg}; "
+                f"{lookup})")
     owner = ctx.owner(f["dst"])
-    output = f["iif"] in (0, 1)
     bound = ctx.name_of(f["oif"]) if output and f["oif"] not in (0, 1) else None
+    how = " (ping -I)" if ev.comm == "ping" else " (SO_BINDTODEVICE)"
     if owner is None:
-        text = f"route to {f['dst']}: dev {ev.dev}" + (f" (socket bound to {bound})" if bound else "")
+        text = f"route to {f['dst']}: dev {ev.dev}" + (f" (socket bound to {bound}{how})" if bound else "")
     elif bound:
-        text = (f"route: {f['dst']} is local ({owner}), but the socket is bound to {bound} (ping -I), "
+        text = (f"route: {f['dst']} is local ({owner}), but the socket is bound to {bound}{how}, "
                 f"so it leaves through {bound}")
     elif output:
         text = f"route: {f['dst']} is local ({owner}), so it goes through lo"
     else:
         text = f"route: {f['dst']} is local ({owner}), so it is delivered here"
-    return text
+    return f"{text} ({lookup})"
 
 
 def fold_retries(journeys, key) -> list[tuple[Journey, int]]:
@@ -119,6 +136,8 @@ def path_key(j: Journey, corr: Correlator) -> tuple[str, str, str]:
             label = f"ICMP {name}"
     end = j.end
     how = v.outcome
+    if corr.lost_events(j):
+        return label, j.path or _no_path(j), INCOMPLETE
     if end is not None and not j.delivered:
         how += f" at {end.func}" + (f" ({end.reason})" if end.reason else "")
     elif j.delivered:
@@ -126,10 +145,14 @@ def path_key(j: Journey, corr: Correlator) -> tuple[str, str, str]:
     return label, j.path or _no_path(j), how
 
 
-def summary_lines(corr: Correlator, style: Style, lost: int | None, journeys=None) -> list[str]:
-    journeys = corr.journeys if journeys is None else journeys
-    counts = Counter(path_key(j, corr) for j in journeys)
-    lines = [style.paint(f"--- vethtrace: {len(journeys)} packets, {len(counts)} distinct paths, "
+def summary_lines(corr: Correlator, style: Style, lost: int | None, journeys=None, counts=None) -> list[str]:
+    """counts: path_key -> journeys, when the journeys are no longer all kept
+    (tracer.retention)."""
+    if counts is None:
+        journeys = corr.journeys if journeys is None else journeys
+        counts = Counter(path_key(j, corr) for j in journeys)
+    packets = sum(counts.values())
+    lines = [style.paint(f"--- vethtrace: {packets} packets, {len(counts)} distinct paths, "
                          f"{corr.events} events, {lost if lost is not None else 'unknown'} lost ---", "1")]
     if lost:
         lines.append(style.paint(f"WARNING: {lost} events were lost (ring buffer full); paths may be incomplete", "31;1"))

@@ -18,6 +18,7 @@ import sys
 import termios
 import time
 
+from rich.markup import escape
 from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding
@@ -134,7 +135,7 @@ class VethtraceApp(App):
         self._w("#path-pane").border_title = "path"
         self._w(FilterBar).border_title = "filter · Enter applies · Escape cancels · the terms are listed in the help (?)"
         if self.runner is not None:
-            self._w("#command-log").border_title = " ".join(self.command)
+            self._w("#command-log").border_title = Text(" ".join(self.command))  # text, not markup
         self.feed.start()
         if self.runner is not None:
             self.runner.start()
@@ -308,7 +309,7 @@ class VethtraceApp(App):
         except FilterError as exc:
             # The bar stays open, marked, with the reason under it (and as a notification).
             bar.add_class("-error")
-            bar.border_subtitle = str(exc)
+            bar.border_subtitle = Text(str(exc))
             self.notify(str(exc), severity="error", markup=False)
             return
         self.close_filter_bar()
@@ -363,9 +364,17 @@ class VethtraceApp(App):
         self.push_screen(SaveScreen(default, note), self._save_to)
 
     def _save_to(self, path: str | None) -> None:
-        if not path:
-            return
-        self.run_worker(lambda: self.save_recording(path), thread=True, exclusive=False)
+        if self._file_named(path):
+            self.run_worker(lambda: self.save_recording(path), thread=True, exclusive=False)
+
+    def _file_named(self, path: str | None) -> bool:
+        """A path was given, and it is a file: `-` (standard output elsewhere) would write
+        over the screen the TUI is drawing."""
+        if path == "-":
+            self.notify("the TUI draws on standard output: give a file name instead of -", severity="error",
+                        markup=False)
+            return False
+        return bool(path)
 
     def save_recording(self, path: str) -> None:
         """Write the kept events as a recording (runs in a worker thread)."""
@@ -373,7 +382,8 @@ class VethtraceApp(App):
         rec = getattr(self.source, "rec", None)
         command = self.command or (rec.header.get("command") if rec is not None else None)
         try:
-            recording.write_file(path, recording.header(self.feed.corr.context, self.mechanism, command),
+            corr = self.feed.corr
+            recording.write_file(path, recording.header(corr.context, self.mechanism, command, corr.namespaces),
                                  events, self.feed.lost)
         except OSError as exc:
             self.call_from_thread(self.notify, f"could not save {path}: {exc.strerror}", severity="error",
@@ -401,7 +411,7 @@ class VethtraceApp(App):
                          lambda path: self._export_to(diagram.render_conversation, row, path))
 
     def _export_to(self, render, row: Row, path: str | None) -> None:
-        if path:
+        if self._file_named(path):
             self.run_worker(lambda: self._export(render, row, path), thread=True, exclusive=False)
 
     def _export(self, render, row: Row, path: str) -> None:
@@ -426,7 +436,7 @@ class VethtraceApp(App):
             title += f"  (exited with status {self.runner.status})"
         elif self.runner.error:
             title += "  (could not start)"
-        log.border_title = title
+        log.border_title = Text(title)
 
     def _label(self, wid: str, text: str) -> Label:
         """Update a status label only when its text changes (no layout work per tick)."""
@@ -478,6 +488,7 @@ class VethtraceApp(App):
         visible = len(self._w(ConversationList).rows)
         title = f"conversations ({visible:,})" + (f" matching `{self.filter.text}`" if self.filter else "")
         pane = self._w("#list-pane")
+        title = escape(title)  # the filter's text is the user's, not markup
         if pane.border_title != title:
             pane.border_title = title
             pane.border_subtitle = "newest at the bottom · ? for help"

@@ -84,7 +84,8 @@ def _hop_table(j: Journey, corr: Correlator, namespaces: bool = True) -> Table:
 
     def add_row(num, dev, fn, netns: int | None, delta) -> None:
         where = [netns_label(netns, corr) if netns is not None else ""] if namespaces else []
-        t.add_row(num, dev, fn, *where, delta)
+        # Rich reads a str cell as markup: names from a recording (where, dev) go in as Text
+        t.add_row(*(Text(c) if isinstance(c, str) else c for c in (num, dev, fn, *where, delta)))
 
     prev = j.start
     if not j.hops:

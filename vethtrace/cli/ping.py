@@ -9,11 +9,13 @@ import time
 
 from ..tracer import kernel, recording, safefile
 from ..tracer.correlate import Correlator
+from ..tracer.losses import FOOTER_WINDOWS
+from ..tracer.retention import Retention
 from ..tracer.kernel import SetupError
 from ..tracer.live import LiveSource, build_filters
 from ..tracer.runner import PtyCommand
 from ..ui.ping import PingView
-from ..ui.text import Style, event_lines, summary_lines
+from ..ui.text import Style, event_lines, path_key, summary_lines
 from .common import SETTLE_S, check_diagram, draw, positive
 
 NAME = "ping"
@@ -70,15 +72,27 @@ def run(args) -> int:
     style = Style()
     with LiveSource(build_filters(ipv6=args.ipv6), ring_mb=args.buffer_mb) as src:
         corr = Correlator(kernel.context())
-        kept = [] if (args.record or args.events) else None
+        corr.losses = src.losses  # journeys around lost events are shown incomplete
         view = PingView(corr, style)
-        status = _run_ping(ping_args, src, corr, view, kept)
-        time.sleep(SETTLE_S)
-        _feed(src.drain(), corr, kept)
-        lost = src.lost()
+        # Bounded memory: old journeys are forgotten once counted for the summary.
+        retained = Retention(corr, lambda j: path_key(j, corr), on_conversations=view.forgotten)
+        kept = [] if args.events else None
+        writer = _recorder(args.record, corr, src, ping_args)
+        sink = _Sink(corr, kept, writer)
+        try:
+            status = _run_ping(ping_args, src, sink, view)
+            time.sleep(SETTLE_S)
+            sink.drain(src)
+            lost = src.lost()
+            if writer is not None:
+                writer.close(lost, src.losses.as_list(FOOTER_WINDOWS), namespaces=sink.met)
+                writer.f.commit()  # complete: only now at its name
+        finally:
+            if writer is not None:  # without commit (interrupted, failed): nothing left behind
+                writer.f.close()
         view.rest()
         print()
-        for text in summary_lines(corr, style, lost):
+        for text in summary_lines(corr, style, lost, counts=retained.counts()):
             print(text)
         print(style.dim(f"probes: {src.mechanism}"))
         if args.events:
@@ -87,19 +101,43 @@ def run(args) -> int:
             draw(corr.journeys, corr, args.svg, title="vethtrace ping " + " ".join(ping_args))
             print(style.dim(f"diagram saved to {args.svg}"))
         if args.record:
-            recording.write_file(args.record, recording.header(corr.context, src.mechanism, ["ping", *ping_args]),
-                                 kept, lost)
             print(style.dim(f"recording saved to {args.record}"))
     return status
 
 
-def _feed(events, corr: Correlator, kept: list | None) -> None:
-    corr.feed(events)
-    if kept is not None:
-        kept.extend(events)
+def _recorder(path: str | None, corr: Correlator, src: LiveSource, ping_args: list[str]):
+    """A recording written as events arrive (safefile: a temporary file put at its name
+    when complete), or None."""
+    if not path:
+        return None
+    return recording.Writer(safefile.create(path), recording.header(corr.context, src.mechanism, ["ping", *ping_args],
+                                                                    corr.namespaces))
 
 
-def _run_ping(ping_args: list[str], src: LiveSource, corr: Correlator, view: PingView, kept) -> int:
+class _Sink:
+    """Where each decoded batch goes: the correlator, the recording (written as it comes,
+    so nothing piles up), the --events list."""
+
+    def __init__(self, corr: Correlator, kept: list | None, writer):
+        self.corr, self.kept, self.writer = corr, kept, writer
+        self.met: list[dict] = []  # namespaces first met after the recording's header: its footer names them
+
+    def feed(self, events) -> None:
+        self.met += self.corr.namespaces.learn(events)  # a namespace met for the first time: named now
+        self.corr.feed(events)
+        if self.writer is not None:
+            self.writer.write(events)
+        if self.kept is not None:
+            self.kept.extend(events)
+
+    def drain(self, src: LiveSource) -> None:
+        """Everything the kernel has written so far, a chunk at a time (a flood's backlog
+        decoded at once would hold hundreds of thousands of Events)."""
+        for chunk in src.drain_chunks():
+            self.feed(chunk)
+
+
+def _run_ping(ping_args: list[str], src: LiveSource, sink: _Sink, view: PingView) -> int:
     cmd = PtyCommand(["ping", *ping_args]).start()
     interrupted = [0]
 
@@ -117,7 +155,7 @@ def _run_ping(ping_args: list[str], src: LiveSource, corr: Correlator, view: Pin
     try:
         while True:
             ready = {key.fd for key, _ in sel.select(0 if src.backlog else 0.1)}
-            _feed(src.poll(0), corr, kept)  # a chunk at a time: the ring buffer is emptied often
+            sink.feed(src.poll(0))  # a chunk at a time: the ring buffer is emptied often
             if cmd.fd in ready:
                 data = cmd.read()
                 if not data:
@@ -125,10 +163,10 @@ def _run_ping(ping_args: list[str], src: LiveSource, corr: Correlator, view: Pin
                 buf += data.replace(b"\r\n", b"\n")
                 while b"\n" in buf:
                     raw, buf = buf.split(b"\n", 1)
-                    _feed(src.drain(), corr, kept)
+                    sink.drain(src)
                     if not view.explained(raw):  # its last events may still be on their way
                         time.sleep(SETTLE_S)
-                        _feed(src.drain(), corr, kept)
+                        sink.drain(src)
                     view.line(raw)
         if buf:
             view.line(buf)

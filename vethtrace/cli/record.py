@@ -6,7 +6,9 @@ import shutil
 import sys
 import time
 
-from ..tracer import kernel, recording, runner, safefile
+from ..tracer.losses import FOOTER_WINDOWS
+from ..tracer import kernel, netns, recording, runner, safefile
+from ..tracer.netns import Namespaces
 from ..tracer.correlate import Correlator
 from ..tracer.kernel import SetupError
 from ..tracer.live import LiveSource, build_filters
@@ -39,7 +41,9 @@ def run(args) -> int:
         # recording of the same name untouched; a killed run leaves a readable prefix.
         out = safefile.create(args.output, stdout_ok=True)
         try:
-            writer = recording.Writer(out, recording.header(kernel.context(), src.mechanism, command))
+            here = kernel.context()
+            spaces = Namespaces([here])
+            writer = recording.Writer(out, recording.header(here, src.mechanism, command, spaces))
             if command:
                 try:
                     # with -o -, the command's output would land in the recording: send it to stderr
@@ -47,10 +51,11 @@ def run(args) -> int:
                 except OSError as exc:
                     raise SetupError(f"cannot run {command[0]}: {exc.strerror} (nothing was recorded)") from None
             out.commit()
+            stop = StopSignals().__enter__()  # before saying "recording": a signal from then on stops cleanly
             print(f"vethtrace: recording ({src.mechanism}); {'running ' + ' '.join(command) if command else 'Ctrl-C stops'}",
                   file=sys.stderr)
             try:
-                status = _record(args, src, writer, proc)
+                status = _record(args, src, writer, proc, stop, spaces)
             except safefile.OutputError as exc:
                 out.cut_back()  # the file ends with the last whole line
                 runner.stop(proc)
@@ -65,15 +70,19 @@ def run(args) -> int:
     return status if command else 0
 
 
-def _record(args, src, writer, proc) -> int:
-    """Events to the writer until the command exits, the duration ends or a signal asks."""
+def _record(args, src, writer, proc, stop: StopSignals, spaces: Namespaces) -> int:
+    """Events to the writer until the command exits, the duration ends or a signal asks.
+    Namespaces met for the first time are named and described then (spaces.learn), and
+    written in the footer."""
+    met: list[dict] = []
     status = 0
     deadline = time.monotonic() + args.duration if args.duration else None
     counted = ConversationCount(args.count)
-    corr = Correlator(kernel.context(), keep=20_000) if args.count else None  # only -c needs it
-    with StopSignals() as stop:
+    corr = Correlator(spaces.get(netns.current_inode()), keep=20_000, namespaces=spaces) if args.count else None
+    with stop:
         while not stop.requested:
             events = src.poll(100)
+            met += spaces.learn(events)
             writer.write(events)
             if corr is not None:
                 corr.feed(events)
@@ -87,8 +96,10 @@ def _record(args, src, writer, proc) -> int:
             status = 130
             runner.stop(proc)
         time.sleep(SETTLE_S)
-        writer.write(src.drain())
-        writer.close(src.lost())
+        for chunk in src.drain_chunks():  # a backlog is decoded and written a chunk at a time
+            met += spaces.learn(chunk)
+            writer.write(chunk)
+        writer.close(src.lost(), src.losses.as_list(FOOTER_WINDOWS), namespaces=met)
     if proc is not None:
         status = runner.stop(proc)
     return status

@@ -4,9 +4,11 @@ from __future__ import annotations
 import sys
 
 from ..tracer import recording
-from ..tracer.correlate import device_crossings
+from ..tracer.correlate import Correlator, namespace_crossings
 from ..tracer.events import json_object
-from ..ui.text import Style, conversation_lines, event_lines, summary_lines
+from ..tracer.retention import ConversationStream
+from ..tracer.sources import collector_paused
+from ..ui.text import Style, conversation_lines, event_lines, path_key, summary_lines
 from .common import replayed
 
 NAME = "show"
@@ -22,22 +24,24 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    if not (args.json or args.devices or args.events):
+        return _show_streamed(args.file)
     rec, corr = replayed(args.file)
     if args.json:
         return _show_json(rec, corr)
     style = Style()
-    head = rec.header
-    print(style.dim(f"recording: {' '.join(head.get('command') or []) or 'no command'}; kernel {head.get('kernel', '?')}; "
-                    f"probes {head.get('mechanism', '?')}"))
+    _print_header(rec.header, style)
     for conv in corr.conversations:
-        print(style.paint(f"[{conv.id}] {conv.title}", "1"))
-        for text in conversation_lines(conv, corr, style):
-            print(text)
+        _print_conversation(conv, corr, style)
     print()
     print("\n".join(summary_lines(corr, style, rec.lost)))
     if args.devices:
-        for dev, rows in device_crossings(rec.events).items():
-            print(style.paint(f"{dev}: {len(rows)} packets", "1"))
+        spaces = corr.namespaces
+        placed = namespace_crossings(rec.events)
+        several = len({netns for netns, _, _ in placed}) > 1  # then a device is NAMESPACE/DEVICE
+        for (netns, _, dev), rows in placed.items():
+            where = f"{spaces.name(netns)}/{dev}" if several else dev
+            print(style.paint(f"{where}: {len(rows)} packets", "1"))
             for direction, text in rows:
                 print(f"    {direction:<3} {text}")
     if args.events:
@@ -60,4 +64,51 @@ def _show_json(rec, corr) -> int:
                  for e in rec.events[k:k + 4096]]
         out.write(b"\n".join(lines) + b"\n")
     out.flush()
+    return 0
+
+
+def _print_header(head: dict, style: Style, out=print) -> None:
+    out(style.dim(f"recording: {' '.join(head.get('command') or []) or 'no command'}; kernel {head.get('kernel', '?')}; "
+                  f"probes {head.get('mechanism', '?')}"))
+
+
+def _print_conversation(conv, corr: Correlator, style: Style, out=print) -> None:
+    out(style.paint(f"[{conv.id}] {conv.title}", "1"))
+    for text in conversation_lines(conv, corr, style):
+        out(text)
+
+
+HELD_LINES = 20_000  # text held back before the first write: a damaged small file prints nothing but its error
+
+
+def _show_streamed(path: str) -> int:
+    """The text view of a recording of any length in bounded memory: each conversation
+    printed (in order) once nothing more can join it, then forgotten; the summary counts
+    every journey (tracer.retention).  Text is written in blocks of HELD_LINES, so a
+    recording found damaged in its first part prints only the error."""
+    style = Style()
+    reader = recording.Reader(path)
+    reader.peek_namespaces()  # namespaces first met while recording: named before they are printed
+    corr = Correlator(reader.context, namespaces=reader.namespaces)
+    corr.losses = reader.peek_losses()  # read ahead from the footer, to mark journeys as they are printed
+    stream = ConversationStream(corr, lambda j: path_key(j, corr))
+    held: list[str] = []
+    _print_header(reader.header, style, held.append)
+    with collector_paused():
+        for chunk in reader.chunks():
+            corr.feed(chunk)
+            if chunk:
+                for conv in stream.ready(chunk[-1].ts):
+                    _print_conversation(conv, corr, style, held.append)
+            if len(held) >= HELD_LINES:
+                print("\n".join(held))
+                held.clear()
+        if not corr.losses:
+            corr.losses = reader.losses  # could not be read ahead (a pipe): marks what is still held
+        for conv in stream.ready(None):
+            _print_conversation(conv, corr, style, held.append)
+    held += ["", *summary_lines(corr, style, reader.lost, counts=stream.counts())]
+    print("\n".join(held))
+    if reader.warning:
+        print(f"vethtrace: warning: {reader.warning}", file=sys.stderr)
     return 0

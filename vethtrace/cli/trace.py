@@ -9,12 +9,12 @@ from ..tracer import kernel, recording
 from ..tracer.correlate import Correlator
 from ..tracer.events import PACKET_KINDS, json_object
 from ..tracer.live import LiveSource, build_filters
-from ..ui.text import Style, journey_lines, summary_lines
+from ..tracer.retention import Retention
+from ..ui.text import Style, journey_lines, path_key, summary_lines
 from .common import ConversationCount, StopSignals, count_arg, duration_arg, filter_args
 
 NAME = "trace"
 GRACE_NS = 200_000_000  # a clone (raw-socket copy) follows its original within this
-KEEP_LIVE = 20_000  # journeys kept in memory by long-running live commands
 
 
 def add_parser(sub) -> None:
@@ -68,7 +68,9 @@ def run(args) -> int:
     filters = build_filters(args.interface, args.host, args.all_netns, args.ipv6, args.netns)
     style = Style()
     with LiveSource(filters, ring_mb=args.buffer_mb) as src:
-        corr = Correlator(kernel.context(), keep=KEEP_LIVE)
+        corr = Correlator(kernel.context())
+        corr.losses = src.losses  # journeys around lost events are shown incomplete
+        retained = Retention(corr, lambda j: path_key(j, corr))  # bounded memory, exact summary
         pending: dict[int, object] = {}  # ended journeys, printed once no clone can join them
         stream = JsonStream(corr, time.time_ns() - time.monotonic_ns()) if args.json else None
         if args.json:
@@ -98,11 +100,12 @@ def run(args) -> int:
                 events = src.poll(100)
                 if stream is not None:
                     stream.add(events)
+                corr.namespaces.learn(events)  # names and context of namespaces met for the first time
                 corr.feed(events)
                 flush()
                 if counted.reached(corr, time.monotonic_ns()):
                     break
         flush(everything=True)
         if not args.json:
-            print("\n".join(summary_lines(corr, style, src.lost())))
+            print("\n".join(summary_lines(corr, style, src.lost(), counts=retained.counts())))
     return 0
