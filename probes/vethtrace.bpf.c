@@ -18,6 +18,9 @@
  *    or if, at its transmit, it is addressed to the source of a packet from the scope that
  *    came into this namespace (`answers`: an echo reply, ARP reply or probe, ICMP error, the
  *    other half of a TCP exchange; bound for the scope, and followed from where it was made).
+ *    Also, outside the scope, an ARP request sent on the CPU that just reported a followed
+ *    packet in that namespace (a router resolving the next hop of a packet it forwards); its
+ *    reply is then an answer.
  *  - an admitted skb is followed wherever it goes (a veth peer in another namespace, a
  *    bridge, a forwarding namespace, lo) until it is freed: `tracked` holds what it was.
  *  - identity survives reuse: skb addresses and heads are reused as soon as they are
@@ -58,6 +61,7 @@ char LICENSE[] SEC("license") = "GPL";
 #define ORIGIN_SCOPE 1   /* admitted in a scope namespace */
 #define ORIGIN_CLONE 2   /* a clone of a followed packet */
 #define ORIGIN_ANSWER 3  /* addressed to a followed packet's source, outside the scope */
+#define ORIGIN_CONTEXT 4 /* an ARP request a followed packet caused outside the scope (a router resolving its next hop) */
 #define CONTEXT_NS 1000000ULL  /* route/neighbour events this soon after a followed packet's, on its CPU */
 
 const volatile struct vtr_config cfg = {};
@@ -334,6 +338,15 @@ static __always_inline bool same_journey(const struct vtr_track *t, const struct
 	return true;
 }
 
+/* Did this CPU just report a followed packet in this namespace (within CONTEXT_NS)? */
+static __always_inline bool just_followed(__u32 netns)
+{
+	__u32 zero = 0;
+	struct vtr_recent *r = bpf_map_lookup_elem(&recent, &zero);
+
+	return r && r->netns == netns && bpf_ktime_get_ns() - r->ts < CONTEXT_NS;
+}
+
 /* Outside the scope: is this new skb addressed to the source of a followed packet that came
  * into this namespace?  Read from the skb before anything is reserved: with
  * followed_origin(), this is what unrelated traffic costs. */
@@ -363,7 +376,11 @@ static __always_inline __u8 followed_origin(const struct sk_buff *skb, __u32 net
 		return 0;
 	if (BPF_CORE_READ_BITFIELD(skb, cloned) && bpf_map_lookup_elem(&heads, &head))
 		return ORIGIN_CLONE;
-	return kind == VTR_EV_XMIT || kind == VTR_EV_FUNC ? answer_origin(skb, netns) : 0;
+	if (kind != VTR_EV_XMIT && kind != VTR_EV_FUNC)
+		return 0;
+	if (skb->protocol == bpf_htons(ETH_P_ARP) && just_followed(netns))
+		return ORIGIN_CONTEXT;  /* sent while the stack handled a followed packet here */
+	return answer_origin(skb, netns);
 }
 
 /* A clone shares the followed skb's data: the same content, in the same namespace.
@@ -675,6 +692,8 @@ static __always_inline void follow(const struct sk_buff *skb, struct vtr_track *
 				  .kind = e->kind, .origin = origin};
 	struct vtr_head h = {.content = content, .netns = e->netns};
 
+	bool moved = t && t->netns != e->netns;  /* into a veth peer: its clones are made there now */
+
 	if (t) {
 		t->netns = e->netns;
 		t->kind = e->kind;
@@ -682,7 +701,7 @@ static __always_inline void follow(const struct sk_buff *skb, struct vtr_track *
 	} else {
 		bpf_map_update_elem(&tracked, &key, &fresh, BPF_ANY);
 	}
-	if (!t || t->head != head) {
+	if (!t || t->head != head || moved) {
 		h.origin = origin;
 		bpf_map_update_elem(&heads, &head, &h, BPF_ANY);
 		if (t)
@@ -690,7 +709,8 @@ static __always_inline void follow(const struct sk_buff *skb, struct vtr_track *
 	}
 	if (e->netns && !in_scope(e->netns)) {
 		note_recent(e->netns, e->ts_ns);
-		if (origin == ORIGIN_SCOPE && (e->kind == VTR_EV_NETIF_RX || e->kind == VTR_EV_RECEIVE)) {
+		if ((origin == ORIGIN_SCOPE || origin == ORIGIN_CONTEXT) &&
+		    (e->kind == VTR_EV_NETIF_RX || e->kind == VTR_EV_RECEIVE)) {
 			struct vtr_hint hk = {.netns = e->netns};
 			__u32 dst;
 
