@@ -276,6 +276,7 @@ def content(p) -> tuple | None:
     return (p.l3,)
 
 
+PACKET_EVENT_KINDS = frozenset({"xmit", "netif_rx", "receive", "kfree", "consume", "icmp_send", "deliver", "func"})
 XMIT_KINDS = frozenset({"xmit", "func"})  # a transmit: the next event may be in the peer's namespace
 
 
@@ -616,8 +617,15 @@ class Correlator:
     # -- look-ups used by verdicts and renderers ---------------------------------------
     def lost_events(self, j: Journey) -> bool:
         """Did the kernel lose events while this journey was under way (so what was seen of
-        it may miss hops or its end)?"""
-        return bool(self.losses) and self.losses.journey(j)
+        it may miss hops or its end)?  Also when its own first event says so: the probes
+        mark an skb's first report (PF_NEW), so a journey that starts without it has lost
+        its beginning, however the loss windows were estimated while the reader lagged."""
+        if not self.losses:
+            return False
+        first = j.events[0] if j.events else None
+        if first is not None and first.arg2 & PF_KNOWN and not first.arg2 & PF_NEW and first.kind in PACKET_EVENT_KINDS:
+            return True
+        return self.losses.journey(j)
 
     def arp_for(self, target: str, netns: int | None = None, before: int | None = None) -> list[Conversation]:
         """Recent ARP conversations about `target` (most recent last)."""
