@@ -185,3 +185,30 @@ def test_schema_validates_every_recorded_line(tmp_path):
     assert not list(validator.iter_errors(head))
     del head["fields"]
     assert list(validator.iter_errors(head))  # a format 2 header names its columns
+
+
+@pytest.mark.parametrize("name", ["exp2", "proto-tcp-closed", "proto-udp-closed"])
+def test_pcapng_has_no_made_up_frames_and_knows_directions(tmp_path, name):
+    """Frees are not records; copies from the IP header are raw IP, not behind an invented
+    Ethernet header; tshark reads each transmit as sent and each netif_rx/receive as received."""
+    if shutil.which("tshark") is None:
+        pytest.fail("tshark is not installed (scripts/setup installs it)")
+    out = tmp_path / f"{name}.pcapng"
+    res = run("export", str(TRACES / f"{name}.jsonl"), "--pcapng", str(out))
+    assert res.returncode == 0, res.stderr
+    got = subprocess.run(["tshark", "-r", str(out), "-T", "fields", "-E", "separator=/t",
+                          "-e", "frame.protocols", "-e", "frame.p2p_dir", "-e", "frame.comment"],
+                         capture_output=True, text=True)
+    assert got.returncode == 0, got.stderr
+    rows = [line.split("\t", 2) for line in got.stdout.splitlines() if line]
+    _, corr = load(name)
+    hops = [e for j in corr.journeys for e in j.events if e.data and e.kind not in ("kfree", "consume")]
+    assert len(rows) == len(hops) and any(e.kind in ("kfree", "consume") for j in corr.journeys for e in j.events)
+    kinds = {"xmit": "0", "netif_rx": "1", "receive": "1"}  # p2p_dir: 0 sent, 1 received
+    for protocols, direction, comment in rows:
+        kind = comment.split()[1]
+        assert kind not in ("kfree", "consume"), comment
+        assert direction == kinds.get(kind, ""), (kind, direction)
+        if kind in kinds or kind == "deliver":  # a socket's copy starts at the IP header
+            assert protocols.startswith("eth:" if kind in kinds else "raw:ip"), (kind, protocols)
+    assert {c.split()[1] for _, _, c in rows} >= {"xmit", "netif_rx", "receive"}
