@@ -212,3 +212,34 @@ def test_pcapng_has_no_made_up_frames_and_knows_directions(tmp_path, name):
         if kind in kinds or kind == "deliver":  # a socket's copy starts at the IP header
             assert protocols.startswith("eth:" if kind in kinds else "raw:ip"), (kind, protocols)
     assert {c.split()[1] for _, _, c in rows} >= {"xmit", "netif_rx", "receive"}
+
+
+def test_aggregate_edges_are_per_role_with_the_stacks_answers():
+    """`render --all`: an ARP request and an echo request over the same hop are two edges,
+    each in its role's colour; the stack's answer (icmp_rcv -> lo) is drawn, counted."""
+    _, corr = load("exp2")
+    g = aggregate_graph(corr.journeys, corr)
+    hop = {(d["role"], d["count"]) for u, w, d in g.edges(data=True)
+           if (label(g, u), label(g, w)) == ("device:veth0", "device:veth1")}
+    assert hop == {("arp request", 1), ("request", 2)}
+    causes = {(label(g, u), label(g, w)): d["count"] for u, w, d in g.edges(data=True) if d["role"] == "cause"}
+    assert causes[("stack:icmp_rcv", "device:lo")] == 2
+    src = diagram.build(corr.journeys, corr, aggregate=True).source
+    veth = [line for line in src.splitlines() if re.search(r"veth0\S* -> \S*veth1", line)]
+    assert {diagram.ROLE_COLOURS["arp request"], diagram.ROLE_COLOURS["request"]} <= {
+        m for line in veth for m in re.findall(r'color="(#\w+)"', line)}
+
+
+@pytest.mark.parametrize("name", ["exp2", "proto-tcp-listen", "proto-udp-closed", "proto-nft-drop"])
+def test_aggregate_legend_lists_only_what_is_drawn(name):
+    _, corr = load(name)
+    g = aggregate_graph(corr.journeys, corr)
+    drawn = {d["role"] for _, _, d in g.edges(data=True)}
+    kinds = {k for _, _, d in g.edges(data=True) for k in d["kinds"]}
+    legend = next(line for line in diagram.build(corr.journeys, corr, aggregate=True).source.splitlines()
+                  if "<table" in line)
+    for role in diagram.ROLE_COLOURS:
+        words = diagram.role_label(role, kinds) if role in drawn else diagram.ROLE_LABELS[role]
+        assert (words in legend) == (role in drawn), (role, drawn)
+    # TCP and UDP conversations are not called echo requests
+    assert ("echo request" in legend) == ("echo" in kinds)

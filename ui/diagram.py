@@ -119,7 +119,8 @@ def to_dot(g, corr: Correlator, title: str = "", aggregate: bool = False) -> gra
             attrs["color"] = attrs["fontcolor"] = "#c62828"
         dot.edge(_id(u), _id(w), **attrs)
     edges = [d for _, _, d in g.edges(data=True)]
-    _legend(dot, {d.get("role", "packet") for d in edges}, aggregate, {d.get("kind", "") for d in edges},
+    kinds = {k for d in edges for k in d.get("kinds", ())} | {d.get("kind", "") for d in edges if "kinds" not in d}
+    _legend(dot, {d.get("role", "packet") for d in edges}, aggregate, kinds,
             any(d["kind"] == "end" for _, d in g.nodes(data=True)))
     return dot
 
