@@ -13,7 +13,7 @@ from vethtrace.tracer import recording, rules
 from vethtrace.tracer.correlate import Role
 from vethtrace.tracer.verdict import conversation_outcome, verdict
 
-ALL = sorted(p.stem for p in TRACES.glob("*.jsonl"))
+ALL = sorted(str(p.relative_to(TRACES).with_suffix("")) for p in TRACES.rglob("*.jsonl"))
 CONVERSATION_RULES = {"echo.reply.delivered", "echo.error.answered", "conversation.empty"}
 
 
