@@ -670,10 +670,12 @@ def read_footer(path: str) -> dict | None:
 NO_MATCH = ["tcp", "port", "9"]
 
 
-def traced_by_record(built, n: int, tmpdir: str, words: list[str] = ()) -> dict:
+def traced_by_record(built, n: int, tmpdir: str, words: list[str] = (), rec_in=None) -> dict:
+    """ping -f in `built` while `vethtrace record [words]` runs in `rec_in` (default: the same
+    namespace, so every packet is in scope; another lab: none is, the cost of being loaded)."""
     path = os.path.join(tmpdir, "traced.jsonl")
     t_start = time.monotonic()
-    p = spawn(built.exec_cmd([vethtrace_bin(), "record", "-o", path, *words]),
+    p = spawn((rec_in or built).exec_cmd([vethtrace_bin(), "record", "-o", path, *words]),
               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         err = LineReader(p.stderr)
@@ -752,15 +754,18 @@ def part_ping(cfg: dict, tmpdir: str, report) -> dict:
     have, _ = available_tracepoints()
     script = os.path.join(tmpdir, "count.bt")
     Path(script).write_text(bpftrace_script(have, exit_at_begin=False))
-    modes = {
-        "untraced": lambda b: run_ping(b, n),
-        "vethtrace_record": lambda b: traced_by_record(b, n, tmpdir),
-        "vethtrace_record_nomatch": lambda b: traced_by_record(b, n, tmpdir, NO_MATCH),
-        "vethtrace_ping": lambda b: traced_by_vethtrace_ping(b, n),
-        "bpftrace_count": lambda b: traced_by_bpftrace(b, n, script),
-    }
-    runs: dict[str, list[dict]] = {k: [] for k in modes}
-    with lab.lab("two-ips-fixed", name=lab.unique_name()) as built:
+    with lab.lab("two-ips-fixed", name=lab.unique_name()) as built, \
+            lab.lab("two-ips-fixed", name=lab.unique_name()) as elsewhere:
+        modes = {
+            "untraced": lambda b: run_ping(b, n),
+            "vethtrace_record": lambda b: traced_by_record(b, n, tmpdir),
+            "vethtrace_record_nomatch": lambda b: traced_by_record(b, n, tmpdir, NO_MATCH),
+            # the recorder in another namespace: the flood is out of its scope
+            "vethtrace_record_out_of_scope": lambda b: traced_by_record(b, n, tmpdir, rec_in=elsewhere),
+            "vethtrace_ping": lambda b: traced_by_vethtrace_ping(b, n),
+            "bpftrace_count": lambda b: traced_by_bpftrace(b, n, script),
+        }
+        runs: dict[str, list[dict]] = {k: [] for k in modes}
         run_ping(built, 100)  # resolves ARP; warms the path
         for i in range(cfg["ping_reps"]):
             for k, fn in modes.items():
@@ -919,10 +924,11 @@ def print_report(res: dict) -> None:
         p(f"3. `{g['command']}` packets/s, median of {res['sizes']['ping_reps']} (ping's own 'time')")
         for k, label in (("untraced", "untraced"), ("vethtrace_record", "vethtrace record -o FILE"),
                          ("vethtrace_record_nomatch", f"  ... {g.get('no_match_expression', '')!r}"),
+                         ("vethtrace_record_out_of_scope", "record in another netns"),
                          ("vethtrace_ping", "vethtrace ping -f ..."), ("bpftrace_count", "bpftrace count map")):
-            if k not in g:
+            d = g.get(k)
+            if d is None:
                 continue
-            d = g[k]
             line = f"   {label:<28} {d['pps_median']:>9,} pkts/s  x{d['ratio_vs_untraced']:.3f} of untraced"
             if k != "untraced":
                 rs = d["runs"]

@@ -7,8 +7,36 @@
  * Baseline: tp_btf tracepoints, present on every BTF kernel.  Programs whose section
  * starts with "?" are off unless the loader enables them: arity variants for older
  * kernels, and fentry probes used where the kernel permits BPF trampolines.
- * Filtering (network namespace, interface, IPv4 host) happens here so unrelated
- * traffic never reaches user space.
+ *
+ * Scope is a set of packets, decided here (unrelated traffic never reaches user space):
+ *  - admission: an skb not followed yet enters the trace if admit() (from the skb's own
+ *    fields, before anything is reserved) and then admit_content() (on the copied bytes:
+ *    the host filter; a packet filter belongs there too) say so.  admit() takes it if it is
+ *    seen in a scope namespace (cfg.scope: by default the one vethtrace runs in), or,
+ *    outside the scope, if it is a clone of a followed packet (skb->cloned, a followed
+ *    skb->head, the same content and namespace: it inherits the followed packet's origin),
+ *    or if, at its transmit, it is addressed to the source of a packet from the scope that
+ *    came into this namespace (`answers`: an echo reply, ARP reply or probe, ICMP error, the
+ *    other half of a TCP exchange; bound for the scope, and followed from where it was made).
+ *    Also, outside the scope, an ARP request sent on the CPU that just reported a followed
+ *    packet in that namespace (a router resolving the next hop of a packet it forwards); its
+ *    reply is then an answer.
+ *  - an admitted skb is followed wherever it goes (a veth peer in another namespace, a
+ *    bridge, a forwarding namespace, lo) until it is freed: `tracked` holds what it was.
+ *  - identity survives reuse: skb addresses and heads are reused as soon as they are
+ *    freed, and many frees are never reported (TCP frees most of its skbs without the
+ *    consume_skb/kfree_skb tracepoints), so a `tracked` entry is never trusted on its
+ *    address alone (same_journey()): the skb must still carry the same protocol and the
+ *    same content key (content_key(): addresses, IP id, ports and TCP sequence or ICMP
+ *    type/id/seq, ARP op and addresses: what no hop of a journey changes), and may be in
+ *    another namespace than before only right after a transmit (the device step into a
+ *    veth peer).  An entry that fails is stale: the event is judged by admit() as a new
+ *    packet, and the record says so (VTR_PF_NEW).  `heads` entries are validated the same
+ *    way, and dropped at the free that releases the data (VTR_PF_LAST: dataref 1), so a
+ *    fresh skb that gets a freed head is never taken for a clone.
+ *  - route lookups and neighbour changes are reported from scope namespaces, and from
+ *    another namespace only on a CPU that just reported a followed packet there (they
+ *    happen while the stack processes that packet).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -27,6 +55,14 @@ char LICENSE[] SEC("license") = "GPL";
 #define AF_INET6 10
 #define AF_PACKET 17
 #define EAGAIN 11
+#define IPPROTO_ICMP 1
+#define IPPROTO_TCP 6
+
+#define ORIGIN_SCOPE 1   /* admitted in a scope namespace */
+#define ORIGIN_CLONE 2   /* a clone of a followed packet */
+#define ORIGIN_ANSWER 3  /* addressed to a followed packet's source, outside the scope */
+#define ORIGIN_CONTEXT 4 /* an ARP request a followed packet caused outside the scope (a router resolving its next hop) */
+#define CONTEXT_NS 1000000ULL  /* route/neighbour events this soon after a followed packet's, on its CPU */
 
 const volatile struct vtr_config cfg = {};
 /* Never read: keeps vethtrace.h's types in the object's BTF for tracer/abi.py. */
@@ -45,13 +81,66 @@ struct {
 	__type(value, __u64);
 } lost SEC(".maps");
 
-/* skbs already reported, so their free is reported even when skb->dev is gone. */
+/* A followed skb: what it carried when last reported (validated before it is believed). */
+struct vtr_track {
+	__u64 content;   /* content_key() */
+	__u64 head;      /* skb->head when last reported (`heads` is written when it changes) */
+	__u32 netns;     /* where it was last reported */
+	__u16 protocol;  /* skb->protocol, host order */
+	__u8 kind;       /* last reported enum vtr_kind */
+	__u8 origin;     /* ORIGIN_* */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 32768);
+	__type(key, __u64);              /* struct sk_buff address */
+	__type(value, struct vtr_track);
+} tracked SEC(".maps");
+
+/* skb->head of a followed skb: what it carried and where, so a clone of it made outside the
+ * scope is followed (a head is reused once freed: validated like `tracked`). */
+struct vtr_head {
+	__u64 content;
+	__u32 netns;
+	__u8 origin;     /* of the followed skb: a clone inherits it */
+	__u8 pad[3];
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
 	__type(key, __u64);
-	__type(value, __u8);
-} tracked SEC(".maps");
+	__type(value, struct vtr_head);
+} heads SEC(".maps");
+
+/* (namespace, IPv4 address): the source of a followed packet from the scope reached that
+ * namespace, so packets made there to that address are answers. */
+struct vtr_hint {
+	__u32 netns;
+	__u32 addr;      /* network byte order */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct vtr_hint);
+	__type(value, __u64);            /* when last refreshed */
+} answers SEC(".maps");
+
+/* Per CPU: the namespace and time of the last followed packet reported. */
+struct vtr_recent {
+	__u64 ts;
+	__u32 netns;
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct vtr_recent);
+} recent SEC(".maps");
 
 static __always_inline __u32 dev_netns(const struct net_device *dev)
 {
@@ -77,14 +166,27 @@ static __always_inline __u32 task_netns(void)
 	return BPF_CORE_READ(task, nsproxy, net_ns, ns.inum);
 }
 
-static __always_inline bool netns_ok(__u32 netns)
+static __always_inline bool in_scope(__u32 netns)
 {
-	return !cfg.netns || netns == cfg.netns;
+	if (!cfg.n_scope)
+		return true;
+	for (int i = 0; i < VTR_SCOPE_MAX; i++) {
+		if (i >= cfg.n_scope)
+			break;
+		if (cfg.scope[i] == netns)
+			return true;
+	}
+	return false;
 }
 
 static __always_inline bool host_ok(__u32 a, __u32 b)
 {
 	return !cfg.host || a == cfg.host || b == cfg.host;
+}
+
+static __always_inline bool ifindex_ok(const struct net_device *dev, __u32 netns)
+{
+	return !cfg.ifindex || (dev && dev->ifindex == cfg.ifindex && netns == cfg.ifindex_netns);
 }
 
 /* Events are drafted on the stack and copied into the ring buffer only once every filter
@@ -161,25 +263,160 @@ static __always_inline void copy_packet(struct vtr_event *e, const struct sk_buf
 	e->data_len = tail > off ? (tail - off > VTR_DATA_MAX ? VTR_DATA_MAX : tail - off) : 0;
 }
 
-/* IPv4 host filter on the copied bytes; ARP and IPv4 only. */
-static __always_inline bool packet_host_ok(const struct vtr_event *e)
+static __always_inline __u32 l3_offset(const struct vtr_event *e)
 {
-	__u32 a = 0, b = 0;
-	int l3 = e->data_kind == VTR_DATA_L2 ? ETH_HLEN : 0;
+	return e->data_kind == VTR_DATA_L2 ? ETH_HLEN : 0;
+}
+
+static __always_inline __u32 read32(const struct vtr_event *e, __u32 off)
+{
+	__u32 v = 0;
+
+	if (off + 4 <= e->data_len && off + 4 <= VTR_DATA_MAX)
+		__builtin_memcpy(&v, e->data + (off & 0x7f), 4);
+	return v;
+}
+
+/* (source, destination) IPv4 addresses of the copied packet: IPv4 or ARP, else 0. */
+static __always_inline void packet_addrs(const struct vtr_event *e, __u32 *src, __u32 *dst)
+{
+	__u32 l3 = l3_offset(e);
+
+	*src = *dst = 0;
+	if (e->data_kind == VTR_DATA_NONE)
+		return;
+	if (e->protocol == ETH_P_IP) {
+		*src = read32(e, l3 + 12);
+		*dst = read32(e, l3 + 16);
+	} else if (e->protocol == ETH_P_ARP) {
+		*src = read32(e, l3 + 14);
+		*dst = read32(e, l3 + 24);
+	}
+}
+
+/* What no hop of a journey changes, as one number: the protocol; for IPv4 the addresses,
+ * the IP id, the transport protocol and its first words (ports, TCP sequence, ICMP type
+ * and id/seq; checksums left out: a forwarded packet's change); for ARP the operation and
+ * the addresses.  Two different packets that agree on all of it are, as far as anything
+ * downstream can tell, the same packet again. */
+static __always_inline __u64 content_key(const struct vtr_event *e)
+{
+	__u32 l3 = l3_offset(e), src, dst, w0 = 0, w1 = 0, l4;
+	__u64 k = e->protocol;
+	__u8 vihl, proto;
+
+	if (e->data_kind == VTR_DATA_NONE)
+		return k;
+	packet_addrs(e, &src, &dst);
+	k = k * 0x9E3779B97F4A7C15ULL ^ (((__u64)src << 32) | dst);
+	if (e->protocol == ETH_P_IP && l3 + 20 <= e->data_len) {
+		vihl = e->data[l3 & 0xf];
+		proto = e->data[(l3 + 9) & 0x1f];
+		l4 = l3 + (vihl & 0xf) * 4;
+		w0 = read32(e, l4);
+		w1 = read32(e, l4 + 4);
+		if (proto == IPPROTO_ICMP)
+			w0 &= bpf_htonl(0xff000000);   /* the type; code and checksum vary */
+		else if (proto != IPPROTO_TCP)
+			w1 = 0;                        /* UDP: length and checksum */
+		k = k * 0x9E3779B97F4A7C15ULL ^ (((__u64)read32(e, l3 + 4) & bpf_htonl(0xffff0000)) << 16 | proto);
+		k = k * 0x9E3779B97F4A7C15ULL ^ (((__u64)w0 << 32) | w1);
+	} else if (e->protocol == ETH_P_ARP) {
+		k = k * 0x9E3779B97F4A7C15ULL ^ read32(e, l3 + 4);  /* hln, pln, op */
+	}
+	return k;
+}
+
+/* Is the event about the packet the entry followed?  Same protocol, same content, and
+ * the same namespace unless the last report was a transmit (into a veth peer). */
+static __always_inline bool same_journey(const struct vtr_track *t, const struct vtr_event *e, __u64 content)
+{
+	if (t->protocol != e->protocol || t->content != content)
+		return false;
+	if (t->netns && e->netns && t->netns != e->netns)
+		return t->kind == VTR_EV_XMIT || t->kind == VTR_EV_FUNC;
+	return true;
+}
+
+/* Did this CPU just report a followed packet in this namespace (within CONTEXT_NS)? */
+static __always_inline bool just_followed(__u32 netns)
+{
+	__u32 zero = 0;
+	struct vtr_recent *r = bpf_map_lookup_elem(&recent, &zero);
+
+	return r && r->netns == netns && bpf_ktime_get_ns() - r->ts < CONTEXT_NS;
+}
+
+/* Outside the scope: is this new skb addressed to the source of a followed packet that came
+ * into this namespace?  Read from the skb before anything is reserved: with
+ * followed_origin(), this is what unrelated traffic costs. */
+static __always_inline __u8 answer_origin(const struct sk_buff *skb, __u32 netns)
+{
+	struct vtr_hint hk = {.netns = netns};
+	__u16 nh = skb->network_header;
+	__u16 proto = bpf_ntohs(skb->protocol);
+
+	if (proto == ETH_P_IP)
+		bpf_probe_read_kernel(&hk.addr, 4, skb->head + nh + 16);
+	else if (proto == ETH_P_ARP)
+		bpf_probe_read_kernel(&hk.addr, 4, skb->head + nh + 24);
+	if (hk.addr && bpf_map_lookup_elem(&answers, &hk))
+		return ORIGIN_ANSWER;
+	return 0;
+}
+
+/* Outside the scope: is this new skb a clone of a followed packet (to be confirmed by
+ * clone_origin() once its bytes are copied), or an answer to one (looked for at a
+ * transmit, where a packet made in this namespace is first seen)? */
+static __always_inline __u8 followed_origin(const struct sk_buff *skb, __u32 netns, __u8 kind)
+{
+	__u64 head = (__u64)skb->head;
+
+	if (!netns)
+		return 0;
+	if (BPF_CORE_READ_BITFIELD(skb, cloned) && bpf_map_lookup_elem(&heads, &head))
+		return ORIGIN_CLONE;
+	if (kind != VTR_EV_XMIT && kind != VTR_EV_FUNC)
+		return 0;
+	if (skb->protocol == bpf_htons(ETH_P_ARP) && just_followed(netns))
+		return ORIGIN_CONTEXT;  /* sent while the stack handled a followed packet here */
+	return answer_origin(skb, netns);
+}
+
+/* A clone shares the followed skb's data: the same content, in the same namespace.
+ * Returns the followed skb's origin, or 0. */
+static __always_inline __u8 clone_origin(const struct vtr_event *e, __u64 content)
+{
+	__u64 head = e->head;
+	struct vtr_head *h = bpf_map_lookup_elem(&heads, &head);
+
+	return h && h->content == content && h->netns == e->netns ? h->origin : 0;
+}
+
+/* The admission decision for an skb not followed (yet): 0, or the ORIGIN_* it enters
+ * with.  The part that needs the copied bytes is admit_content(). */
+static __always_inline __u8 admit(const struct sk_buff *skb, const struct net_device *dev, __u32 netns,
+				  __u8 kind)
+{
+	if (!ifindex_ok(dev, netns))
+		return 0;
+	if (cfg.skip_ipv6 && skb->protocol == bpf_htons(ETH_P_IPV6))
+		return 0;
+	if (netns && in_scope(netns))
+		return ORIGIN_SCOPE;
+	return followed_origin(skb, netns, kind);
+}
+
+/* Filters on the packet's bytes, at admission: the IPv4 host filter. */
+static __always_inline bool admit_content(const struct vtr_event *e)
+{
+	__u32 a, b;
 
 	if (!cfg.host)
 		return true;
-	if (e->data_kind == VTR_DATA_NONE)
+	if (e->protocol != ETH_P_IP && e->protocol != ETH_P_ARP)
 		return false;
-	if (e->protocol == ETH_P_IP) {
-		__builtin_memcpy(&a, e->data + l3 + 12, 4);
-		__builtin_memcpy(&b, e->data + l3 + 16, 4);
-	} else if (e->protocol == ETH_P_ARP) {
-		__builtin_memcpy(&a, e->data + l3 + 14, 4);
-		__builtin_memcpy(&b, e->data + l3 + 24, 4);
-	} else {
-		return false;
-	}
+	packet_addrs(e, &a, &b);
 	return host_ok(a, b);
 }
 
@@ -422,43 +659,150 @@ static __always_inline bool pcap_ok(const struct vtr_event *e, const struct sk_b
 	return pcap_keep(e, pcap_run(e->data, caplen, mem, kind));
 }
 
-/* Write one packet event; with check_host, discard it if the host filter rejects the
- * packet.  Returns 0 if an event was submitted. */
-static __always_inline int emit(const struct sk_buff *skb, const struct net_device *dev, __u32 netns,
-				__u8 kind, __u64 location, __u32 arg, bool want_l2, bool check_host)
+static __always_inline void note_recent(__u32 netns, __u64 ts)
 {
-	struct vtr_event draft, *e = reserve(&draft);
+	__u32 zero = 0;
+	struct vtr_recent *r = bpf_map_lookup_elem(&recent, &zero);
 
+	if (r) {
+		r->ts = ts;
+		r->netns = netns;
+	}
+}
+
+/* Route and neighbour events: from the scope, or where a followed packet just was. */
+static __always_inline bool context_ok(__u32 netns)
+{
+	__u32 zero = 0;
+	struct vtr_recent *r;
+
+	if (in_scope(netns))
+		return true;
+	r = bpf_map_lookup_elem(&recent, &zero);
+	return r && r->netns == netns && bpf_ktime_get_ns() - r->ts < CONTEXT_NS;
+}
+
+/* After a followed packet was reported: remember what it is, where it is, its head, and
+ * (outside the scope, for packets from the scope) that answers to its source are wanted. */
+static __always_inline void follow(const struct sk_buff *skb, struct vtr_track *t, const struct vtr_event *e,
+				   __u64 content, __u8 origin)
+{
+	__u64 key = (__u64)skb, head = e->head;
+	struct vtr_track fresh = {.content = content, .head = head, .netns = e->netns, .protocol = e->protocol,
+				  .kind = e->kind, .origin = origin};
+	struct vtr_head h = {.content = content, .netns = e->netns};
+
+	bool moved = t && t->netns != e->netns;  /* into a veth peer: its clones are made there now */
+
+	if (t) {
+		t->netns = e->netns;
+		t->kind = e->kind;
+		origin = t->origin;
+	} else {
+		bpf_map_update_elem(&tracked, &key, &fresh, BPF_ANY);
+	}
+	if (!t || t->head != head || moved) {
+		h.origin = origin;
+		bpf_map_update_elem(&heads, &head, &h, BPF_ANY);
+		if (t)
+			t->head = head;
+	}
+	if (e->netns && !in_scope(e->netns)) {
+		note_recent(e->netns, e->ts_ns);
+		if ((origin == ORIGIN_SCOPE || origin == ORIGIN_CONTEXT) &&
+		    (e->kind == VTR_EV_NETIF_RX || e->kind == VTR_EV_RECEIVE)) {
+			struct vtr_hint hk = {.netns = e->netns};
+			__u32 dst;
+
+			packet_addrs(e, &hk.addr, &dst);
+			if (hk.addr)
+				bpf_map_update_elem(&answers, &hk, &e->ts_ns, BPF_ANY);
+		}
+	}
+}
+
+/* Does freeing this skb free its data?  Not while a clone shares it (skb_shared_info's
+ * dataref, low 16 bits: references to the whole buffer). */
+static __always_inline bool last_data_ref(const struct sk_buff *skb)
+{
+	const struct skb_shared_info *sh = (const void *)(skb->head + skb->end);
+	int ref = 0;
+
+	if (!BPF_CORE_READ_BITFIELD(skb, cloned))
+		return true;
+	bpf_probe_read_kernel(&ref, sizeof(ref), &sh->dataref);
+	return (ref & 0xffff) <= 1;
+}
+
+static __always_inline __u32 flags_of(const struct sk_buff *skb, bool fresh, __u8 origin)
+{
+	return VTR_PF_KNOWN | (fresh ? VTR_PF_NEW : 0) | (BPF_CORE_READ_BITFIELD(skb, cloned) ? VTR_PF_CLONED : 0) |
+	       (origin == ORIGIN_ANSWER ? VTR_PF_ANSWER : 0);
+}
+
+/* Every event about one packet: followed if `tracked` knows it (and it still is what was
+ * followed), else judged by admit().  free: the skb's life ends here.  Returns 0. */
+static __always_inline int packet_event(const struct sk_buff *skb, const struct net_device *dev, __u32 netns,
+					__u8 kind, __u64 location, __u32 arg, bool want_l2, bool free)
+{
+	__u64 key = (__u64)skb, content;
+	struct vtr_track *t = bpf_map_lookup_elem(&tracked, &key);
+	struct vtr_event draft, *e;
+	__u8 origin = 0;
+
+	if (!t) {
+		origin = admit(skb, dev, netns, kind);
+		if (!origin)
+			return 0;
+	} else if (!free && !ifindex_ok(dev, netns)) {
+		return 0;  /* -i: only events at that interface */
+	}
+	e = reserve(&draft);
 	e->kind = kind;
 	e->netns = netns;
 	e->location = location;
 	e->arg = arg;
 	set_dev(e, dev);
 	copy_packet(e, skb, want_l2);
-	/* The expression judges every copy, also the free of an skb reported before: its
-	 * address may carry another packet by now (TCP frees some skbs where no tracepoint
-	 * fires).  A matched packet still matches, or belongs to a flow that matched. */
-	if ((check_host && !packet_host_ok(e)) || !pcap_ok(e, skb))
-		return -1;
-	return publish(e);
+	content = content_key(e);
+	if (t && !same_journey(t, e, content)) {
+		/* Stale: the followed skb's end was never reported; this is another packet. */
+		bpf_map_delete_elem(&tracked, &key);
+		t = NULL;
+		origin = admit(skb, dev, netns, kind);
+	}
+	if (!t && origin == ORIGIN_CLONE) {
+		origin = clone_origin(e, content);
+		if (!origin)
+			origin = answer_origin(skb, netns);  /* a head reused by an unrelated clone */
+	}
+	/* The pcap-filter expression is part of admission: a followed packet is not judged
+	 * again (same_journey() already proved it is the packet that matched). */
+	if (!t && (!origin || !admit_content(e) || !pcap_ok(e, skb)))
+		return 0;
+	e->arg2 = flags_of(skb, !t, origin);
+	if (free) {
+		__u64 head = e->head;
+
+		if (t)
+			bpf_map_delete_elem(&tracked, &key);
+		if (last_data_ref(skb)) {
+			e->arg2 |= VTR_PF_LAST;
+			bpf_map_delete_elem(&heads, &head);  /* a later skb with this head is another packet */
+		}
+		if (e->netns && !in_scope(e->netns))
+			note_recent(e->netns, e->ts_ns);
+	} else {
+		follow(skb, t, e, content, origin);
+	}
+	publish(e);
+	return 0;
 }
 
-/* Common path of every event about one packet at one device. */
-static __always_inline int packet_event(const struct sk_buff *skb, const struct net_device *dev,
+static __always_inline int device_event(const struct sk_buff *skb, const struct net_device *dev,
 					__u8 kind, __u64 location, __u32 arg)
 {
-	__u64 key = (__u64)skb;
-	__u8 one = 1;
-
-	if (!netns_ok(dev_netns(dev)))
-		return 0;
-	if (cfg.ifindex && (!dev || dev->ifindex != cfg.ifindex))
-		return 0;
-	if (cfg.skip_ipv6 && skb->protocol == bpf_htons(ETH_P_IPV6))
-		return 0;
-	if (emit(skb, dev, dev_netns(dev), kind, location, arg, true, true) == 0)
-		bpf_map_update_elem(&tracked, &key, &one, BPF_ANY);
-	return 0;
+	return packet_event(skb, dev, dev_netns(dev), kind, location, arg, true, false);
 }
 
 SEC("tp_btf/net_dev_start_xmit")
@@ -467,45 +811,36 @@ int BPF_PROG(tp_xmit, const struct sk_buff *skb, const struct net_device *dev)
 	/* The driver's transmit function (veth_xmit, loopback_xmit) names the hop. */
 	__u64 fn = (__u64)BPF_CORE_READ(dev, netdev_ops, ndo_start_xmit);
 
-	return packet_event(skb, dev, VTR_EV_XMIT, fn, 0);
+	return device_event(skb, dev, VTR_EV_XMIT, fn, 0);
 }
 
 SEC("tp_btf/netif_rx")
 int BPF_PROG(tp_netif_rx, const struct sk_buff *skb)
 {
-	return packet_event(skb, skb->dev, VTR_EV_NETIF_RX, 0, 0);
+	return device_event(skb, skb->dev, VTR_EV_NETIF_RX, 0, 0);
 }
 
 SEC("tp_btf/netif_receive_skb")
 int BPF_PROG(tp_receive, const struct sk_buff *skb)
 {
-	return packet_event(skb, skb->dev, VTR_EV_RECEIVE, 0, 0);
+	return device_event(skb, skb->dev, VTR_EV_RECEIVE, 0, 0);
 }
 
-/* A free is reported if the skb was reported before, or belongs to our namespace. */
+/* A free: the end of a followed skb, or of one freed in the scope.  Without a device,
+ * the namespace is the socket's, and only packets of IP and packet sockets count (not
+ * netlink or unix messages). */
 static __always_inline int free_event(const struct sk_buff *skb, __u8 kind, __u64 location, __u32 reason)
 {
-	__u64 key = (__u64)skb;
 	const struct net_device *dev = skb->dev;
 	__u32 netns = dev ? dev_netns(dev) : sk_netns(skb->sk);
-	bool seen = bpf_map_lookup_elem(&tracked, &key) != NULL;
 
-	if (!seen) {
-		if (!netns || !netns_ok(netns))
-			return 0;
-		/* Without a device, only packets of IP and packet sockets (not netlink, unix). */
-		if (!dev && !sk_is_packet_family(skb->sk))
-			return 0;
-		if (cfg.ifindex && (!dev || dev->ifindex != cfg.ifindex))
-			return 0;
-		if (cfg.skip_ipv6 && skb->protocol == bpf_htons(ETH_P_IPV6))
+	if (!dev && !sk_is_packet_family(skb->sk)) {
+		__u64 key = (__u64)skb;
+
+		if (!bpf_map_lookup_elem(&tracked, &key))
 			return 0;
 	}
-	/* An skb we reported before is always followed to its end, whatever the filters. */
-	emit(skb, dev, netns, kind, location, reason, false, !seen);
-	if (seen)
-		bpf_map_delete_elem(&tracked, &key);
-	return 0;
+	return packet_event(skb, dev, netns, kind, location, reason, false, true);
 }
 
 SEC("tp_btf/kfree_skb")
@@ -537,25 +872,18 @@ int BPF_PROG(tp_consume_skb_noloc, const struct sk_buff *skb)
 SEC("tp_btf/icmp_send")
 int BPF_PROG(tp_icmp_send, const struct sk_buff *skb, int type, int code)
 {
-	return packet_event(skb, skb->dev, VTR_EV_ICMP_SEND, 0, ((__u32)type << 8) | (code & 0xff));
+	return device_event(skb, skb->dev, VTR_EV_ICMP_SEND, 0, ((__u32)type << 8) | (code & 0xff));
 }
 
 SEC("tp_btf/skb_copy_datagram_iovec")
 int BPF_PROG(tp_deliver, const struct sk_buff *skb, int len)
 {
 	const struct sock *sk = skb->sk;
-	__u32 netns;
 
 	/* Only sockets of packets: not netlink replies (ip, ss) or unix datagrams. */
 	if (sk && !sk_is_packet_family(sk))
 		return 0;
-	netns = sk ? sk_netns(sk) : task_netns();
-	if (!netns_ok(netns))
-		return 0;
-	if (cfg.skip_ipv6 && skb->protocol == bpf_htons(ETH_P_IPV6))
-		return 0;
-	emit(skb, skb->dev, netns, VTR_EV_DELIVER, 0, len, false, true);
-	return 0;
+	return packet_event(skb, skb->dev, sk ? sk_netns(sk) : task_netns(), VTR_EV_DELIVER, 0, len, false, false);
 }
 
 SEC("tp_btf/fib_table_lookup")
@@ -567,7 +895,7 @@ int BPF_PROG(tp_fib, __u32 tb_id, const struct flowi4 *flp, const struct fib_nh_
 	struct vtr_fib *f;
 
 	/* -EAGAIN: this table has no match and the next one is tried; not a decision. */
-	if (err == -EAGAIN || !netns_ok(netns) || !host_ok(flp->saddr, flp->daddr))
+	if (err == -EAGAIN || !netns || !context_ok(netns) || !host_ok(flp->saddr, flp->daddr))
 		return 0;
 	e = reserve(&draft);
 	e->kind = VTR_EV_FIB;
@@ -598,7 +926,7 @@ static __always_inline int neigh_event(const struct neighbour *n, const struct n
 
 	if (BPF_CORE_READ(n, tbl, family) != AF_INET)
 		return 0;
-	if (!netns_ok(dev_netns(dev)))
+	if (!context_ok(dev_netns(dev)))
 		return 0;
 	bpf_probe_read_kernel(&key, sizeof(key), pkey);
 	if (!host_ok(key, key))
@@ -642,23 +970,23 @@ int BPF_PROG(tp_neigh_update, struct neighbour *n, const __u8 *lladdr, __u8 new,
 SEC("?fentry/veth_xmit")
 int BPF_PROG(fe_veth_xmit, struct sk_buff *skb, struct net_device *dev)
 {
-	return packet_event(skb, dev, VTR_EV_FUNC, 0, VTR_FN_VETH_XMIT);
+	return device_event(skb, dev, VTR_EV_FUNC, 0, VTR_FN_VETH_XMIT);
 }
 
 SEC("?fentry/loopback_xmit")
 int BPF_PROG(fe_loopback_xmit, struct sk_buff *skb, struct net_device *dev)
 {
-	return packet_event(skb, dev, VTR_EV_FUNC, 0, VTR_FN_LOOPBACK_XMIT);
+	return device_event(skb, dev, VTR_EV_FUNC, 0, VTR_FN_LOOPBACK_XMIT);
 }
 
 SEC("?fentry/arp_rcv")
 int BPF_PROG(fe_arp_rcv, struct sk_buff *skb, struct net_device *dev)
 {
-	return packet_event(skb, dev, VTR_EV_FUNC, 0, VTR_FN_ARP_RCV);
+	return device_event(skb, dev, VTR_EV_FUNC, 0, VTR_FN_ARP_RCV);
 }
 
 SEC("?fentry/icmp_rcv")
 int BPF_PROG(fe_icmp_rcv, struct sk_buff *skb)
 {
-	return packet_event(skb, skb->dev, VTR_EV_FUNC, 0, VTR_FN_ICMP_RCV);
+	return device_event(skb, skb->dev, VTR_EV_FUNC, 0, VTR_FN_ICMP_RCV);
 }

@@ -62,7 +62,7 @@ struct vtr_event {
 	__u32 ifindex;
 	__u32 len;       /* skb->len */
 	__u32 arg;       /* per kind, see enum vtr_kind */
-	__u32 arg2;      /* per kind, see enum vtr_kind */
+	__u32 arg2;      /* per kind, see enum vtr_kind; packet events: enum vtr_pkt_flags */
 	__u32 pid;       /* tgid of the current task (meaningful in process context) */
 	__u16 protocol;  /* skb->protocol, host byte order */
 	__u8 kind;       /* enum vtr_kind */
@@ -93,13 +93,30 @@ struct vtr_neigh {
 	__u8 pad[2];
 };
 
-/* Filters, written by Python into .rodata before the object is loaded. 0 = any. */
+/* What the probes decided about a packet event (vtr_event.arg2 of xmit, netif_rx, receive,
+ * kfree, consume, icmp_send, deliver and func records).  Recordings made before these flags
+ * existed have 0 here: VTR_PF_KNOWN says the other bits mean something. */
+enum vtr_pkt_flags {
+	VTR_PF_KNOWN = 1 << 0,  /* written by probes that set these flags */
+	VTR_PF_NEW = 1 << 1,    /* first report of this skb: no live journey of it continues here */
+	VTR_PF_CLONED = 1 << 2, /* skb->cloned: shares its data (skb->head) with another skb */
+	VTR_PF_ANSWER = 1 << 3, /* admitted outside the scope: addressed to a followed packet's source */
+	VTR_PF_LAST = 1 << 4,   /* a free that releases the data: no skb shares this skb->head any more */
+};
+
+/* The scope: network namespace inodes whose packets are traced (see admit() in
+ * vethtrace.bpf.c).  n_scope == 0 traces every namespace (--all-netns). */
+#define VTR_SCOPE_MAX 16
+
+/* Filters, written by Python into .rodata before the object is loaded.  0 = any. */
 struct vtr_config {
-	__u32 netns;
-	__u32 ifindex;
-	__u32 host;      /* IPv4, network byte order */
+	__u32 scope[VTR_SCOPE_MAX];
+	__u32 ifindex;       /* only events at this interface ... */
+	__u32 ifindex_netns; /* ... of this namespace */
+	__u32 host;          /* IPv4, network byte order */
+	__u8 n_scope;
 	__u8 skip_ipv6;
-	__u8 pad[3];
+	__u8 pad[2];
 };
 
 /* Every type above, in one place, so the compiled object's BTF carries them all and the
@@ -108,6 +125,7 @@ struct vtr_abi {
 	enum vtr_kind kind;
 	enum vtr_func func;
 	enum vtr_data_kind data_kind;
+	enum vtr_pkt_flags pkt_flags;
 	enum vtr_abi_version version;
 	struct vtr_event event;
 	struct vtr_fib fib;
@@ -120,7 +138,7 @@ struct vtr_abi {
 _Static_assert(sizeof(struct vtr_event) == 192, "vtr_event layout changed: update tracer/record.py");
 _Static_assert(sizeof(struct vtr_fib) == 20, "vtr_fib layout changed");
 _Static_assert(sizeof(struct vtr_neigh) == 12, "vtr_neigh layout changed");
-_Static_assert(sizeof(struct vtr_config) == 16, "vtr_config layout changed");
+_Static_assert(sizeof(struct vtr_config) == 80, "vtr_config layout changed");
 #endif
 
 #endif /* VETHTRACE_H */

@@ -185,3 +185,62 @@ def test_schema_validates_every_recorded_line(tmp_path):
     assert not list(validator.iter_errors(head))
     del head["fields"]
     assert list(validator.iter_errors(head))  # a format 2 header names its columns
+
+
+@pytest.mark.parametrize("name", ["exp2", "proto-tcp-closed", "proto-udp-closed"])
+def test_pcapng_has_no_made_up_frames_and_knows_directions(tmp_path, name):
+    """Frees are not records; copies from the IP header are raw IP, not behind an invented
+    Ethernet header; tshark reads each transmit as sent and each netif_rx/receive as received."""
+    if shutil.which("tshark") is None:
+        pytest.fail("tshark is not installed (scripts/setup installs it)")
+    out = tmp_path / f"{name}.pcapng"
+    res = run("export", str(TRACES / f"{name}.jsonl"), "--pcapng", str(out))
+    assert res.returncode == 0, res.stderr
+    got = subprocess.run(["tshark", "-r", str(out), "-T", "fields", "-E", "separator=/t",
+                          "-e", "frame.protocols", "-e", "frame.p2p_dir", "-e", "frame.comment"],
+                         capture_output=True, text=True)
+    assert got.returncode == 0, got.stderr
+    rows = [line.split("\t", 2) for line in got.stdout.splitlines() if line]
+    _, corr = load(name)
+    hops = [e for j in corr.journeys for e in j.events if e.data and e.kind not in ("kfree", "consume")]
+    assert len(rows) == len(hops) and any(e.kind in ("kfree", "consume") for j in corr.journeys for e in j.events)
+    kinds = {"xmit": "0", "netif_rx": "1", "receive": "1"}  # p2p_dir: 0 sent, 1 received
+    for protocols, direction, comment in rows:
+        kind = comment.split()[1]
+        assert kind not in ("kfree", "consume"), comment
+        assert direction == kinds.get(kind, ""), (kind, direction)
+        if kind in kinds or kind == "deliver":  # a socket's copy starts at the IP header
+            assert protocols.startswith("eth:" if kind in kinds else "raw:ip"), (kind, protocols)
+    assert {c.split()[1] for _, _, c in rows} >= {"xmit", "netif_rx", "receive"}
+
+
+def test_aggregate_edges_are_per_role_with_the_stacks_answers():
+    """`render --all`: an ARP request and an echo request over the same hop are two edges,
+    each in its role's colour; the stack's answer (icmp_rcv -> lo) is drawn, counted."""
+    _, corr = load("exp2")
+    g = aggregate_graph(corr.journeys, corr)
+    hop = {(d["role"], d["count"]) for u, w, d in g.edges(data=True)
+           if (label(g, u), label(g, w)) == ("device:veth0", "device:veth1")}
+    assert hop == {("arp request", 1), ("request", 2)}
+    causes = {(label(g, u), label(g, w)): d["count"] for u, w, d in g.edges(data=True) if d["role"] == "cause"}
+    assert causes[("stack:icmp_rcv", "device:lo")] == 2
+    src = diagram.build(corr.journeys, corr, aggregate=True).source
+    veth = [line for line in src.splitlines() if re.search(r"veth0\S* -> \S*veth1", line)]
+    assert {diagram.ROLE_COLOURS["arp request"], diagram.ROLE_COLOURS["request"]} <= {
+        m for line in veth for m in re.findall(r'color="(#\w+)"', line)}
+
+
+@pytest.mark.parametrize("name", ["exp1", "exp2", "proto-tcp-listen", "proto-udp-closed", "proto-nft-drop"])
+def test_aggregate_legend_lists_only_what_is_drawn(name):
+    _, corr = load(name)
+    g = aggregate_graph(corr.journeys, corr)
+    # an edge into an end mark is drawn red, not in its role's colour
+    drawn = {d["role"] for _, w, d in g.edges(data=True) if g.nodes[w]["kind"] != "end"}
+    kinds = {k for _, w, d in g.edges(data=True) for k in d["kinds"] if g.nodes[w]["kind"] != "end"}
+    legend = next(line for line in diagram.build(corr.journeys, corr, aggregate=True).source.splitlines()
+                  if "<table" in line)
+    for role in diagram.ROLE_COLOURS:
+        words = diagram.role_label(role, kinds) if role in drawn else diagram.ROLE_LABELS[role]
+        assert (words in legend) == (role in drawn), (role, drawn)
+    # TCP and UDP conversations are not called echo requests
+    assert ("echo request" in legend) == ("request" in drawn and "echo" in kinds)

@@ -16,7 +16,7 @@ from vethtrace.tracer import lab
 
 pytestmark = [pytest.mark.live, needs_root]
 LINE = re.compile(r"^\s*(\d+)x\s+(ICMP echo request|ICMP echo reply|ARP request|ARP reply)\s+(.*?)\s{2}(\S) (.*)$", re.M)
-SUMMARY = re.compile(r"--- vethtrace: (\d+) packets, (\d+) distinct paths, (\d+) events, (\d+) lost ---")
+SUMMARY = re.compile(r"--- vethtrace: (\d+) packets?, (\d+) distinct paths?, (\d+) events?, (\d+) lost ---")
 STATS = re.compile(r"(\d+) packets transmitted, (\d+) received")
 
 

@@ -13,7 +13,7 @@ import ctypes
 from pathlib import Path
 
 from . import libbpf
-from .events import FUNCS, KINDS
+from .events import FUNCS, KINDS, PF_ANSWER, PF_CLONED, PF_KNOWN, PF_LAST, PF_NEW
 from .record import (CONFIG_FIELDS, DATA_FIB, DATA_L2, DATA_L3, DATA_NEIGH, DATA_NONE, EVENT_FIELDS, FIB_FIELDS,
                      NEIGH_FIELDS, RECORD_VERSION, offsets)
 
@@ -31,6 +31,8 @@ def expected_enums() -> dict[str, dict[str, int]]:
         "vtr_func": {f"VTR_FN_{name.upper()}": value for value, name in FUNCS.items()},
         "vtr_data_kind": {"VTR_DATA_NONE": DATA_NONE, "VTR_DATA_L2": DATA_L2, "VTR_DATA_L3": DATA_L3,
                           "VTR_DATA_FIB": DATA_FIB, "VTR_DATA_NEIGH": DATA_NEIGH},
+        "vtr_pkt_flags": {"VTR_PF_KNOWN": PF_KNOWN, "VTR_PF_NEW": PF_NEW, "VTR_PF_CLONED": PF_CLONED,
+                          "VTR_PF_ANSWER": PF_ANSWER, "VTR_PF_LAST": PF_LAST},
         "vtr_abi_version": {"VTR_RECORD_VERSION": RECORD_VERSION},
     }
 

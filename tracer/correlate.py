@@ -1,10 +1,16 @@
 """Rebuilding journeys and conversations from a stream of events.
 
 Journey: one packet's life, from first sighting to its end (freed, consumed, delivered).
-  skb addresses are reused as soon as an skb is freed, so an address identifies a journey
-  only while it is live.  The same packet can move to another skb: a clone shares
-  skb->head (the raw-socket copy of an echo reply), a copy has the same content (the echo
-  request parked while ARP resolves).  Both continue the journey they came from.
+  skb addresses and heads are reused as soon as they are freed, and many frees are never
+  seen (lost events; TCP frees without the tracepoints), so nothing is believed on an
+  address alone (`continues`, `_continuation`): an event at a live skb continues its
+  journey only if the probes did not report it as a new packet (PF_NEW), the protocol is
+  the same, and it is in the same namespace unless the last step was a transmit (into a
+  veth peer).  The same packet can move to another skb: a clone shares skb->head (the
+  raw-socket copy of an echo reply; the probes say PF_CLONED, and PF_LAST at the free that
+  releases the head, after which the head is another packet's), a copy has the same
+  content (`content`).  Both continue the
+  journey they came from, in a namespace it was in.
 Conversation: journeys linked by content, under a named key (`ConvKey`): echo request/reply
   by (addresses, id, seq), IPv4 and IPv6 alike; ARP request/reply by the address pair and
   neighbour solicitation/advertisement by the target (a new question after an answer starts
@@ -25,7 +31,7 @@ from enum import StrEnum
 from itertools import islice
 from typing import NamedTuple
 
-from .events import NEIGH_KINDS, Event
+from .events import NEIGH_KINDS, PF_CLONED, PF_KNOWN, PF_LAST, PF_NEW, Event
 from .netns import Namespaces
 from .packet import IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN
 
@@ -258,6 +264,37 @@ def identity(p) -> tuple | None:
     return None if p is None else p.identity
 
 
+def content(p) -> tuple | None:
+    """What two skbs carrying the same packet agree on, whatever the protocol (None: not
+    known); different protocols never agree."""
+    if p is None:
+        return None
+    if p.l3 in ("IPv4", "IPv6"):  # identity covers both (addresses, ids, ports, ICMP/ICMPv6 type)
+        return p.identity
+    if p.l3 == "ARP":
+        return ("ARP", p.arp_op, p.src, p.dst, p.sha)
+    return (p.l3,)
+
+
+PACKET_EVENT_KINDS = frozenset({"xmit", "netif_rx", "receive", "kfree", "consume", "icmp_send", "deliver", "func"})
+XMIT_KINDS = frozenset({"xmit", "func"})  # a transmit: the next event may be in the peer's namespace
+
+
+def continues(last: Event, ev: Event, pkt) -> bool:
+    """Does ev, at the skb address `last` was reported at, carry the same packet (`pkt`, the
+    journey's)?  Not if the probes say it is new; not if the protocol changed; not in another
+    namespace unless `last` was a transmit (the device step into a veth peer); and not, at a
+    transmit, if the headers say another packet (a tunnel decapsulates into the same skb and
+    hands the inner packet to netif_rx/receive, so only a transmit is compared)."""
+    if ev.arg2 & PF_KNOWN and ev.arg2 & PF_NEW:
+        return False
+    if last.protocol and ev.protocol and last.protocol != ev.protocol:
+        return False
+    if last.netns and ev.netns and last.netns != ev.netns and last.kind not in XMIT_KINDS:
+        return False
+    return ev.kind != "xmit" or ev.pkt is pkt or same_packet(ev.pkt, pkt)
+
+
 class Correlator:
     """Feed events in time order; read `journeys` and `conversations`."""
 
@@ -276,6 +313,7 @@ class Correlator:
         self.pruned = 0                           # journeys forgotten by _prune
         self._next_journey = self._next_conv = 0
         self._live: dict[int, Journey] = {}
+        self._last: dict[int, Event] = {}        # live skb -> its last event
         self._heads: dict[int, Journey] = {}
         self._parked: dict[tuple, Journey] = {}   # identity -> journey ended by consume
         self._conv: dict[tuple, Conversation] = {}
@@ -292,7 +330,7 @@ class Correlator:
     def feed(self, events) -> None:
         # The hot path of every command: one loop with locals; an event that only extends
         # a journey makes no call.
-        live, heads = self._live, self._heads
+        live, heads, last_at = self._live, self._heads, self._last
         n = 0
         for ev in events:
             n += 1
@@ -307,10 +345,8 @@ class Correlator:
                 continue
             skb, pkt = ev.skb, ev.pkt
             j = live.get(skb)
-            if j is not None and kind == "xmit" and pkt is not j.pkt and not same_packet(pkt, j.pkt):
-                # The address carries another packet now: this journey's free was lost (ring
-                # buffer full).  Checked at a transmit only: a tunnel decapsulates into the
-                # same skb and hands the inner packet to netif_rx/receive.
+            if j is not None and not continues(last_at[skb], ev, j.pkt):
+                # The address carries another packet now: this journey's free was never seen.
                 j.live.discard(skb)
                 del live[skb]
                 if j.cut and self.on_journey_end is not None:
@@ -320,6 +356,7 @@ class Correlator:
                 j = self._continuation(ev) or self._new(ev)
                 j.live.add(skb)
                 live[skb] = j
+            last_at[skb] = ev
             head = ev.head
             if head:
                 j.heads.add(head)
@@ -335,6 +372,9 @@ class Correlator:
                 j.end = ev
                 j.live.discard(skb)
                 del live[skb]
+                del last_at[skb]
+                if ev.arg2 & PF_LAST and heads.get(head) is j:
+                    del heads[head]  # its data is freed: a later skb with this head is another packet
                 if not j.live:
                     self._finish(j)
             elif kind == "deliver":
@@ -359,14 +399,18 @@ class Correlator:
         return j
 
     def _continuation(self, ev: Event) -> Journey | None:
-        """Is this new skb a clone or copy of a packet we already follow?"""
-        ident = identity(ev.pkt)
+        """Is this new skb a clone or copy of a packet we already follow?  A clone shares
+        its head (the probes say it is one; older recordings: seen soon after), a copy is
+        parked while ARP resolves; either carries the same content, in a namespace the
+        journey was in."""
         j = self._heads.get(ev.head) if ev.head else None
-        if j is not None and ev.ts - j.last < CLONE_WINDOW_NS and (ident is None or ident == identity(j.pkt)):
+        if j is not None and (ev.arg2 & PF_CLONED if ev.arg2 & PF_KNOWN else ev.ts - j.last < CLONE_WINDOW_NS) \
+                and _same_content(j, ev) and _was_in(j, ev.netns):
             return self._reopen(j)
+        ident = identity(ev.pkt)
         if ident is not None:
             j = self._parked.get(ident)
-            if j is not None and ev.ts - j.last < COPY_WINDOW_NS:
+            if j is not None and ev.ts - j.last < COPY_WINDOW_NS and _was_in(j, ev.netns):
                 del self._parked[ident]
                 return self._reopen(j)
         return None
@@ -412,6 +456,7 @@ class Correlator:
                 for skb in j.live:
                     if self._live.get(skb) is j:
                         del self._live[skb]
+                        self._last.pop(skb, None)
                 for h in j.heads:
                     if self._heads.get(h) is j:
                         del self._heads[h]
@@ -572,8 +617,15 @@ class Correlator:
     # -- look-ups used by verdicts and renderers ---------------------------------------
     def lost_events(self, j: Journey) -> bool:
         """Did the kernel lose events while this journey was under way (so what was seen of
-        it may miss hops or its end)?"""
-        return bool(self.losses) and self.losses.journey(j)
+        it may miss hops or its end)?  Also when its own first event says so: the probes
+        mark an skb's first report (PF_NEW), so a journey that starts without it has lost
+        its beginning, however the loss windows were estimated while the reader lagged."""
+        if not self.losses:
+            return False
+        first = j.events[0] if j.events else None
+        if first is not None and first.arg2 & PF_KNOWN and not first.arg2 & PF_NEW and first.kind in PACKET_EVENT_KINDS:
+            return True
+        return self.losses.journey(j)
 
     def arp_for(self, target: str, netns: int | None = None, before: int | None = None) -> list[Conversation]:
         """Recent ARP conversations about `target` (most recent last)."""
@@ -594,6 +646,20 @@ class Correlator:
 
     def neigh_changes(self, addr: str) -> list[Event]:
         return list(self._neigh.get(addr, []))
+
+
+def _same_content(j: Journey, ev: Event) -> bool:
+    """Does ev's packet agree with journey j's (by headers, else by protocol number)?"""
+    a, b = content(ev.pkt), content(j.pkt)
+    if a is not None and b is not None:
+        return a == b
+    first = next((e.protocol for e in j.events if e.protocol), 0)
+    return not (first and ev.protocol and first != ev.protocol)
+
+
+def _was_in(j: Journey, netns: int) -> bool:
+    """Was journey j lately in namespace netns (0: not known)?"""
+    return not netns or any(e.netns == netns for e in j.events[-8:])
 
 
 def _add_hop(hops: list[Hop], ev: Event, pkt, spaces: Namespaces) -> None:

@@ -13,6 +13,8 @@ KINDS = {1: "xmit", 2: "netif_rx", 3: "receive", 4: "kfree", 5: "consume", 6: "f
 KIND_IDS = {v: k for k, v in KINDS.items()}
 # enum vtr_func
 FUNCS = {1: "veth_xmit", 2: "arp_rcv", 3: "icmp_rcv", 4: "loopback_xmit"}
+# enum vtr_pkt_flags: Event.arg2 of packet events, what the probes decided (0 in older recordings)
+PF_KNOWN, PF_NEW, PF_CLONED, PF_ANSWER, PF_LAST = 1, 2, 4, 8, 16
 # NUD_* states of a neighbour entry
 NUD = {0x00: "NONE", 0x01: "INCOMPLETE", 0x02: "REACHABLE", 0x04: "STALE", 0x08: "DELAY",
        0x10: "PROBE", 0x20: "FAILED", 0x40: "NOARP", 0x80: "PERMANENT"}
@@ -136,7 +138,7 @@ COLUMNS = (
     Column("where", "str", "kernel function: free site, transmit function or probe"),
     Column("reason", "str", "drop reason name (kfree)"),
     Column("arg", "int", "per kind: icmp type<<8|code, bytes delivered, new NUD state, fib error"),
-    Column("arg2", "int", "per kind: old NUD state, fib table id"),
+    Column("arg2", "int", "per kind: old NUD state, fib table id; packet events: the probes' flags (PF_*)"),
     Column("data", "bytes", "first packet bytes copied by the probe"),
     Column("l2", "bool", "data starts at the Ethernet header"),
     Column("summary", "summary", "the packet in one line (tcpdump style), for people and jq; readers re-parse data"),

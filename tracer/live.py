@@ -5,8 +5,10 @@ Used by every live command; recordings are the other source, and both yield Even
 from __future__ import annotations
 
 import ipaddress
+import os
 import threading
 import time
+from collections.abc import Sequence
 from collections import deque
 import signal
 
@@ -15,18 +17,26 @@ from .ksyms import KernelSymbols
 from .losses import LossWindows
 from .loader import POLL_BATCH, FilterConfig, Probes, ProbeError
 from .pcapfilter import FilterError, compile_filter
-from .record import Decoder
+from .record import SCOPE_MAX, Decoder
 from .kernel import SetupError
 
 
 def build_filters(interface: str | None = None, host: str | None = None,
-                  all_netns: bool = False, ipv6: bool = False, expression=None) -> FilterConfig:
+                  all_netns: bool = False, ipv6: bool = False, netns: Sequence[str] = (),
+                  expression=None) -> FilterConfig:
     """Validate user filters; bad input raises SetupError with a one-line message.
-    `expression`: a pcap-filter expression (words or one string), evaluated in the kernel."""
+    The scope: the namespaces named with `netns` (`ip netns` names), else the one we run
+    in; none with all_netns (every namespace).  `expression`: a pcap-filter expression
+    (words or one string), evaluated in the kernel."""
     pcap = pcap_expression(expression)
+    here = kernel.netns_inode()
+    if all_netns and netns:
+        raise SetupError("--all-netns and --netns exclude each other: give one of them")
+    scope = () if all_netns else tuple(dict.fromkeys(netns_by_name(n) for n in netns)) or (here,)
+    if len(scope) > SCOPE_MAX:
+        raise SetupError(f"{len(scope)} namespaces given with --netns; at most {SCOPE_MAX} (or --all-netns)")
     # IPv6 housekeeping is hidden by default; an expression says itself what it wants.
-    cfg = FilterConfig(netns=0 if all_netns else kernel.netns_inode(), skip_ipv6=not ipv6 and pcap is None,
-                       pcap=pcap)
+    cfg = FilterConfig(scope=scope, skip_ipv6=not ipv6 and pcap is None, pcap=pcap)
     if interface is not None:
         try:
             cfg.ifindex = socket_ifindex(interface)
@@ -34,6 +44,7 @@ def build_filters(interface: str | None = None, host: str | None = None,
             names = ", ".join(sorted(i["name"] for i in kernel.interfaces() if i.get("name"))) or "none"
             raise SetupError(f"unknown interface {interface!r} in this network namespace "
                              f"(interfaces here: {names})") from None
+        cfg.ifindex_netns = here
     if host is not None:
         try:
             addr = ipaddress.IPv4Address(host)
@@ -49,6 +60,28 @@ def pcap_expression(expression):
         return compile_filter(expression)
     except FilterError as exc:
         raise SetupError(str(exc)) from None
+
+
+NETNS_DIR = "/run/netns"
+
+
+def netns_by_name(name: str) -> int:
+    """The inode of the namespace `ip netns` calls `name` (/run/netns/NAME, a bind mount of
+    the namespace: checked to be one, not just any file there)."""
+    if not name or "/" in name or name in (".", "..") or len(name) > 255:
+        raise SetupError(f"bad namespace name {name!r}: give a name `ip netns list` shows")
+    try:
+        st = os.stat(os.path.join(NETNS_DIR, name))
+        ns_dev = os.stat("/proc/self/ns/net").st_dev
+    except OSError:
+        try:
+            known = ", ".join(sorted(os.listdir(NETNS_DIR))) or "none"
+        except OSError:
+            known = "none"
+        raise SetupError(f"no network namespace named {name!r} (ip netns list: {known})") from None
+    if st.st_dev != ns_dev:
+        raise SetupError(f"{NETNS_DIR}/{name} is not a network namespace (not mounted by `ip netns add`)")
+    return st.st_ino
 
 
 def socket_ifindex(name: str) -> int:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from . import abi, cbpf, libbpf, safefile
 from .libbpf import check_int, check_ptr
-from .record import CONFIG, EVENT_SIZE
+from .record import CONFIG, EVENT_SIZE, SCOPE_MAX
 
 OBJECT_NAME = "vethtrace.bpf.o"
 # Programs to use where the kernel permits fentry (BPF trampolines).
@@ -112,14 +112,21 @@ def ensure_built() -> Path:
 
 @dataclass
 class FilterConfig:
-    netns: int = 0       # network namespace inode, 0 = every namespace
+    """What the probes trace (struct vtr_config).  scope: the namespace inodes whose packets
+    are traced and followed wherever they go, empty = every namespace."""
+    scope: tuple[int, ...] = ()
     ifindex: int = 0
+    ifindex_netns: int = 0  # the namespace of ifindex
     host: bytes = b"\0\0\0\0"
     skip_ipv6: bool = False
     pcap: object = None  # a pcapfilter.PcapFilter, spliced into the programs (not in .rodata)
 
     def pack(self) -> bytes:
-        return CONFIG.pack(self.netns, self.ifindex, self.host, int(self.skip_ipv6), b"\0\0\0")
+        if len(self.scope) > SCOPE_MAX:
+            raise ProbeError(f"at most {SCOPE_MAX} namespaces can be traced by name; use --all-netns")
+        scope = list(self.scope) + [0] * (SCOPE_MAX - len(self.scope))
+        return CONFIG.pack(*scope, self.ifindex, self.ifindex_netns, self.host, len(self.scope),
+                           int(self.skip_ipv6), b"\0\0")
 
 
 @dataclass

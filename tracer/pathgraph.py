@@ -7,7 +7,9 @@ protocol handler of the stack (arp_rcv, icmp_rcv, ip_forward), a socket, or an e
 Edges are hops.  One model serves three views:
   - `steps_graph(journeys)`: a MultiDiGraph, one edge per hop, numbered in the order the
     packets took them (a journey, a conversation, a short run);
-  - `aggregate_graph(journeys)`: a DiGraph, one edge per distinct hop, with counts;
+  - `aggregate_graph(journeys)`: a MultiDiGraph, one edge per distinct hop and role (an ARP
+    request and an echo request over the same hop are two edges), with counts, and the
+    stack's answers (the dashed "cause" links) counted the same way;
 both carry the same node and edge attributes, so one renderer draws either.
 """
 from __future__ import annotations
@@ -106,27 +108,32 @@ def _causes(journeys, corr: Correlator):
     return out
 
 
-def aggregate_graph(journeys, corr: Correlator) -> nx.DiGraph:
-    """Distinct hops with how many packets took them; per-edge counts by role and outcome."""
-    g = nx.DiGraph()
+def aggregate_graph(journeys, corr: Correlator) -> nx.MultiDiGraph:
+    """Distinct hops per role with how many packets took them, the kinds of conversation
+    they belong to and their outcomes."""
+    g = nx.MultiDiGraph()
+    todo = []
     for j in journeys:
         steps, v, places = journey_steps(j, corr)
         for p in places:
             _add_place(g, *p)
-        for a, b, _ in steps:
-            u = _add_place(g, *a)
-            w = _add_place(g, *b)
-            if g.has_edge(u, w):
-                d = g.edges[u, w]
-                d["count"] += 1
-            else:
-                g.add_edge(u, w, count=1, roles={}, outcomes={})
-                d = g.edges[u, w]
-            d["roles"][j.role] = d["roles"].get(j.role, 0) + 1
+        todo.extend((j, a, b, v) for a, b, _ in steps)
+    todo.extend((j, a, b, v) for _, j, a, b, v in _causes(journeys, corr))
+    for j, a, b, v in todo:
+        u = _add_place(g, *a)
+        w = _add_place(g, *b)
+        role = j.role if v is not None else "cause"
+        if not g.has_edge(u, w, key=role):
+            g.add_edge(u, w, key=role, role=role, count=0, kinds=set(), outcomes={})
+        d = g.edges[u, w, role]
+        d["count"] += 1
+        if j.conversation is not None:
+            d["kinds"].add(j.conversation.kind)
+        if v is not None:
             d["outcomes"][v.outcome] = d["outcomes"].get(v.outcome, 0) + 1
     for _, _, d in g.edges(data=True):
-        d["role"] = max(d["roles"], key=d["roles"].get)
-        d["outcome"] = max(d["outcomes"], key=d["outcomes"].get)
+        d["outcome"] = max(d["outcomes"], key=d["outcomes"].get) if d["outcomes"] else ""
+        d["kind"] = ",".join(sorted(d["kinds"]))
     _mark_veth_pairs(g, corr)
     return g
 

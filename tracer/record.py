@@ -28,7 +28,9 @@ FIB_FIELDS = [("saddr", "4s"), ("daddr", "4s"), ("iif", "i"), ("oif", "i"), ("pr
 FIB = struct.Struct("=" + "".join(code for _, code in FIB_FIELDS))
 NEIGH_FIELDS = [("key", "4s"), ("lladdr", "6s"), ("pad", "2s")]
 NEIGH = struct.Struct("=" + "".join(code for _, code in NEIGH_FIELDS))
-CONFIG_FIELDS = [("netns", "I"), ("ifindex", "I"), ("host", "4s"), ("skip_ipv6", "B"), ("pad", "3s")]
+SCOPE_MAX = 16  # VTR_SCOPE_MAX
+CONFIG_FIELDS = [("scope", f"{SCOPE_MAX}I"), ("ifindex", "I"), ("ifindex_netns", "I"), ("host", "4s"),
+                 ("n_scope", "B"), ("skip_ipv6", "B"), ("pad", "2s")]
 CONFIG = struct.Struct("=" + "".join(code for _, code in CONFIG_FIELDS))
 
 DATA_NONE, DATA_L2, DATA_L3, DATA_FIB, DATA_NEIGH = 0, 1, 2, 3, 4

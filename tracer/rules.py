@@ -3,8 +3,10 @@ its outcome, its text and its advice.  `evaluate` gathers the facts of one journ
 (`Facts`) and returns the first rule that matches, as a Verdict; a new case is a new row.
 
 The facts come from the journey (its packet, its end, its deliveries), its conversation
-(what answered it), the route lookups the correlator saw, and the context of the
-namespace where it ended (addresses, MTUs, sysctls as the trace recorded them).
+(what answered it), the route lookups and neighbour changes the correlator saw, and the
+context of the namespace where it ended (addresses, MTUs, sysctls as the trace recorded
+them).  The table ends with the general cases (delivered, no end seen, dropped with a
+reason, consumed), so every journey gets a rule.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from enum import StrEnum
 from typing import Callable
 
 from .correlate import Correlator, Journey, Role
+from .events import nud_name
 from .packet import (ICMP6_DEST_UNREACH, ICMP6_PACKET_TOO_BIG, ICMP_DEST_UNREACH, ICMP_TIME_EXCEEDED,
                      IPPROTO_ICMPV6, TCP_ACK, TCP_RST, TCP_SYN)
 
@@ -41,6 +44,61 @@ ERROR_QUEUE_READS = ("ip_recv_error", "ipv6_recv_error", "sock_dequeue_err_skb",
 FOREIGN_FREES = ("netlink_", "__netlink", "genl_", "unix_", "rtnetlink_")
 CAPTURE_FREES = ("tpacket_rcv", "packet_rcv", "packet_rcv_spkt")
 HOUSEKEEPING_FREES = ("ip6_mc_input", "ip6_rcv_core", "ip6_input_finish", "ndisc_rcv", "icmpv6_rcv")
+
+
+# Verdict tags: what a consumed packet's end means, for code (the text is for people).
+UNANSWERED, PARKED, BENIGN = "unanswered", "parked", "benign"
+
+REASON_HINTS = {
+    "NO_SOCKET": "no socket was waiting for it",
+    "IP_RPFILTER": "reverse-path filter: set net.ipv4.conf.<dev>.rp_filter=0 (or 2) on the receiving interface",
+    "OTHERHOST": "the Ethernet destination is another host's",
+    "IP_INADDRERRORS": "the destination address is not valid here",
+    "IP_NOPROTO": "no handler for this IP protocol",
+    "NETFILTER_DROP": "a netfilter rule dropped it",
+    "NEIGH_FAILED": "address resolution (ARP) failed",
+    "NEIGH_QUEUEFULL": "too many packets waiting for ARP",
+    "IP_OUTNOROUTES": "no route to the destination",
+}
+
+
+class Context:
+    """What one namespace looked like when the trace was taken (a tracer.netns object)."""
+
+    def __init__(self, ctx: dict | None, label: str = ""):
+        ctx = ctx or {}
+        self.name = ctx.get("name", "")          # the ip netns name, or ""
+        self.netns = ctx.get("netns", 0)
+        self.label = label or self.name or (f"netns:{self.netns}" if self.netns else "this namespace")
+        self.interfaces = ctx.get("interfaces", [])
+        self.sysctl = ctx.get("sysctl", {})
+        self.known = bool(self.interfaces)      # was the namespace's context recorded at all?
+
+    def owner(self, addr: str) -> str | None:
+        for i in self.interfaces:
+            for a in i.get("addrs", []):
+                if a.split("/")[0] == addr:
+                    return i["name"]
+        return None
+
+    def name_of(self, ifindex: int) -> str | None:
+        for i in self.interfaces:
+            if i.get("ifindex") == ifindex:
+                return i["name"]
+        return None
+
+    def value(self, dev: str, key: str) -> int | None:
+        return self.sysctl.get(dev, {}).get(key)
+
+    def exec_prefix(self) -> str:
+        """How to run a command in this namespace: `ip netns exec NAME ` (nothing for an
+        unnamed one: it can only be entered through one of its processes)."""
+        return f"ip netns exec {self.name} " if self.name else ""
+
+
+def context_of(corr: Correlator, netns: int) -> Context:
+    """The context of namespace `netns` in this trace."""
+    return Context(namespace_context(corr, netns), corr.namespaces.name(netns) if netns else "")
 
 
 class Facts:
@@ -77,6 +135,16 @@ class Facts:
         """The name of the namespace that transmitted it first."""
         first = next((e for e in self.j.events if e.kind == "xmit"), None)
         return namespace_name(self.corr, first.netns) if first is not None else self.namespace
+
+    @property
+    def ctx(self) -> Context:
+        """The context of the namespace where it ended, as an object."""
+        return self._once("ctx", lambda: context_of(self.corr, self.netns))
+
+    @property
+    def here(self) -> str:
+        """`this namespace` in a trace of one namespace, else its name."""
+        return "this namespace" if len(self.corr.namespaces) <= 1 else self.ctx.label
 
     @property
     def context(self) -> dict:
@@ -374,6 +442,154 @@ RULES: tuple[Rule, ...] = (
 )
 
 
+def _delivered_text(f: Facts) -> str:
+    d = f.j.delivered[-1]
+    text = f"delivered to {d.comm} (pid {d.pid}), {d.arg} bytes"
+    dropped = [e for e in f.j.frees if e.kind == "kfree" and e.reason == "NO_SOCKET"]
+    if dropped:
+        text += (f" through its raw socket (the original was freed at {dropped[0].func}, NO_SOCKET: "
+                 "no ICMP datagram socket wanted it; normal)")
+    return text
+
+
+def _consumed(f: Facts) -> bool:
+    return f.end is not None and f.kind != "kfree" and not f.j.live
+
+
+def _is_arp(f: Facts) -> bool:
+    return _consumed(f) and f.pkt is not None and f.pkt.l3 == "ARP"
+
+
+def _arp_request(f: Facts) -> bool:
+    return _is_arp(f) and f.pkt.is_arp_request
+
+
+def _fn(f: Facts) -> str:
+    return f.func or "an unknown place"
+
+
+def _arp_reply_text(f: Facts) -> str:
+    p = f.pkt
+    changes = [e for e in f.corr.neigh_changes(p.src) if e.kind == "neigh_update" and e.ts >= f.j.start]
+    state = f": neighbour {p.src} is now {nud_name(changes[0].arg)}" if changes else ""
+    return f"ARP reply processed by {_fn(f)}{state} ({p.src} is-at {p.sha})"
+
+
+def _arp_answered_text(f: Facts) -> str:
+    """Who sent the ARP reply: the device that transmitted it (with its namespace when the
+    trace spans several); if its sending was not traced, only where it was seen arriving."""
+    r = f.j.conversation.with_role(Role.ARP_REPLY)[0]
+    p, corr = r.pkt, f.corr
+    sent = next((e for e in r.events if e.kind == "xmit" and e.dev), None)
+    if sent is not None:
+        who = sent.dev if len(corr.namespaces) <= 1 else f"{sent.dev} in {corr.namespaces.name(sent.netns)}"
+        return f"answered: {who} replied {p.src} is-at {p.sha}"
+    seen = next((e for e in r.events if e.dev), None)
+    where = f" arrived on {seen.dev}" if seen is not None else " was processed"
+    return f"answered: the reply {p.src} is-at {p.sha}{where} (where it was sent from was not traced)"
+
+
+def _arp_base(f: Facts) -> str:
+    where = "" if len(f.corr.namespaces) <= 1 else f" in {f.ctx.label}"
+    return f"ARP request for {f.pkt.dst} consumed by {_fn(f)}{where} without a reply"
+
+
+def _arp_rx(f: Facts) -> str:
+    """The device the unanswered request arrived on."""
+    j = f.j
+    return j.end.dev if j.end.dev else (j.hops[-2].dev if len(j.hops) >= 2 else f.ctx.owner(f.pkt.dst))
+
+
+def _accept_local_text(f: Facts) -> str:
+    rx, ctx = _arp_rx(f), f.ctx
+    al = ctx.value(rx, "accept_local")
+    state = f"accept_local={al} on {rx}" if al is not None else "accept_local off"
+    return (f"{_arp_base(f)}: {ctx.owner(f.pkt.dst)} owns {f.pkt.dst}, but the sender {f.pkt.src} is also an "
+            f"address of {f.here}, and with {state} the kernel ignores requests from a local source")
+
+
+def _accept_local_advice(f: Facts) -> str:
+    rx, pre = _arp_rx(f), f.ctx.exec_prefix()
+    return (f"allow it: {pre}sysctl -w net.ipv4.conf.{rx}.accept_local=1 "
+            f"net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.{rx}.rp_filter=0 "
+            f"(or `vethtrace lab up two-ips-fixed`)")
+
+
+def _neigh_failed_convs(f: Facts):
+    p, end = f.pkt, f.end
+    return f.corr.arp_for(p.dst, netns=end.netns, before=end.ts) or f.corr.arp_for(p.dst, before=end.ts)
+
+
+def _neigh_failed_text(f: Facts) -> str:
+    convs = _neigh_failed_convs(f)
+    asked = sum(len(c.with_role(Role.ARP_REQUEST)) for c in convs[-1:])
+    return (f"dropped: NEIGH_FAILED at {f.func}: the ARP request for {f.pkt.dst} went unanswered"
+            f"{f' {asked} times' if asked else ''}, so the packet waiting for it was dropped")
+
+
+def _neigh_failed_advice(f: Facts) -> str:
+    """The advice of the last unanswered ARP request it waited for."""
+    convs = _neigh_failed_convs(f)
+    if not convs or not convs[-1].with_role(Role.ARP_REQUEST):
+        return ""
+    m = evaluate(convs[-1].with_role(Role.ARP_REQUEST)[-1], f.corr)
+    return m.advice if m is not None else ""
+
+
+def _drop_text(f: Facts) -> str:
+    hint = REASON_HINTS.get(f.reason, "")
+    return f"dropped: {f.reason} at {f.func}" + (f" ({hint})" if hint else "")
+
+
+# The general cases, after every specific rule above: ARP, the ICMP echo, and how any other
+# journey ended (delivered, no end seen, dropped with a reason, consumed).
+GENERAL: tuple[Rule, ...] = (
+    Rule("delivered", ("delivered", "frees.reason"), Outcome.DELIVERED,
+         lambda f: bool(f.j.delivered), _delivered_text),
+    Rule("lost.cut", ("cut",), Outcome.IN_FLIGHT, lambda f: bool(f.j.cut),
+         lambda f: ("no end seen: the kernel lost events (its sk_buff carried another packet "
+                    "before its free was reported)")),
+    Rule("in-flight", ("end", "live"), Outcome.IN_FLIGHT, lambda f: f.end is None or bool(f.j.live),
+         lambda f: "no end seen: still in flight when the trace stopped"),
+    Rule("neigh.failed", ("end.reason", "pkt.dst", "arp_for", "arp request verdict"), Outcome.DROPPED,
+         lambda f: f.reason == "NEIGH_FAILED" and bool(f.pkt.dst), _neigh_failed_text, _neigh_failed_advice),
+    Rule("dropped", ("end.reason", "end.func"), Outcome.DROPPED, lambda f: f.kind == "kfree", _drop_text),
+    Rule("arp.reply.processed", ("pkt.arp", "neigh_changes"), Outcome.ANSWERED,
+         lambda f: _is_arp(f) and f.pkt.is_arp_reply, _arp_reply_text),
+    Rule("arp.consumed", ("pkt.arp", "end.func"), Outcome.CONSUMED,
+         lambda f: _is_arp(f) and not f.pkt.is_arp_request, lambda f: f"consumed by {_fn(f)}"),
+    Rule("arp.answered", ("pkt.arp", "conversation.arp reply"), Outcome.ANSWERED,
+         lambda f: _arp_request(f) and bool(f.j.conversation.with_role(Role.ARP_REPLY)), _arp_answered_text),
+    Rule("arp.unanswered.no-context", ("pkt.arp", "context.known"), Outcome.CONSUMED,
+         lambda f: _arp_request(f) and not f.ctx.known,
+         lambda f: f"{_arp_base(f)}; the trace has no context of {f.ctx.label}, so why cannot be told",
+         tag=UNANSWERED),
+    Rule("arp.unanswered.no-owner", ("pkt.arp", "context.addrs"), Outcome.CONSUMED,
+         lambda f: _arp_request(f) and f.ctx.owner(f.pkt.dst) is None,
+         lambda f: f"{_arp_base(f)}: no interface in {f.here} owns {f.pkt.dst}",
+         lambda f: (f"nobody can answer: give {f.pkt.dst} to an interface ({f.ctx.exec_prefix()}ip addr add "
+                    f"{f.pkt.dst}/24 dev ...), or ping an address that exists"), tag=UNANSWERED),
+    Rule("arp.unanswered.accept_local", ("pkt.arp", "context.addrs", "sysctl.accept_local"), Outcome.CONSUMED,
+         lambda f: _arp_request(f) and f.ctx.owner(f.pkt.src) is not None,
+         _accept_local_text, _accept_local_advice, tag=UNANSWERED),
+    Rule("arp.unanswered.ignored", ("pkt.arp", "context.addrs"), Outcome.CONSUMED, _arp_request,
+         lambda f: (f"{_arp_base(f)}: {f.ctx.owner(f.pkt.dst)} owns {f.pkt.dst} but the kernel chose not to "
+                    "answer (check arp_ignore, arp_filter and rp_filter on it)"), tag=UNANSWERED),
+    Rule("echo.answered", ("pkt.icmp_type", "end.func", "conversation.reply"), Outcome.ANSWERED,
+         lambda f: (_consumed(f) and f.pkt.icmp_type == 8 and f.func == "icmp_rcv"
+                    and bool(f.j.conversation.with_role(Role.REPLY))),
+         lambda f: "consumed by icmp_rcv, which answered it with an echo reply"),
+    Rule("echo.consumed", ("pkt.icmp_type", "end.func"), Outcome.CONSUMED,
+         lambda f: _consumed(f) and f.pkt.icmp_type == 8 and f.func == "icmp_rcv",
+         lambda f: "consumed by icmp_rcv"),
+    Rule("neigh.parked", ("end.func",), Outcome.CONSUMED,
+         lambda f: _consumed(f) and f.func.startswith("__neigh_event_send"),
+         lambda f: "parked by __neigh_event_send while ARP resolves; never sent", tag=PARKED),
+    Rule("consumed", ("end.func",), Outcome.CONSUMED, _consumed, lambda f: f"consumed by {_fn(f)}"),
+)
+RULES = RULES + GENERAL
+
+
 def _advert_text(k: Journey) -> str:
     sent = next((e for e in k.events if e.kind == "xmit" and e.dev), None)
     who = sent.dev if sent is not None else "the stack"
@@ -390,7 +606,8 @@ class Match:
 
 
 def evaluate(j: Journey, corr: Correlator) -> Match | None:
-    """The first rule of RULES that holds for journey j (None: no rule here knows it)."""
+    """The first rule of RULES that holds for journey j (None only for a journey the
+    general cases cannot place, which the correlator does not make)."""
     f = Facts(j, corr)
     for rule in RULES:
         try:

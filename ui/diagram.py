@@ -118,8 +118,10 @@ def to_dot(g, corr: Correlator, title: str = "", aggregate: bool = False) -> gra
         if g.nodes[w]["kind"] == "end":
             attrs["color"] = attrs["fontcolor"] = "#c62828"
         dot.edge(_id(u), _id(w), **attrs)
-    edges = [d for _, _, d in g.edges(data=True)]
-    _legend(dot, {d.get("role", "packet") for d in edges}, aggregate, {d.get("kind", "") for d in edges},
+    # the legend's roles: the edges drawn in their role's colour (an edge into an end mark is red)
+    edges = [d for _, w, d in g.edges(data=True) if g.nodes[w]["kind"] != "end"]
+    kinds = {k for d in edges for k in d.get("kinds", ())} | {d.get("kind", "") for d in edges if "kinds" not in d}
+    _legend(dot, {d.get("role", "packet") for d in edges}, aggregate, kinds,
             any(d["kind"] == "end" for _, d in g.nodes(data=True)))
     return dot
 

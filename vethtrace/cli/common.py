@@ -68,6 +68,9 @@ def filter_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("filters (applied in the kernel)")
     g.add_argument("-i", "--interface", help="only packets on this interface")
     g.add_argument("--host", metavar="IPV4", help="only packets from or to this IPv4 address")
+    g.add_argument("--netns", action="append", default=[], metavar="NAME",
+                   help="trace the packets first seen in this `ip netns` namespace instead of this one "
+                        "(repeatable); each is followed wherever it goes")
     g.add_argument("--all-netns", action="store_true", help="trace every network namespace, not just this one")
     g.add_argument("--ipv6", action="store_true", help="include IPv6 (router/multicast housekeeping is hidden by default)")
     p.add_argument("--buffer-mb", type=positive(int), default=32, metavar="MB",

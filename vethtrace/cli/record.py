@@ -34,7 +34,7 @@ def run(args) -> int:
         raise SetupError(f"{command[0]}: command not found (nothing was recorded)")
     safefile.check(args.output, stdout_ok=True)
     try:
-        filters = build_filters(args.interface, args.host, args.all_netns, args.ipv6, args.expression)
+        filters = build_filters(args.interface, args.host, args.all_netns, args.ipv6, netns=args.netns, expression=args.expression)
     except SetupError as exc:
         # `record -o F sleep 5`: words before `--` are an expression, a command goes after it.
         if args.expression and not command and shutil.which(args.expression[0]):

@@ -69,7 +69,7 @@ class JsonStream:
 
 
 def run(args) -> int:
-    filters = build_filters(args.interface, args.host, args.all_netns, args.ipv6, args.expression)
+    filters = build_filters(args.interface, args.host, args.all_netns, args.ipv6, netns=args.netns, expression=args.expression)
     style = Style.for_terminal(args.verbose, time.time_ns() - time.monotonic_ns() if args.timestamps else None)
     with LiveSource(filters, ring_mb=args.buffer_mb) as src:
         corr = Correlator(kernel.context())

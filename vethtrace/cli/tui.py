@@ -46,7 +46,8 @@ def run(args) -> int:
     from ..ui import tui  # Textual is imported only by this command
     args.file, args.expression = file_and_expression(args.words)
     pcap = pcap_expression(args.expression)  # a bad expression is said before anything else
-    live_only = args.command or args.interface is not None or args.host is not None or args.all_netns or args.ipv6
+    live_only = (args.command or args.interface is not None or args.host is not None or args.all_netns
+                 or args.netns or args.ipv6)
     if args.file and live_only:
         raise SetupError("a recording is replayed as it was recorded: filters and -- COMMAND only apply "
                          "when tracing live (vethtrace tui [filters] [-- COMMAND])")
@@ -62,6 +63,6 @@ def run(args) -> int:
         return status
     if args.command and shutil.which(args.command[0]) is None:
         raise SetupError(f"{args.command[0]}: command not found")
-    with LiveEvents(build_filters(args.interface, args.host, args.all_netns, args.ipv6, args.expression),
+    with LiveEvents(build_filters(args.interface, args.host, args.all_netns, args.ipv6, netns=args.netns, expression=args.expression),
                     ring_mb=args.buffer_mb) as src:
         return tui.run(src, args.command or None)
