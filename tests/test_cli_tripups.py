@@ -171,3 +171,38 @@ def test_trace_json_prints_the_objects_show_json_prints():
     keys = {tuple(o) for o in objs}
     show_keys = {tuple(_json.loads(vt("show", "--json", str(TRACES / "exp2.jsonl")).stdout.splitlines()[0]))}
     assert keys == show_keys
+
+
+def test_host_takes_ipv6_as_the_expression_host_addr():
+    from vethtrace.tracer.live import build_filters
+    from vethtrace.tracer.kernel import SetupError
+    cfg = build_filters(host="fd00::1")
+    assert cfg.pcap is not None and not any(cfg.host)
+    both = build_filters(host="fd00::1", expression=["icmp6"])
+    assert both.pcap is not None
+    v4 = build_filters(host="192.168.2.1")
+    assert v4.pcap is None and v4.host == bytes([192, 168, 2, 1])
+    with pytest.raises(SetupError, match="IPv4 or IPv6"):
+        build_filters(host="fd00::zz")
+
+
+@pytest.mark.live
+@needs_root
+def test_trace_prints_the_arp_exchange_before_the_echo_request_it_released():
+    with labmod.lab("two-ips-fixed", name=f"{labmod.PREFIX}t{os.getpid()}-order") as built:
+        tracer = subprocess.Popen(built.exec_cmd([sys.executable, "-m", "vethtrace", "trace", "-d", "3"]),
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                                  env=dict(os.environ, NO_COLOR="1"))
+        try:
+            assert "tracing" in tracer.stderr.readline()
+            subprocess.run(built.exec_cmd(["ping", "-c", "1", "-I", "veth0", "192.168.2.1"]),
+                           stdout=subprocess.DEVNULL, check=True, timeout=20)
+            out, _ = tracer.communicate(timeout=30)
+        finally:
+            if tracer.poll() is None:
+                tracer.kill()
+                tracer.wait()
+    arp = out.find("ARP who-has 192.168.2.1")
+    echo = out.find("ICMP echo request")
+    assert arp >= 0 and echo >= 0, out
+    assert arp < echo, out

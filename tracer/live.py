@@ -28,6 +28,15 @@ def build_filters(interface: str | None = None, host: str | None = None,
     The scope: the namespaces named with `netns` (`ip netns` names), else the one we run
     in; none with all_netns (every namespace).  `expression`: a pcap-filter expression
     (words or one string), evaluated in the kernel."""
+    v6_host = None
+    if host is not None and ":" in host:
+        # The probes' own host filter is IPv4; an IPv6 host is the expression `host ADDR`.
+        try:
+            v6_host = ipaddress.IPv6Address(host)
+        except ValueError:
+            raise SetupError(f"bad address {host!r}: give an IPv4 or IPv6 address such as 192.168.2.1 or fd00::1") from None
+        words = " ".join(expression) if isinstance(expression, (list, tuple)) else (expression or "")
+        expression = f"({words}) and host {v6_host}" if words.strip() else f"host {v6_host}"
     pcap = pcap_expression(expression)
     here = kernel.netns_inode()
     if all_netns and netns:
@@ -45,11 +54,11 @@ def build_filters(interface: str | None = None, host: str | None = None,
             raise SetupError(f"unknown interface {interface!r} in this network namespace "
                              f"(interfaces here: {names})") from None
         cfg.ifindex_netns = here
-    if host is not None:
+    if host is not None and v6_host is None:
         try:
             addr = ipaddress.IPv4Address(host)
         except ValueError:
-            raise SetupError(f"bad address {host!r}: give an IPv4 address such as 192.168.2.1") from None
+            raise SetupError(f"bad address {host!r}: give an IPv4 or IPv6 address such as 192.168.2.1 or fd00::1") from None
         cfg.host = addr.packed
     return cfg
 

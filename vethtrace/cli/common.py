@@ -67,7 +67,8 @@ def replay_filter(args):
 def filter_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("filters (applied in the kernel)")
     g.add_argument("-i", "--interface", help="only packets on this interface")
-    g.add_argument("--host", metavar="IPV4", help="only packets from or to this IPv4 address")
+    g.add_argument("--host", metavar="ADDR", help="only packets from or to this IPv4 or IPv6 address "
+                   "(IPv6: the same as the expression `host ADDR`)")
     g.add_argument("--netns", action="append", default=[], metavar="NAME",
                    help="trace the packets first seen in this `ip netns` namespace instead of this one "
                         "(repeatable); each is followed wherever it goes")

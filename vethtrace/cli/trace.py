@@ -90,7 +90,8 @@ def run(args) -> int:
                         stream.journey_ended(j)
                 stream.flush(None if everything else now)
                 return
-            for jid, j in list(pending.items()):
+            # in the order they ended: the ARP exchange before the echo request it released
+            for jid, j in sorted(pending.items(), key=lambda item: item[1].last):
                 if everything or now - j.last > GRACE_NS:
                     if j.ended or j.cut:
                         print("\n".join(journey_lines(j, corr, style, indent="")), flush=True)
