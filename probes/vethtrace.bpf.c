@@ -673,13 +673,7 @@ static __always_inline void note_recent(__u32 netns, __u64 ts)
 /* Route and neighbour events: from the scope, or where a followed packet just was. */
 static __always_inline bool context_ok(__u32 netns)
 {
-	__u32 zero = 0;
-	struct vtr_recent *r;
-
-	if (in_scope(netns))
-		return true;
-	r = bpf_map_lookup_elem(&recent, &zero);
-	return r && r->netns == netns && bpf_ktime_get_ns() - r->ts < CONTEXT_NS;
+	return in_scope(netns) || just_followed(netns);
 }
 
 /* After a followed packet was reported: remember what it is, where it is, its head, and

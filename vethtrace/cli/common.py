@@ -172,3 +172,16 @@ class ConversationCount:
                     now_ns - max(j.last for j in conv.journeys) > self.quiet_ns:
                 self.ended_ids.add(conv.id)
         return len(self.ended_ids) >= self.count
+
+
+def print_extras(args, style, src, corr, kept, title: str) -> None:
+    """What `ping` and `run` print after their summary: the probe mechanism (-v), the raw
+    events (--events), and where the diagram (--svg) went."""
+    from ..ui.text import event_lines
+    if style.verbose:
+        print(style.dim(f"probes: {src.mechanism}"))
+    if args.events:
+        print("\n".join(event_lines(kept)))
+    if args.svg:
+        draw(corr.journeys, corr, args.svg, title=title)
+        print(style.dim(f"diagram saved to {args.svg}"))

@@ -15,8 +15,8 @@ from ..tracer.kernel import SetupError
 from ..tracer.live import LiveSource, build_filters
 from ..tracer.runner import PtyCommand
 from ..ui.ping import PingView
-from ..ui.text import Style, event_lines, path_key, summary_lines
-from .common import SETTLE_S, check_diagram, draw, positive
+from ..ui.text import Style, path_key, summary_lines
+from .common import SETTLE_S, check_diagram, positive, print_extras
 
 NAME = "ping"
 OWN_FLAGS = ("--events", "--ipv6", "--verbose", "--timestamps", "-h", "--help")  # not -v, -t: ping's own
@@ -105,13 +105,7 @@ def run(args) -> int:
         print()
         for text in summary_lines(corr, style, lost, counts=retained.counts()):
             print(text)
-        if style.verbose:
-            print(style.dim(f"probes: {src.mechanism}"))
-        if args.events:
-            print("\n".join(event_lines(kept)))
-        if args.svg:
-            draw(corr.journeys, corr, args.svg, title="vethtrace ping " + " ".join(ping_args))
-            print(style.dim(f"diagram saved to {args.svg}"))
+        print_extras(args, style, src, corr, kept, "vethtrace ping " + " ".join(ping_args))
         if args.record:
             print(style.dim(f"recording saved to {args.record}"))
     return status

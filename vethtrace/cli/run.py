@@ -11,8 +11,8 @@ from ..tracer import kernel, recording, runner, safefile
 from ..tracer.correlate import ConvKind, Correlator
 from ..tracer.kernel import SetupError
 from ..tracer.live import LiveSource, build_filters
-from ..ui.text import Style, conversation_lines, event_lines, summary_lines
-from .common import EXPRESSION_HELP, SETTLE_S, StopSignals, check_diagram, draw, expression_arg, filter_args
+from ..ui.text import Style, conversation_lines, summary_lines
+from .common import EXPRESSION_HELP, SETTLE_S, StopSignals, check_diagram, expression_arg, filter_args, print_extras
 
 NAME = "run"
 # Conversations a fresh IPv6 interface makes by itself: shown as one line each, folded.
@@ -75,13 +75,7 @@ def run(args) -> int:
         print()
         for text in summary_lines(corr, style, lost):
             print(text)
-        if style.verbose:
-            print(style.dim(f"probes: {src.mechanism}"))
-        if args.events:
-            print("\n".join(event_lines(kept)))
-        if args.svg:
-            draw(corr.journeys, corr, args.svg, title="vethtrace run " + " ".join(command))
-            print(style.dim(f"diagram saved to {args.svg}"))
+        print_extras(args, style, src, corr, kept, "vethtrace run " + " ".join(command))
         if args.record:
             recording.write_file(args.record, recording.header(corr.context, src.mechanism, command, corr.namespaces),
                                  kept, lost)
