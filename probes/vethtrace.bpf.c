@@ -73,18 +73,34 @@ struct {
 	__uint(max_entries, 1 << 22);
 } events SEC(".maps");
 
-/* [0]: records lost because the ring buffer was full. */
+/* enum vtr_lost_index: records the ring buffer had no room for, counts the maps below had none for. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, 2);
 	__type(key, __u32);
 	__type(value, __u64);
 } lost SEC(".maps");
+
+/* Exact counts (vethtrace.h): per CPU, so counting takes no shared lock. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct vtr_end_key);
+	__type(value, __u64);
+} ends SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct vtr_path_key);
+	__type(value, __u64);
+} paths SEC(".maps");
 
 /* A followed skb: what it carried when last reported (validated before it is believed). */
 struct vtr_track {
 	__u64 content;   /* content_key() */
 	__u64 head;      /* skb->head when last reported (`heads` is written when it changes) */
+	__u64 path;      /* sum of vtr_hop_hash() of its reported events */
 	__u32 netns;     /* where it was last reported */
 	__u16 protocol;  /* skb->protocol, host order */
 	__u8 kind;       /* last reported enum vtr_kind */
@@ -102,6 +118,7 @@ struct {
  * scope is followed (a head is reused once freed: validated like `tracked`). */
 struct vtr_head {
 	__u64 content;
+	__u64 path;      /* the hops of the skbs with this data freed so far (their vtr_track.path) */
 	__u32 netns;
 	__u8 origin;     /* of the followed skb: a clone inherits it */
 	__u8 pad[3];
@@ -189,17 +206,46 @@ static __always_inline bool ifindex_ok(const struct net_device *dev, __u32 netns
 	return !cfg.ifindex || (dev && dev->ifindex == cfg.ifindex && netns == cfg.ifindex_netns);
 }
 
+static __always_inline void count_lost(__u32 index)
+{
+	__u64 *n = bpf_map_lookup_elem(&lost, &index);
+
+	if (n)
+		__sync_fetch_and_add(n, 1);
+}
+
+/* One more of `key` in a per-CPU counter map (atomic: another program may interrupt this one
+ * on this CPU and count the same key). */
+static __always_inline void count(void *map, const void *key)
+{
+	__u64 one = 1, *n = bpf_map_lookup_elem(map, key);
+
+	if (!n && !bpf_map_update_elem(map, key, &one, BPF_NOEXIST))
+		return;
+	if (!n)
+		n = bpf_map_lookup_elem(map, key);  /* created meanwhile by a program that interrupted us */
+	if (n)
+		__sync_fetch_and_add(n, 1);
+	else
+		count_lost(VTR_LOST_UNCOUNTED);
+}
+
+/* Wake the reader once the ring holds this share of its size (1/RING_WAKE_SHARE); below it,
+ * the reader collects on its own short poll timeout (tracer/loader.py).  A wake-up per
+ * record costs the producer as much as the rest of the probe (bench/scale.py). */
+#define RING_WAKE_SHARE 8
+
 /* Events are drafted on the stack and copied into the ring buffer only once every filter
  * kept them: a record reserved and then discarded still wakes the reader, which under a
  * flood the filters reject costs more than recording it (bench/run.py, ping -f). */
 static __always_inline int publish(struct vtr_event *e)
 {
-	if (bpf_ringbuf_output(&events, e, sizeof(*e), 0)) {
-		__u32 zero = 0;
-		__u64 *n = bpf_map_lookup_elem(&lost, &zero);
+	__u64 wake = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >=
+		     bpf_ringbuf_query(&events, BPF_RB_RING_SIZE) / RING_WAKE_SHARE ?
+		     BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
 
-		if (n)
-			__sync_fetch_and_add(n, 1);
+	if (bpf_ringbuf_output(&events, e, sizeof(*e), wake)) {
+		count_lost(VTR_LOST_RING);
 		return -1;
 	}
 	return 0;
@@ -679,25 +725,33 @@ static __always_inline bool context_ok(__u32 netns)
 /* After a followed packet was reported: remember what it is, where it is, its head, and
  * (outside the scope, for packets from the scope) that answers to its source are wanted. */
 static __always_inline void follow(const struct sk_buff *skb, struct vtr_track *t, const struct vtr_event *e,
-				   __u64 content, __u8 origin)
+				   __u64 content, __u8 origin, __u64 hop)
 {
 	__u64 key = (__u64)skb, head = e->head;
-	struct vtr_track fresh = {.content = content, .head = head, .netns = e->netns, .protocol = e->protocol,
-				  .kind = e->kind, .origin = origin};
-	struct vtr_head h = {.content = content, .netns = e->netns};
+	struct vtr_track fresh = {.content = content, .head = head, .path = hop, .netns = e->netns,
+				  .protocol = e->protocol, .kind = e->kind, .origin = origin};
+	struct vtr_head h = {.content = content, .netns = e->netns}, *known;
 
 	bool moved = t && t->netns != e->netns;  /* into a veth peer: its clones are made there now */
 
 	if (t) {
 		t->netns = e->netns;
 		t->kind = e->kind;
+		t->path += hop;  /* in place: one map update per skb, at its first report */
 		origin = t->origin;
 	} else {
 		bpf_map_update_elem(&tracked, &key, &fresh, BPF_ANY);
 	}
 	if (!t || t->head != head || moved) {
-		h.origin = origin;
-		bpf_map_update_elem(&heads, &head, &h, BPF_ANY);
+		known = bpf_map_lookup_elem(&heads, &head);
+		if (known && known->content == content) {
+			/* this packet's data, already followed (a clone's first report): keep its path */
+			known->netns = e->netns;
+			known->origin = origin;
+		} else {
+			h.origin = origin;
+			bpf_map_update_elem(&heads, &head, &h, BPF_ANY);
+		}
 		if (t)
 			t->head = head;
 	}
@@ -739,7 +793,7 @@ static __always_inline __u32 flags_of(const struct sk_buff *skb, bool fresh, __u
 static __always_inline int packet_event(const struct sk_buff *skb, const struct net_device *dev, __u32 netns,
 					__u8 kind, __u64 location, __u32 arg, bool want_l2, bool free)
 {
-	__u64 key = (__u64)skb, content;
+	__u64 key = (__u64)skb, content, hop;
 	struct vtr_track *t = bpf_map_lookup_elem(&tracked, &key);
 	struct vtr_event draft, *e;
 	__u8 origin = 0;
@@ -775,19 +829,36 @@ static __always_inline int packet_event(const struct sk_buff *skb, const struct 
 	if (!t && (!origin || !admit_content(e) || !pcap_ok(e, skb)))
 		return 0;
 	e->arg2 = flags_of(skb, !t, origin);
-	if (free) {
-		__u64 head = e->head;
+	hop = vtr_hop_hash(kind, e->ifindex, e->netns, e->protocol);
+	if (free || kind == VTR_EV_DELIVER) {
+		struct vtr_end_key ek = {.location = location, .reason = kind == VTR_EV_KFREE ? arg : 0,
+					 .netns = e->netns, .ifindex = e->ifindex, .kind = kind};
 
+		count(&ends, &ek);
+	}
+	if (free) {
+		__u64 head = e->head, path = hop + (t ? t->path : 0);
+		struct vtr_head *h = bpf_map_lookup_elem(&heads, &head);
+
+		if (h && h->content != content)
+			h = NULL;  /* another packet's data at a reused address */
 		if (t)
 			bpf_map_delete_elem(&tracked, &key);
 		if (last_data_ref(skb)) {
+			struct vtr_path_key pk = {.location = location, .reason = kind == VTR_EV_KFREE ? arg : 0,
+						  .kind = kind};
+
+			pk.path = path + (h ? h->path : 0);
+			count(&paths, &pk);
 			e->arg2 |= VTR_PF_LAST;
 			bpf_map_delete_elem(&heads, &head);  /* a later skb with this head is another packet */
+		} else if (h) {
+			__sync_fetch_and_add(&h->path, path);  /* the data lives on in a clone */
 		}
 		if (e->netns && !in_scope(e->netns))
 			note_recent(e->netns, e->ts_ns);
 	} else {
-		follow(skb, t, e, content, origin);
+		follow(skb, t, e, content, origin, hop);
 	}
 	publish(e);
 	return 0;

@@ -119,6 +119,46 @@ struct vtr_config {
 	__u8 pad[2];
 };
 
+/* Exact counts, kept in the kernel whatever the ring buffer loses (tracer/counters.py reads
+ * them): per-CPU hash maps of __u64 counters.  `ends`: every admitted free and socket delivery,
+ * by where it happened.  `paths`: every packet whose data was released (the free flagged
+ * VTR_PF_LAST), by the hops of all the skbs that carried that data (a clone's too) and how it
+ * ended.  A key the full map has no room for is counted in lost[VTR_LOST_UNCOUNTED]. */
+struct vtr_end_key {
+	__u64 location;  /* free site; 0 for a delivery */
+	__u32 reason;    /* kfree: enum skb_drop_reason; else 0 */
+	__u32 netns;
+	__u32 ifindex;
+	__u8 kind;       /* VTR_EV_KFREE, VTR_EV_CONSUME or VTR_EV_DELIVER */
+	__u8 pad[3];
+};
+
+struct vtr_path_key {
+	__u64 path;      /* sum of vtr_hop_hash() over the packet's reported events */
+	__u64 location;  /* of the free that released the data */
+	__u32 reason;
+	__u8 kind;       /* VTR_EV_KFREE or VTR_EV_CONSUME */
+	__u8 pad[3];
+};
+
+/* Indexes of the `lost` array. */
+enum vtr_lost_index {
+	VTR_LOST_RING = 0,       /* records the ring buffer had no room for */
+	VTR_LOST_UNCOUNTED = 1,  /* counts `ends`/`paths` had no room for */
+};
+
+/* One event's share of a path: a sum of these does not depend on the order in which CPUs
+ * reported the events of a packet's skbs.  tracer/counters.py computes the same. */
+static inline __u64 vtr_hop_hash(__u32 kind, __u32 ifindex, __u32 netns, __u32 protocol)
+{
+	__u64 x = (((__u64)netns << 32) | ifindex) * 0x9E3779B97F4A7C15ULL ^ (((__u64)kind << 16) | protocol);
+
+	x ^= x >> 31;
+	x *= 0xBF58476D1CE4E5B9ULL;
+	x ^= x >> 29;
+	return x;
+}
+
 /* Every type above, in one place, so the compiled object's BTF carries them all and the
  * tracer can check its mirror against the object it loads (tracer/abi.py). */
 struct vtr_abi {
@@ -131,6 +171,9 @@ struct vtr_abi {
 	struct vtr_fib fib;
 	struct vtr_neigh neigh;
 	struct vtr_config config;
+	struct vtr_end_key end_key;
+	struct vtr_path_key path_key;
+	enum vtr_lost_index lost_index;
 };
 
 #ifdef __cplusplus
@@ -139,6 +182,8 @@ _Static_assert(sizeof(struct vtr_event) == 192, "vtr_event layout changed: updat
 _Static_assert(sizeof(struct vtr_fib) == 20, "vtr_fib layout changed");
 _Static_assert(sizeof(struct vtr_neigh) == 12, "vtr_neigh layout changed");
 _Static_assert(sizeof(struct vtr_config) == 80, "vtr_config layout changed");
+_Static_assert(sizeof(struct vtr_end_key) == 24, "vtr_end_key layout changed");
+_Static_assert(sizeof(struct vtr_path_key) == 24, "vtr_path_key layout changed");
 #endif
 
 #endif /* VETHTRACE_H */

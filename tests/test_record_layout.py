@@ -11,9 +11,11 @@ import pytest
 
 from conftest import ROOT
 from vethtrace.tracer import record
-from vethtrace.tracer.record import CONFIG_FIELDS, EVENT_FIELDS, FIB_FIELDS, NEIGH_FIELDS, Decoder, RecordError, offsets
+from vethtrace.tracer.record import (CONFIG_FIELDS, END_KEY_FIELDS, EVENT_FIELDS, FIB_FIELDS, NEIGH_FIELDS,
+                                     PATH_KEY_FIELDS, Decoder, RecordError, offsets)
 
-STRUCTS = {"vtr_event": EVENT_FIELDS, "vtr_fib": FIB_FIELDS, "vtr_neigh": NEIGH_FIELDS, "vtr_config": CONFIG_FIELDS}
+STRUCTS = {"vtr_event": EVENT_FIELDS, "vtr_fib": FIB_FIELDS, "vtr_neigh": NEIGH_FIELDS, "vtr_config": CONFIG_FIELDS,
+           "vtr_end_key": END_KEY_FIELDS, "vtr_path_key": PATH_KEY_FIELDS}
 
 
 def c_layout(tmp_path) -> dict:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from . import libbpf
 from .events import FUNCS, KINDS, PF_ANSWER, PF_CLONED, PF_KNOWN, PF_LAST, PF_NEW
-from .record import (CONFIG_FIELDS, DATA_FIB, DATA_L2, DATA_L3, DATA_NEIGH, DATA_NONE, EVENT_FIELDS, FIB_FIELDS,
-                     NEIGH_FIELDS, RECORD_VERSION, offsets)
+from .record import (CONFIG_FIELDS, DATA_FIB, DATA_L2, DATA_L3, DATA_NEIGH, DATA_NONE, END_KEY_FIELDS, EVENT_FIELDS,
+                     FIB_FIELDS, LOST_RING, LOST_UNCOUNTED, NEIGH_FIELDS, PATH_KEY_FIELDS, RECORD_VERSION, offsets)
 
 BTF_KIND_STRUCT = 4
 
@@ -34,6 +34,7 @@ def expected_enums() -> dict[str, dict[str, int]]:
         "vtr_pkt_flags": {"VTR_PF_KNOWN": PF_KNOWN, "VTR_PF_NEW": PF_NEW, "VTR_PF_CLONED": PF_CLONED,
                           "VTR_PF_ANSWER": PF_ANSWER, "VTR_PF_LAST": PF_LAST},
         "vtr_abi_version": {"VTR_RECORD_VERSION": RECORD_VERSION},
+        "vtr_lost_index": {"VTR_LOST_RING": LOST_RING, "VTR_LOST_UNCOUNTED": LOST_UNCOUNTED},
     }
 
 
@@ -41,7 +42,8 @@ def expected_structs() -> dict[str, tuple[int, dict[str, int]]]:
     """struct name -> (size, field offsets), padding fields left out."""
     out = {}
     for name, fields in (("vtr_event", EVENT_FIELDS), ("vtr_fib", FIB_FIELDS), ("vtr_neigh", NEIGH_FIELDS),
-                         ("vtr_config", CONFIG_FIELDS)):
+                         ("vtr_config", CONFIG_FIELDS), ("vtr_end_key", END_KEY_FIELDS),
+                         ("vtr_path_key", PATH_KEY_FIELDS)):
         offs = offsets(fields)
         size = offs[fields[-1][0]] + _size(fields[-1][1])
         out[name] = (size, {f: o for f, o in offs.items() if not f.startswith("pad")})

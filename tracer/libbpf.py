@@ -66,6 +66,8 @@ _SIGNATURES = {
     "bpf_map__set_max_entries": (ctypes.c_int, [_P, ctypes.c_uint32]),
     "bpf_object__find_map_by_name": (_P, [_P, ctypes.c_char_p]),
     "bpf_map_lookup_elem": (ctypes.c_int, [ctypes.c_int, _P, _P]),
+    "bpf_map_get_next_key": (ctypes.c_int, [ctypes.c_int, _P, _P]),
+    "libbpf_num_possible_cpus": (ctypes.c_int, []),
     "ring_buffer__new": (_P, [ctypes.c_int, RingCallback, _P, _P]),
     "ring_buffer__poll": (ctypes.c_int, [_P, ctypes.c_int]),
     "ring_buffer__consume": (ctypes.c_int, [_P]),

@@ -14,6 +14,7 @@ import signal
 
 from . import kernel
 from .ksyms import KernelSymbols
+from .counters import KernelCounts
 from .losses import LossWindows
 from .loader import POLL_BATCH, FilterConfig, Probes, ProbeError
 from .pcapfilter import FilterError, compile_filter
@@ -251,6 +252,12 @@ class LiveSource:
     def lost(self) -> int:
         """Events lost: the ring buffer was full, or the spool was."""
         return (self.probes.lost() if self.probes else 0) + self.overflow
+
+    def kernel_counts(self) -> KernelCounts:
+        """The probes' exact counts so far (tracer.counters), named like decoded events."""
+        if self.probes is None:
+            return KernelCounts()
+        return KernelCounts.from_maps(self.probes.counts(), self.decoder.names)
 
     def epoll_fd(self) -> int:
         return self.probes.epoll_fd()

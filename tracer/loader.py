@@ -17,7 +17,7 @@ from pathlib import Path
 
 from . import abi, cbpf, libbpf, safefile
 from .libbpf import check_int, check_ptr
-from .record import CONFIG, EVENT_SIZE, SCOPE_MAX
+from .record import CONFIG, END_KEY, EVENT_SIZE, LOST_RING, LOST_UNCOUNTED, PATH_KEY, SCOPE_MAX
 
 OBJECT_NAME = "vethtrace.bpf.o"
 # Programs to use where the kernel permits fentry (BPF trampolines).
@@ -293,8 +293,12 @@ class Probes:
             return -1
 
     def poll(self, timeout_ms: int = 100) -> list[bytes]:
-        """Wait up to timeout_ms for records; return every record that is ready."""
+        """Wait up to timeout_ms for records; return every record that is ready.  The probes
+        wake the reader only once the ring is filling up (RING_WAKE_SHARE in the probes), so
+        whatever a trickle left in the ring is collected when the wait ends."""
         rc = self.lib.ring_buffer__poll(self.rb, timeout_ms)
+        if rc == 0 and not self._pending:
+            rc = self.lib.ring_buffer__consume(self.rb)
         return self._take(rc)
 
     def drain(self, limit: int | None = None) -> list[bytes]:
@@ -322,7 +326,34 @@ class Probes:
 
     def lost(self) -> int:
         """Records the kernel could not write because the ring buffer was full."""
-        key, value = ctypes.c_uint32(0), ctypes.c_uint64(0)
+        return self._lost_slot(LOST_RING)
+
+    def counts(self) -> dict:
+        """The kernel's exact counts (probes/vethtrace.h): {"ends": {END_KEY fields: n},
+        "paths": {PATH_KEY fields: n}, "uncounted": n}, each per-CPU value summed."""
+        out = {"ends": {}, "paths": {}, "uncounted": self._lost_slot(LOST_UNCOUNTED)}
+        if not self.obj:
+            return out
+        for name, fmt in (("ends", END_KEY), ("paths", PATH_KEY)):
+            out[name] = {key[:-1]: n for key, n in self._percpu_items(self._map_fd(name), fmt)}  # [-1]: pad
+        return out
+
+    def _percpu_items(self, fd: int, fmt):
+        """(unpacked key, sum over CPUs) of every entry of a per-CPU hash map of __u64."""
+        ncpu = self.lib.libbpf_num_possible_cpus()
+        if ncpu <= 0:
+            raise OSError(-ncpu or errno.EINVAL, "counting the CPUs")
+        key, nxt = ctypes.create_string_buffer(fmt.size), ctypes.create_string_buffer(fmt.size)
+        values = (ctypes.c_uint64 * ncpu)()
+        prev = None
+        while self.lib.bpf_map_get_next_key(fd, prev, nxt) == 0:
+            ctypes.memmove(key, nxt, fmt.size)
+            prev = key
+            if self.lib.bpf_map_lookup_elem(fd, key, values) == 0:  # else deleted meanwhile
+                yield fmt.unpack(key.raw), sum(values)
+
+    def _lost_slot(self, index: int) -> int:
+        key, value = ctypes.c_uint32(index), ctypes.c_uint64(0)
         if self._lost_fd < 0 or self.lib.bpf_map_lookup_elem(self._lost_fd, ctypes.byref(key), ctypes.byref(value)):
             return 0
         return value.value

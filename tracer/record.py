@@ -33,6 +33,14 @@ CONFIG_FIELDS = [("scope", f"{SCOPE_MAX}I"), ("ifindex", "I"), ("ifindex_netns",
                  ("n_scope", "B"), ("skip_ipv6", "B"), ("pad", "2s")]
 CONFIG = struct.Struct("=" + "".join(code for _, code in CONFIG_FIELDS))
 
+# keys of the exact-count maps `ends` and `paths` (struct vtr_end_key, vtr_path_key)
+END_KEY_FIELDS = [("location", "Q"), ("reason", "I"), ("netns", "I"), ("ifindex", "I"), ("kind", "B"),
+                  ("pad", "3s")]
+END_KEY = struct.Struct("=" + "".join(code for _, code in END_KEY_FIELDS))
+PATH_KEY_FIELDS = [("path", "Q"), ("location", "Q"), ("reason", "I"), ("kind", "B"), ("pad", "3s")]
+PATH_KEY = struct.Struct("=" + "".join(code for _, code in PATH_KEY_FIELDS))
+LOST_RING, LOST_UNCOUNTED = 0, 1  # enum vtr_lost_index
+
 DATA_NONE, DATA_L2, DATA_L3, DATA_FIB, DATA_NEIGH = 0, 1, 2, 3, 4
 KIND_KFREE, KIND_FUNC = 4, 11
 
@@ -124,6 +132,10 @@ class Decoder:
                     e.neigh = {"addr": socket.inet_ntoa(key), "lladdr": lladdr.hex(":")}
             append(e)
         return out
+
+    def names(self, kind: int, location: int, arg: int) -> tuple[str, str, str]:
+        """(kind name, where, drop reason) as a record with these numbers is decoded."""
+        return self._wheres.get((kind, location, arg)) or self._where(kind, location, arg)
 
     def _where(self, kind: int, location: int, arg: int) -> tuple[str, str, str]:
         """(kind name, where, drop reason) of a record."""

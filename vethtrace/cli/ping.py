@@ -17,6 +17,7 @@ from ..tracer.runner import PtyCommand
 from ..ui.ping import PingView
 from ..ui.text import Style, path_key, summary_lines
 from .common import SETTLE_S, check_diagram, positive, print_extras
+from .exact import exact_paths, noting, summary_counts
 
 NAME = "ping"
 OWN_FLAGS = ("--events", "--ipv6", "--verbose", "--timestamps", "-h", "--help")  # not -v, -t: ping's own
@@ -86,7 +87,8 @@ def run(args) -> int:
         corr.losses = src.losses  # journeys around lost events are shown incomplete
         view = PingView(corr, style)
         # Bounded memory: old journeys are forgotten once counted for the summary.
-        retained = Retention(corr, lambda j: path_key(j, corr), on_conversations=view.forgotten)
+        exact = exact_paths(corr)  # rows from the kernel's counts when events are lost
+        retained = Retention(corr, noting(exact, lambda j: path_key(j, corr)), on_conversations=view.forgotten)
         kept = [] if args.events else None
         writer = _recorder(args.record, corr, src, ping_args)
         sink = _Sink(corr, kept, writer)
@@ -103,7 +105,10 @@ def run(args) -> int:
                 writer.f.close()
         view.rest()
         print()
-        for text in summary_lines(corr, style, lost, counts=retained.counts()):
+        counts, exact_lines = summary_counts(src, exact, retained.counts(), lost)
+        for text in summary_lines(corr, style, lost, counts=counts):
+            print(text)
+        for text in exact_lines:
             print(text)
         print_extras(args, style, src, corr, kept, "vethtrace ping " + " ".join(ping_args))
         if args.record:

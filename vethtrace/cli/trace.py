@@ -11,6 +11,7 @@ from ..tracer.events import PACKET_KINDS, json_object
 from ..tracer.live import LiveSource, build_filters
 from ..tracer.retention import Retention
 from ..ui.text import Style, journey_lines, path_key, summary_lines
+from .exact import exact_paths, noting, summary_counts
 from .common import ConversationCount, StopSignals, count_arg, duration_arg, expression_arg, filter_args
 
 NAME = "trace"
@@ -74,7 +75,8 @@ def run(args) -> int:
     with LiveSource(filters, ring_mb=args.buffer_mb) as src:
         corr = Correlator(kernel.context())
         corr.losses = src.losses  # journeys around lost events are shown incomplete
-        retained = Retention(corr, lambda j: path_key(j, corr))  # bounded memory, exact summary
+        exact = exact_paths(corr)  # rows from the kernel's counts when events are lost
+        retained = Retention(corr, noting(exact, lambda j: path_key(j, corr)))  # bounded memory, exact summary
         pending: dict[int, object] = {}  # ended journeys, printed once no clone can join them
         stream = JsonStream(corr, time.time_ns() - time.monotonic_ns()) if args.json else None
         if args.json:
@@ -112,5 +114,7 @@ def run(args) -> int:
                     break
         flush(everything=True)
         if not args.json:
-            print("\n".join(summary_lines(corr, style, src.lost(), counts=retained.counts())))
+            lost = src.lost()
+            counts, exact_lines = summary_counts(src, exact, retained.counts(), lost)
+            print("\n".join(summary_lines(corr, style, lost, counts=counts) + exact_lines))
     return 0

@@ -1,0 +1,99 @@
+"""The kernel's exact counts, and the summary rows they make when the ring buffer lost events.
+
+The probes count in two per-CPU maps whatever the ring buffer could take (probes/vethtrace.h):
+`ends`, every admitted free and socket delivery by kind, place and drop reason; `paths`,
+every packet whose data was released, by a path hash (the sum of vtr_hop_hash() over the
+events of all the skbs that carried the data) and how it ended.  `KernelCounts` is one
+reading of both, named like decoded events.
+
+`ExactPaths` learns which summary row each path hash stands for from the journeys that
+were seen (journey_key(): the same sum over a journey's events, and its free flagged
+PF_LAST).  Rows then count the kernel's packets, not the survivors; packets whose path was
+never seen in full are counted apart ("on paths not seen in detail").  A journey that is
+made of two data buffers (a packet copied to new memory) sums both, which no single kernel
+entry does: such packets are counted, under "not seen in detail".
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from .events import KIND_IDS, PF_LAST
+
+M64 = (1 << 64) - 1
+MAX_ROWS = 4096  # path hashes remembered (the kernel's map holds as many)
+
+
+def hop_hash(kind: int, ifindex: int, netns: int, protocol: int) -> int:
+    """vtr_hop_hash() of probes/vethtrace.h."""
+    x = ((((netns << 32) | ifindex) * 0x9E3779B97F4A7C15) & M64) ^ ((kind << 16) | protocol)
+    x ^= x >> 31
+    x = (x * 0xBF58476D1CE4E5B9) & M64
+    x ^= x >> 29
+    return x
+
+
+def journey_key(j) -> tuple | None:
+    """(path hash, end kind, where, drop reason) as the kernel counts the journey, or None
+    when it has not exactly one free that released its data."""
+    last = [e for e in j.frees if e.arg2 & PF_LAST]
+    if len(last) != 1:
+        return None
+    end = last[0]
+    path = sum(hop_hash(KIND_IDS[e.kind], e.ifindex, e.netns, e.protocol) for e in j.events) & M64
+    return path, end.kind, end.where, end.reason
+
+
+@dataclass
+class KernelCounts:
+    """One reading of the maps.  ends: (kind, where, reason, netns, ifindex) -> n; paths:
+    (path hash, kind, where, reason) -> n; uncounted: counts the full maps had no room for."""
+    ends: Counter = field(default_factory=Counter)
+    paths: Counter = field(default_factory=Counter)
+    uncounted: int = 0
+
+    @classmethod
+    def from_maps(cls, raw: dict, names) -> "KernelCounts":
+        """raw: Probes.counts(); names(kind, location, arg) -> (kind, where, reason), the
+        decoder's, so keys read like decoded events."""
+        out = cls(uncounted=raw.get("uncounted", 0))
+        for (location, reason, netns, ifindex, kind), n in raw.get("ends", {}).items():
+            k, where, why = names(kind, location, reason)
+            out.ends[(k, where, why, netns, ifindex)] += n
+        for (path, location, reason, kind), n in raw.get("paths", {}).items():
+            k, where, why = names(kind, location, reason)
+            out.paths[(path, k, where, why)] += n
+        return out
+
+    def drops(self) -> list[tuple[int, str, str]]:
+        """(n, function, reason) of every drop (kfree), most first."""
+        c: Counter = Counter()
+        for (kind, where, why, _netns, _ifindex), n in self.ends.items():
+            if kind == "kfree":
+                c[(where.split("+", 1)[0], why)] += n
+        return sorted(((n, f, r) for (f, r), n in c.items()), key=lambda x: (-x[0], x[1], x[2]))
+
+    def packets(self) -> int:
+        return sum(self.paths.values())
+
+
+class ExactPaths:
+    """Summary rows by path hash, learnt from journeys as they are counted."""
+
+    def __init__(self, row):
+        """row(journey) -> its summary key as if nothing was lost (the caller's; a
+        presentation matter)."""
+        self.row = row
+        self.rows: dict[tuple, tuple] = {}
+
+    def note(self, j) -> None:
+        k = journey_key(j)
+        if k is not None and k not in self.rows and len(self.rows) < MAX_ROWS:
+            self.rows[k] = self.row(j)
+
+    def counts(self, kernel: KernelCounts, unseen_row: tuple) -> Counter:
+        """The kernel's packets by summary row; those on paths never seen as unseen_row."""
+        out: Counter = Counter()
+        for k, n in kernel.paths.items():
+            out[self.rows.get(k, unseen_row)] += n
+        return out
