@@ -971,6 +971,8 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="smaller sizes: under a minute")
     ap.add_argument("--only", action="append", choices=["replay", "attach", "ping", "scale"],
                     help="run only this part (repeatable)")
+    ap.add_argument("--scale-part", action="append", choices=scale.SUBPARTS,
+                    help="with --only scale: run only this sub-part (repeatable)")
     ap.add_argument("--recording", metavar="FILE", help="replay this recording instead of recording one live")
     ap.add_argument("--profile", action="store_true", help="also cProfile each replay path and list hot functions")
     ap.add_argument("--results", default=str(ROOT / "bench" / "results.json"), metavar="FILE",
@@ -1018,7 +1020,7 @@ def main(argv=None) -> int:
             replayed = os.path.join(tmpdir, "replay.jsonl")
             res["scale"] = scale.part_scale(sys.modules[__name__], cfg, tmpdir,
                                             args.recording or (replayed if os.path.exists(replayed) else None),
-                                            report)
+                                            report, only=args.scale_part)
     except KeyboardInterrupt:
         report("bench: interrupted; cleaning up")
         return 130

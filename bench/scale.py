@@ -39,10 +39,13 @@ VARIANTS = [
      [("bpf_get_current_comm(e->comm, sizeof(e->comm));", "")]),
     ("no_ifname", "no copy of dev->name",
      [("bpf_probe_read_kernel(e->ifname, sizeof(e->ifname), dev->name);", "")]),
-    ("no_lru_update", "no LRU map update per packet event",
-     [("bpf_map_update_elem(&tracked, &key, &one, BPF_ANY);", ";")]),
-    ("no_wakeup", "submitted without waking the consumer (BPF_RB_NO_WAKEUP; it polls every 100 ms)",
-     [("\tbpf_ringbuf_submit(e, 0);\n\treturn 0;", "\tbpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);\n\treturn 0;")]),
+    ("no_map_updates", "no tracked/heads map updates (every event judged as a new packet)",
+     [("bpf_map_update_elem(&tracked, &key, &fresh, BPF_ANY);", ";"),
+      ("bpf_map_update_elem(&heads, &head, &h, BPF_ANY);", ";")]),
+    ("no_counts", "no exact counters (ends, paths maps)",
+     [("count(&ends, &ek);", ";"), ("count(&paths, &pk);", ";")]),
+    ("wake_each", "the reader woken at every record (as before adaptive wake-ups)",
+     [("BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP", "0 : 0")]),
 ]
 
 
@@ -429,7 +432,11 @@ def overflow_counts(h, cfg: dict, report) -> dict:
     return out
 
 
-def part_scale(h, cfg: dict, tmpdir: str, recording_path: str | None, report) -> dict:
+SUBPARTS = ("rates", "flood_rss", "steady", "show", "overflow")
+
+
+def part_scale(h, cfg: dict, tmpdir: str, recording_path: str | None, report, only=None) -> dict:
+    """only: the sub-parts to run (SUBPARTS), default all."""
     out: dict = {}
     for key, label, fn in (("rates", "probe cost: ping -f rates (floor, idle namespace, variants)",
                             lambda: probe_rates(h, cfg, tmpdir, report)),
@@ -440,6 +447,8 @@ def part_scale(h, cfg: dict, tmpdir: str, recording_path: str | None, report) ->
                                                                                 report)),
                            ("overflow", "counts under overflow (--buffer-mb 1)", lambda: overflow_counts(h, cfg,
                                                                                                         report))):
+        if only and key not in only:
+            continue
         report(f"4. {label}")
         try:
             out[key] = fn()

@@ -230,19 +230,22 @@ static __always_inline void count(void *map, const void *key)
 		count_lost(VTR_LOST_UNCOUNTED);
 }
 
-/* Wake the reader once the ring holds this share of its size (1/RING_WAKE_SHARE); below it,
- * the reader collects on its own short poll timeout (tracer/loader.py).  A wake-up per
- * record costs the producer as much as the rest of the probe (bench/scale.py). */
+/* The reader is woken each time the ring's fill crosses a multiple of 1/RING_WAKE_SHARE of its
+ * size (a power of two), not at every record: a wake-up per record costs the producer as
+ * much as the rest of the probe (bench/scale.py), and once the reader lags, waking it again
+ * at every record would cost that much more.  A trickle below the first step waits for the
+ * reader's own short poll timeout (tracer/loader.py). */
 #define RING_WAKE_SHARE 8
+#define RING_RECORD (sizeof(struct vtr_event) + 8)  /* with the ring's record header */
 
 /* Events are drafted on the stack and copied into the ring buffer only once every filter
  * kept them: a record reserved and then discarded still wakes the reader, which under a
  * flood the filters reject costs more than recording it (bench/run.py, ping -f). */
 static __always_inline int publish(struct vtr_event *e)
 {
-	__u64 wake = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >=
-		     bpf_ringbuf_query(&events, BPF_RB_RING_SIZE) / RING_WAKE_SHARE ?
-		     BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	__u64 fill = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+	__u64 step = ~(bpf_ringbuf_query(&events, BPF_RB_RING_SIZE) / RING_WAKE_SHARE - 1);
+	__u64 wake = ((fill + RING_RECORD) & step) != (fill & step) ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
 
 	if (bpf_ringbuf_output(&events, e, sizeof(*e), wake)) {
 		count_lost(VTR_LOST_RING);
