@@ -103,7 +103,7 @@ struct vtr_track {
 	__u64 path;      /* sum of vtr_hop_hash() of its reported events */
 	__u32 netns;     /* where it was last reported */
 	__u16 protocol;  /* skb->protocol, host order */
-	__u8 kind;       /* last reported enum vtr_kind */
+	__u8 kind;       /* last reported enum vtr_kind; 0: its skb was freed (ended_track) */
 	__u8 origin;     /* ORIGIN_* */
 };
 
@@ -113,6 +113,14 @@ struct {
 	__type(key, __u64);              /* struct sk_buff address */
 	__type(value, struct vtr_track);
 } tracked SEC(".maps");
+
+/* Ends are marked in place, not deleted: skb addresses and heads are reused at once, so the
+ * next packet at the address writes the entry in place too.  Under a flood that keeps map
+ * updates and deletes (each costlier than the rest of an event) out of the steady state. */
+static __always_inline void ended_track(struct vtr_track *t)
+{
+	t->kind = 0;
+}
 
 /* skb->head of a followed skb: what it carried and where, so a clone of it made outside the
  * scope is followed (a head is reused once freed: validated like `tracked`). */
@@ -420,10 +428,12 @@ static __always_inline __u8 answer_origin(const struct sk_buff *skb, __u32 netns
 static __always_inline __u8 followed_origin(const struct sk_buff *skb, __u32 netns, __u8 kind)
 {
 	__u64 head = (__u64)skb->head;
+	struct vtr_head *h;
 
 	if (!netns)
 		return 0;
-	if (BPF_CORE_READ_BITFIELD(skb, cloned) && bpf_map_lookup_elem(&heads, &head))
+	h = BPF_CORE_READ_BITFIELD(skb, cloned) ? bpf_map_lookup_elem(&heads, &head) : NULL;
+	if (h && h->content)  /* content 0: its data was released */
 		return ORIGIN_CLONE;
 	if (kind != VTR_EV_XMIT && kind != VTR_EV_FUNC)
 		return 0;
@@ -727,8 +737,8 @@ static __always_inline bool context_ok(__u32 netns)
 
 /* After a followed packet was reported: remember what it is, where it is, its head, and
  * (outside the scope, for packets from the scope) that answers to its source are wanted. */
-static __always_inline void follow(const struct sk_buff *skb, struct vtr_track *t, const struct vtr_event *e,
-				   __u64 content, __u8 origin, __u64 hop)
+static __always_inline void follow(const struct sk_buff *skb, struct vtr_track *t, struct vtr_track *slot,
+				   const struct vtr_event *e, __u64 content, __u8 origin, __u64 hop)
 {
 	__u64 key = (__u64)skb, head = e->head;
 	struct vtr_track fresh = {.content = content, .head = head, .path = hop, .netns = e->netns,
@@ -742,17 +752,21 @@ static __always_inline void follow(const struct sk_buff *skb, struct vtr_track *
 		t->kind = e->kind;
 		t->path += hop;  /* in place: one map update per skb, at its first report */
 		origin = t->origin;
+	} else if (slot) {
+		*slot = fresh;  /* the entry of an skb that ended at this address (ended_track) */
 	} else {
 		bpf_map_update_elem(&tracked, &key, &fresh, BPF_ANY);
 	}
 	if (!t || t->head != head || moved) {
 		known = bpf_map_lookup_elem(&heads, &head);
+		h.origin = origin;
 		if (known && known->content == content) {
 			/* this packet's data, already followed (a clone's first report): keep its path */
 			known->netns = e->netns;
 			known->origin = origin;
+		} else if (known) {
+			*known = h;  /* another packet's data was here: reused in place */
 		} else {
-			h.origin = origin;
 			bpf_map_update_elem(&heads, &head, &h, BPF_ANY);
 		}
 		if (t)
@@ -797,7 +811,7 @@ static __always_inline int packet_event(const struct sk_buff *skb, const struct 
 					__u8 kind, __u64 location, __u32 arg, bool want_l2, bool free)
 {
 	__u64 key = (__u64)skb, content, hop;
-	struct vtr_track *t = bpf_map_lookup_elem(&tracked, &key);
+	struct vtr_track *slot = bpf_map_lookup_elem(&tracked, &key), *t = slot && slot->kind ? slot : NULL;
 	struct vtr_event draft, *e;
 	__u8 origin = 0;
 
@@ -818,7 +832,7 @@ static __always_inline int packet_event(const struct sk_buff *skb, const struct 
 	content = content_key(e);
 	if (t && !same_journey(t, e, content)) {
 		/* Stale: the followed skb's end was never reported; this is another packet. */
-		bpf_map_delete_elem(&tracked, &key);
+		ended_track(t);
 		t = NULL;
 		origin = admit(skb, dev, netns, kind);
 	}
@@ -846,7 +860,7 @@ static __always_inline int packet_event(const struct sk_buff *skb, const struct 
 		if (h && h->content != content)
 			h = NULL;  /* another packet's data at a reused address */
 		if (t)
-			bpf_map_delete_elem(&tracked, &key);
+			ended_track(t);
 		if (last_data_ref(skb)) {
 			struct vtr_path_key pk = {.location = location, .reason = kind == VTR_EV_KFREE ? arg : 0,
 						  .kind = kind};
@@ -854,14 +868,18 @@ static __always_inline int packet_event(const struct sk_buff *skb, const struct 
 			pk.path = path + (h ? h->path : 0);
 			count(&paths, &pk);
 			e->arg2 |= VTR_PF_LAST;
-			bpf_map_delete_elem(&heads, &head);  /* a later skb with this head is another packet */
+			if (h) {
+				/* a later skb with this head is another packet (marked, not deleted: see ended_track) */
+				h->content = 0;
+				h->path = 0;
+			}
 		} else if (h) {
 			__sync_fetch_and_add(&h->path, path);  /* the data lives on in a clone */
 		}
 		if (e->netns && !in_scope(e->netns))
 			note_recent(e->netns, e->ts_ns);
 	} else {
-		follow(skb, t, e, content, origin, hop);
+		follow(skb, t, slot, e, content, origin, hop);
 	}
 	publish(e);
 	return 0;
@@ -905,7 +923,9 @@ static __always_inline int free_event(const struct sk_buff *skb, __u8 kind, __u6
 	if (!dev && !sk_is_packet_family(skb->sk)) {
 		__u64 key = (__u64)skb;
 
-		if (!bpf_map_lookup_elem(&tracked, &key))
+		struct vtr_track *t = bpf_map_lookup_elem(&tracked, &key);
+
+		if (!t || !t->kind)
 			return 0;
 	}
 	return packet_event(skb, dev, netns, kind, location, reason, false, true);
