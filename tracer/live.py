@@ -100,6 +100,10 @@ def socket_ifindex(name: str) -> int:
 
 
 RECORD_BYTES = 200    # a record in the ring buffer: 192 bytes and its 8-byte header
+# The ring's default size.  Its pages are resident once touched, so it is most of a flood's
+# memory; the kernel's exact counts (tracer.counters) keep the summaries exact when a flood
+# outruns it, and --buffer-mb buys more detail (bench/scale.py: RSS and events lost by size).
+DEFAULT_RING_MB = 8
 SPOOL_RATIO = 1       # the spool holds what the ring holds (see LiveSource)
 CHUNK = 4096          # records decoded per poll, so the ring buffer is emptied often
 DRAIN_LIMIT = 65536   # records moved from the ring buffer to the spool per poll, at most
@@ -134,7 +138,7 @@ class LiveSource:
     ring instead of dropping them, so a larger buffer always loses fewer (the kernel counts
     what the ring could not take)."""
 
-    def __init__(self, filters: FilterConfig, want_fentry: bool | str = "auto", ring_mb: int = 32):
+    def __init__(self, filters: FilterConfig, want_fentry: bool | str = "auto", ring_mb: int = DEFAULT_RING_MB):
         """want_fentry: "auto" tries fentry unless this kernel refused it earlier since boot
         (loader.fentry_refused_this_boot), True always tries, False never does."""
         if not 1 <= ring_mb <= 1024 or ring_mb & (ring_mb - 1):

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from . import abi, cbpf, libbpf, safefile
+from . import abi, cbpf, libbpf, ring, safefile
 from .libbpf import check_int, check_ptr
 from .record import CONFIG, END_KEY, EVENT_SIZE, LOST_RING, LOST_UNCOUNTED, PATH_KEY, SCOPE_MAX
 
@@ -150,6 +150,7 @@ class Probes:
         self.obj = None
         self.links: list[int] = []
         self.rb = None
+        self.reader: ring.RingReader | None = None  # bulk reads where supported, else libbpf's rb
         self.report = LoadReport()
         self._pending: list[bytes] = []
         self._error: BaseException | None = None
@@ -191,8 +192,11 @@ class Probes:
             self._load(fentry=False)
             self.report.mechanism = "tp_btf"
         self._attach()
-        self.rb = check_ptr(self.lib.ring_buffer__new(self._map_fd("events"), self._cb, None, None),
-                            "creating the ring buffer")
+        if ring.supported():
+            self.reader = ring.RingReader(self._map_fd("events"), self.ring_bytes, EVENT_SIZE)
+        else:
+            self.rb = check_ptr(self.lib.ring_buffer__new(self._map_fd("events"), self._cb, None, None),
+                                "creating the ring buffer")
         self._lost_fd = self._map_fd("lost")
 
     def _map_fd(self, name: str) -> int:
@@ -296,6 +300,9 @@ class Probes:
         """Wait up to timeout_ms for records; return every record that is ready.  The probes
         wake the reader only once the ring is filling up (RING_WAKE_SHARE in the probes), so
         whatever a trickle left in the ring is collected when the wait ends."""
+        if self.reader is not None:
+            self.reader.wait(timeout_ms)
+            return self.reader.read(POLL_BATCH)
         rc = self.lib.ring_buffer__poll(self.rb, timeout_ms)
         if rc == 0 and not self._pending:
             rc = self.lib.ring_buffer__consume(self.rb)
@@ -306,7 +313,10 @@ class Probes:
         producers may outpace us, so an unbounded drain would never end)."""
         out: list[bytes] = []
         while limit is None or len(out) < limit:
-            batch = self._take(self.lib.ring_buffer__consume(self.rb))
+            if self.reader is not None:
+                batch = self.reader.read(POLL_BATCH)
+            else:
+                batch = self._take(self.lib.ring_buffer__consume(self.rb))
             out += batch
             if len(batch) < POLL_BATCH:
                 break
@@ -322,6 +332,8 @@ class Probes:
         return out
 
     def epoll_fd(self) -> int:
+        if self.reader is not None:
+            return self.reader.fileno()
         return self.lib.ring_buffer__epoll_fd(self.rb)
 
     def lost(self) -> int:
@@ -368,6 +380,9 @@ class Probes:
             self.obj = None
 
     def close(self) -> None:
+        if self.reader is not None:
+            self.reader.close()
+            self.reader = None
         if self.rb:
             self.lib.ring_buffer__free(self.rb)
             self.rb = None

@@ -10,6 +10,7 @@ import sys
 
 from ..tracer import safefile
 from ..tracer.kernel import SetupError
+from ..tracer.live import DEFAULT_RING_MB
 from ..tracer.sources import replay
 
 SETTLE_S = 0.03  # after a command prints a line, the events that explain it are already queued; drain once more
@@ -74,8 +75,9 @@ def filter_args(p: argparse.ArgumentParser) -> None:
                         "(repeatable); each is followed wherever it goes")
     g.add_argument("--all-netns", action="store_true", help="trace every network namespace, not just this one")
     g.add_argument("--ipv6", action="store_true", help="include IPv6 (router/multicast housekeeping is hidden by default)")
-    p.add_argument("--buffer-mb", type=positive(int), default=32, metavar="MB",
-                   help="kernel ring buffer size (default 32 MB); larger loses fewer events in floods")
+    p.add_argument("--buffer-mb", type=positive(int), default=DEFAULT_RING_MB, metavar="MB",
+                   help=f"kernel ring buffer size (default {DEFAULT_RING_MB} MB); larger loses fewer events in floods "
+                        "(counts stay exact: the kernel keeps them)")
 
 
 class StopSignals:

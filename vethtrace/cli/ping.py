@@ -12,7 +12,7 @@ from ..tracer.correlate import Correlator
 from ..tracer.losses import FOOTER_WINDOWS
 from ..tracer.retention import Retention
 from ..tracer.kernel import SetupError
-from ..tracer.live import LiveSource, build_filters
+from ..tracer.live import DEFAULT_RING_MB, LiveSource, build_filters
 from ..tracer.runner import PtyCommand
 from ..ui.ping import PingView
 from ..ui.text import Style, path_key, summary_lines
@@ -36,7 +36,9 @@ def add_parser(sub) -> None:
                    "(-v is ping's own)")
     p.add_argument("--ipv6", action="store_true", help="include IPv6 packets")
     p.add_argument("--svg", metavar="FILE", help="also draw the packets' paths (.svg, .png or .dot)")
-    p.add_argument("--buffer-mb", type=positive(int), default=32, metavar="MB", help="kernel ring buffer size (default 32 MB)")
+    p.add_argument("--buffer-mb", type=positive(int), default=DEFAULT_RING_MB, metavar="MB",
+                   help=f"kernel ring buffer size (default {DEFAULT_RING_MB} MB); larger loses fewer events in floods "
+                        "(counts stay exact: the kernel keeps them)")
     p.add_argument("--filter", metavar="EXPRESSION", help="a pcap-filter expression (also: vethtrace ping "
                    "EXPRESSION -- PING_ARGS): only packets it matches are traced, each followed to its end")
     p.add_argument("ping_args", nargs=argparse.REMAINDER, metavar="PING_ARGS", help="arguments for ping, unchanged")
