@@ -274,9 +274,13 @@ def probe_rates(h, cfg: dict, tmpdir: str, report) -> dict:
     floor = h.med([x["pps"] for x in runs["empty_programs_floor"]])
     out: dict = {"n": n, "command": " ".join(h.ping_argv(n)),
                  "variants": {name: what for name, what, _ in VARIANTS}}
+    cpu_floor = h.med([x["cpu_us_per_ping"] for x in runs["empty_programs_floor"]])
     for k, rs in runs.items():
         pps = h.med([x["pps"] for x in rs])
+        cpu = h.med([x["cpu_us_per_ping"] for x in rs])
         out[k] = dict(pps_median=pps, pps_runs=[x["pps"] for x in rs], vs_untraced=round(pps / base, 3),
+                      ping_cpu_us_per_ping=cpu, ping_cpu_runs=[x["cpu_us_per_ping"] for x in rs],
+                      ping_cpu_above_floor_us=round(cpu - cpu_floor, 3),
                       vs_floor=round(pps / floor, 3), events_median=h.med([x["events"] for x in rs
                                                                             if x.get("events") is not None]),
                       lost_median=h.med([x["lost"] for x in rs if x.get("lost") is not None]), runs=rs)
@@ -400,6 +404,17 @@ def show_vs_tshark(h, cfg: dict, tmpdir: str, recording_path: str | None, report
     return out
 
 
+DROP_RE = re.compile(r"^\s*(\d+)x\s+dropped at (\w+) \((\w+)\)$", re.M)
+
+
+def icmp_counters(ns: str) -> dict[str, int]:
+    """The namespace's Icmp: line of /proc/net/snmp (what nstat reads)."""
+    text = subprocess.run(["ip", "netns", "exec", ns, "cat", "/proc/net/snmp"], capture_output=True, text=True,
+                          check=True).stdout
+    names, values = [line.split()[1:] for line in text.splitlines() if line.startswith("Icmp:")]
+    return dict(zip(names, map(int, values)))
+
+
 COUNT_RE = re.compile(r"^\s*(\d+)x\s+(ICMP echo request|ICMP echo reply)\s+(.*)$", re.M)
 
 
@@ -410,7 +425,10 @@ def overflow_counts(h, cfg: dict, report) -> dict:
     argv = [h.vethtrace_bin(), "ping", "--buffer-mb", "1", "-f", "-q", "-c", str(n), "-I", "veth0", h.PEER]
     with lab.lab("two-ips-fixed", name=lab.unique_name()) as built:
         h.run_ping(built, 100)
+        before = icmp_counters(built.name)
         r = run_rss(built.exec_cmd(argv))
+        after = icmp_counters(built.name)
+    kernel = {k: after[k] - before.get(k, 0) for k in after}  # the namespace's own account (nstat)
     text = r["stdout"]
     m, s = h.PING_STATS_RE.search(text), h.SUMMARY_RE.search(text)
     if not m or not s:
@@ -422,13 +440,19 @@ def overflow_counts(h, cfg: dict, report) -> dict:
         if "✓" in c.group(3) and int(s.group(4) or 0):
             ticked_when_lost.append(c.group(0).strip())
     sent, received = int(m.group(1)), int(m.group(2))
+    drops = {(f, why): int(k) for k, f, why in DROP_RE.findall(text)}
     out = dict(command="ip netns exec NS " + " ".join(argv), sent=sent, received=received,
+               nstat=dict(IcmpInEchos=kernel.get("InEchos"), IcmpInEchoReps=kernel.get("InEchoReps")),
+               drops_counted_ping_rcv_no_socket=drops.get(("ping_rcv", "NO_SOCKET")),
                requests_counted=counted["ICMP echo request"], replies_counted=counted["ICMP echo reply"],
                events=int(s.group(3)), lost=int(s.group(4)) if s.group(4) != "unknown" else None,
                summary_line=s.group(0), ticked_lines_when_events_lost=ticked_when_lost[:6],
-               exact=counted["ICMP echo request"] == sent and counted["ICMP echo reply"] == received)
-    report(f"  sent {sent}, received {received}; summary counts {out['requests_counted']} requests, "
-           f"{out['replies_counted']} replies; {out['lost']} events lost")
+               exact=counted["ICMP echo request"] == sent == kernel.get("InEchos")
+               and counted["ICMP echo reply"] == received
+               and drops.get(("ping_rcv", "NO_SOCKET")) == kernel.get("InEchoReps"))
+    report(f"  sent {sent}, received {received} (nstat: {out['nstat']}); summary counts {out['requests_counted']} "
+           f"requests, {out['replies_counted']} replies, {out['drops_counted_ping_rcv_no_socket']} drops at ping_rcv; "
+           f"{out['lost']} events lost")
     return out
 
 
@@ -496,7 +520,8 @@ def print_scale(p, s: dict) -> None:
     ov = s.get("overflow", {})
     if "sent" in ov:
         rows.append((f"counts under overflow: {ov['requests_counted']}/{ov['sent']} requests, "
-                     f"{ov['replies_counted']}/{ov['received']} replies ({ov['lost']} events lost)",
+                     f"{ov['replies_counted']}/{ov['received']} replies, {ov.get('drops_counted_ping_rcv_no_socket')}/"
+                     f"{(ov.get('nstat') or {}).get('IcmpInEchoReps')} drops ({ov['lost']} events lost)",
                      "exact" if ov["exact"] else "not exact", "exact", ov["exact"]))
     for label, now, goal, ok in rows:
         p(f"   {label:<78} {now:>14}  goal {goal:<16} {'met' if ok else 'MISSED'}")
@@ -516,8 +541,10 @@ def print_scale(p, s: dict) -> None:
                 if d.get("us_per_event_above_floor") is not None else ""
             ev = f"  events {d['events_median']:,.0f} lost {d['lost_median']:,.0f}" \
                 if d.get("events_median") is not None and d.get("lost_median") is not None else ""
+            cpu = f"  ping CPU {d['ping_cpu_us_per_ping']:.2f} us/ping ({d['ping_cpu_above_floor_us']:+.2f} vs floor)" \
+                if d.get("ping_cpu_us_per_ping") is not None else ""
             p(f"      {label:<58} {d['pps_median']:>9,}/s  x{d['vs_untraced']:.3f} untraced  "
-              f"x{d['vs_floor']:.3f} floor{extra}{ev}")
+              f"x{d['vs_floor']:.3f} floor{cpu}{extra}{ev}")
     for k in ("flood_rss", "steady", "show", "overflow"):
         if isinstance(s.get(k), dict) and "error" in s[k]:
             p(f"   {k}: FAILED: {s[k]['error']}")

@@ -32,8 +32,12 @@
  *    another namespace than before only right after a transmit (the device step into a
  *    veth peer).  An entry that fails is stale: the event is judged by admit() as a new
  *    packet, and the record says so (VTR_PF_NEW).  `heads` entries are validated the same
- *    way, and dropped at the free that releases the data (VTR_PF_LAST: dataref 1), so a
- *    fresh skb that gets a freed head is never taken for a clone.
+ *    way, and marked released at the free that releases the data (VTR_PF_LAST: dataref 1),
+ *    so a fresh skb that gets a freed head is never taken for a clone.  Ended entries are
+ *    marked, not deleted, and reused in place by the next packet at the address.
+ *  - exact counts (`ends`, `paths`): every admitted free and delivery, and every packet whose
+ *    data is released, by the sum of its skbs' hop hashes (kept in `tracked` per skb and
+ *    in `heads` for the data, updated in place), counted whether or not the ring had room.
  *  - route lookups and neighbour changes are reported from scope namespaces, and from
  *    another namespace only on a CPU that just reported a followed packet there (they
  *    happen while the stack processes that packet).

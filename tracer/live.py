@@ -103,7 +103,7 @@ RECORD_BYTES = 200    # a record in the ring buffer: 192 bytes and its 8-byte he
 # The ring's default size.  Its pages are resident once touched, so it is most of a flood's
 # memory; the kernel's exact counts (tracer.counters) keep the summaries exact when a flood
 # outruns it, and --buffer-mb buys more detail (bench/scale.py: RSS and events lost by size).
-DEFAULT_RING_MB = 8
+DEFAULT_RING_MB = 16
 SPOOL_RATIO = 1       # the spool holds what the ring holds (see LiveSource)
 CHUNK = 4096          # records decoded per poll, so the ring buffer is emptied often
 DRAIN_LIMIT = 65536   # records moved from the ring buffer to the spool per poll, at most
@@ -133,8 +133,8 @@ class LiveSource:
     Reading is split in two so floods lose as little as possible: every poll first empties
     the ring buffer into a spool of raw records (cheap), then decodes at most CHUNK of them.
     The spool holds SPOOL_RATIO times what the ring buffer holds (so --buffer-mb N buffers
-    2N MB of records in all; the ring's pages are mapped twice, so they count 2N MB in the
-    resident size).  A full spool leaves records in the
+    2N MB of records in all; tracer.ring maps the ring's pages once, so they count N MB in
+    the resident size).  A full spool leaves records in the
     ring instead of dropping them, so a larger buffer always loses fewer (the kernel counts
     what the ring could not take)."""
 

@@ -2,11 +2,12 @@
 
 libbpf's ring_buffer__poll calls back into Python once per record, which under a flood
 costs the reader more than the probes cost the kernel.  Every record here has the same
-size (struct vtr_event behind the ring's 8-byte header), so the reader maps the ring as
-libbpf does (the consumer position read-write; the producer position and the data pages,
-mapped twice so a record that wraps is contiguous, read-only), copies every committed
-record in one slice, splits it with one C-level unpack, and moves the consumer position
-past it.  The layout is the kernel's (kernel/bpf/ringbuf.c): a record's header is its
+size (struct vtr_event behind the ring's 8-byte header), so the reader maps the ring (the
+consumer position read-write; the producer position and the data pages read-only), copies
+every committed record in one slice (two where they wrap), splits it with one C-level
+unpack, and moves the consumer position past it.  The kernel fills in every page of a
+mapping at once, so unlike libbpf, which maps the data pages twice to read wrapped records
+in place, the data is mapped once: the ring costs its size in resident memory, not twice.  The layout is the kernel's (kernel/bpf/ringbuf.c): a record's header is its
 length, with a busy bit (still being written: the reader stops there) and a discard bit.
 
 Reads of the positions rely on the CPU's ordering of stores (x86's total store order):
@@ -42,8 +43,7 @@ class RingReader:
         self.page = mmap.PAGESIZE
         self._cons = mmap.mmap(map_fd, self.page, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE, offset=0)
         try:
-            self._data = mmap.mmap(map_fd, self.page + 2 * size, mmap.MAP_SHARED, mmap.PROT_READ,
-                                   offset=self.page)
+            self._data = mmap.mmap(map_fd, self.page + size, mmap.MAP_SHARED, mmap.PROT_READ, offset=self.page)
         except BaseException:
             self._cons.close()
             raise
@@ -71,7 +71,10 @@ class RingReader:
         if n <= 0:
             return []
         start = self.page + (cons & self.mask)
-        blob = self._data[start:start + n * self.slot]  # contiguous: the data pages are mapped twice
+        end = start + n * self.slot
+        blob = self._data[start:end]
+        if end > self.page + self.size:  # wrapped: the rest is at the start of the data
+            blob += self._data[self.page:end - self.size]
         out = []
         taken = 0
         for hdr, rec in self._split.iter_unpack(blob):
