@@ -248,14 +248,17 @@ def _causes(journeys, corr: Correlator):
         if not causes or not j.hops:
             continue
         r = causes[-1]
+        b = _place(corr, j.hops[0].netns or j.netns, *j.hops[0].place)
         if r.hops:
-            a = _place(corr, r.hops[-1].netns or r.netns, *r.hops[-1].place)
+            # where the request ended in the namespace that answered (a flooded request also
+            # ends elsewhere: the bridge's own stack saw a copy)
+            h = next((h for h in reversed(r.hops) if (h.netns or r.netns) == b[0]), r.hops[-1])
+            a = _place(corr, h.netns or r.netns, *h.place)
         else:
             dev = next((e.dev for e in r.events if e.dev), "")
             if not dev:
                 continue
             a = _place(corr, r.netns, "device", dev)
-        b = _place(corr, j.hops[0].netns or j.netns, *j.hops[0].place)
         out.append((j.start, j, a, b, None))
     return out
 

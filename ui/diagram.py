@@ -68,19 +68,27 @@ def _forward_label(node: str, g) -> str:
     return _label(g.nodes[node]["name"] + (f"\nforwards {between}" if between else "\nforwards"), "router: ")
 
 
-def _step_label(steps) -> str:
+def _step_lines(steps) -> list[str]:
     """An edge's steps, one a line: `A1`, `B2 SYN`, `C3 ACK ×4`; many are cut with a count."""
     lines = [f"{tag}{n}" + (f" {name}" if name else "") + (f" ×{times}" if times > 1 else "")
              for tag, n, name, times in steps]
     if len(lines) > STEP_LINES:
         lines = lines[:STEP_LINES - 1] + [f"… {len(lines) - STEP_LINES + 1} more steps"]
-    return "\n".join(lines)
+    return lines
+
+
+def _edge(dot, tail: str, head: str, back: bool, attrs: dict) -> None:
+    """One edge; drawn backwards (dir=back) when it goes against the layout's order."""
+    if back:
+        attrs = {("arrowtail" if k == "arrowhead" else k): v for k, v in attrs.items()}
+        attrs["dir"] = "back"
+    dot.edge(_id(tail), _id(head), **attrs)
 
 
 def to_dot(g, corr: Correlator, title: str = "", aggregate: bool = False) -> graphviz.Digraph:
     dot = graphviz.Digraph("vethtrace", graph_attr={
         "rankdir": "LR", "fontname": "Helvetica", "fontsize": "12", "labelloc": "t", "label": graphviz.escape(untrusted.label(title)),
-        "nodesep": "0.35", "ranksep": "0.6", "newrank": "true", "compound": "true"},
+        "nodesep": "0.35", "ranksep": "0.6", "compound": "true"},
         node_attr={"fontname": "Helvetica", "fontsize": "11"}, edge_attr={"fontname": "Helvetica", "fontsize": "10"})
     order = {n: i for i, n in enumerate(g.nodes)}  # the order packets first reached each place
     by_ns: dict[int, list] = {}
@@ -138,6 +146,7 @@ def to_dot(g, corr: Correlator, title: str = "", aggregate: bool = False) -> gra
                      label="veth pair", fontcolor="#9a7a10", weight="10")
     counts = [d.get("count", 1) for _, _, d in g.edges(data=True)]
     top = max(counts, default=1)
+    cables: dict[tuple, list] = {}  # (tail, head, backwards) -> the step edges drawn there as one
     for u, w, d in g.edges(data=True):
         role = d.get("role", "packet")
         colour = ROLE_COLOURS.get(role, "#666666")
@@ -149,20 +158,32 @@ def to_dot(g, corr: Correlator, title: str = "", aggregate: bool = False) -> gra
             attrs["label"] = f"×{n}"
             attrs["penwidth"] = f"{1 + 4 * math.log(n) / math.log(top) if top > 1 else 1.5:.2f}"
         elif "steps" in d:
-            attrs["label"] = graphviz.escape(_step_label(d["steps"]))
+            attrs["label"] = graphviz.escape("\n".join(_step_lines(d["steps"])))
             attrs["penwidth"] = "1.6"
         else:
             attrs["label"] = str(d["step"])
             attrs["penwidth"] = "1.6"
-        if g.nodes[w]["kind"] == "end":
+        ends = g.nodes[w]["kind"] == "end"
+        if ends:
             attrs["color"] = attrs["fontcolor"] = "#c62828"
-        if order[u] > order[w] and g.nodes[w]["kind"] != "end":
-            # against the flow (a reply going back): laid out forward, arrow drawn backward,
-            # so request and reply share one left-to-right order instead of knotting
-            dot.edge(_id(w), _id(u), dir="back", **{("arrowtail" if k == "arrowhead" else k): v
-                                                    for k, v in attrs.items()})
+        # against the flow (a reply going back): laid out forward, arrow drawn backward, so
+        # request and reply share one left-to-right order instead of knotting
+        back = order[u] > order[w] and not ends
+        tail, head = (w, u) if back else (u, w)
+        if "steps" in d and role != "cause" and not ends and not aggregate:
+            cables.setdefault((tail, head, back), []).append((min(d["steps"])[:2], colour, _step_lines(d["steps"]), attrs))
         else:
-            dot.edge(_id(u), _id(w), **attrs)
+            _edge(dot, tail, head, back, attrs)
+    for (tail, head, back), parts in cables.items():
+        if len(parts) == 1:
+            _edge(dot, tail, head, back, parts[0][3])
+            continue
+        # several roles over one hop the same way: one cable of parallel coloured lines, its
+        # label's lines each in its line's colour (dot overlaps the labels of many parallel edges)
+        parts.sort(key=lambda part: part[0])
+        rows = "<br/>".join(f'<font color="{c}">{html.escape(line)}</font>' for _, c, lines, _ in parts for line in lines)
+        _edge(dot, tail, head, back, {"color": ":".join(c for _, c, _, _ in parts), "label": f"<{rows}>",
+                                      "penwidth": "1.6"})
     # the legend's roles: the edges drawn in their role's colour (an edge into an end mark is red)
     edges = [d for _, w, d in g.edges(data=True) if g.nodes[w]["kind"] != "end"]
     kinds = {k for d in edges for k in d.get("kinds", ())} | {d.get("kind", "") for d in edges if "kinds" not in d}
