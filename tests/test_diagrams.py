@@ -481,3 +481,22 @@ def test_hostile_program_name_in_the_legend_stays_text(tmp_path):
     assert "injected" not in {o["name"] for o in layout["objects"]}
     legend = text_of(next(o for o in layout["objects"] if o["name"] == "legend")["label"])
     assert hostile[:40] in legend or "injected [shape=box]" in legend
+
+
+def test_a_flood_of_identical_pings_is_one_sequence_of_steps(tmp_path):
+    """`render` of 2000 pings that all took the same path (more packets than the step
+    limit): still the steps, once, each taken by every packet (counted by the recording's own
+    echo requests), and the legend says which pings they were."""
+    import gzip
+    path = tmp_path / "flood.jsonl"
+    path.write_bytes(gzip.decompress((TRACES / "flood-2000.jsonl.gz").read_bytes()))
+    rec, corr = sources.replay(str(path))
+    requests = sum(1 for j in corr.journeys if j.pkt is not None and j.pkt.icmp_type == 8)
+    assert len(corr.journeys) > diagram.STEP_LIMIT and requests > 1000
+    layout = laid_out(diagram.build(corr.journeys, corr, title="flood").source)
+    steps = steps_of(layout)
+    assert sorted(n for _, n in steps) == list(range(1, len(steps) + 1)) and {t for t, _ in steps} == {""}
+    counts = [int(m) for e in layout["edges"] for m in re.findall(r"×(\d+)", text_of(e.get("label", "")))]
+    assert counts and set(counts) == {requests}
+    legend = text_of(next(o for o in layout["objects"] if o["name"] == "legend")["label"])
+    assert f"1–{requests}" in legend

@@ -34,7 +34,9 @@ def role_label(role: str, kinds: set[str]) -> str:
         text = f"{flow}: {FLOW_LABELS[role]}"
         return f"{ROLE_LABELS[role]}; {text}" if "echo" in kinds else text
     return ROLE_LABELS[role]
-STEP_LIMIT = 60  # beyond this many journeys a step-by-step figure is unreadable: aggregate
+STEP_LIMIT = 60  # up to this many journeys, always the step-by-step figure
+SEQUENCE_LIMIT = 5000  # beyond this many, always the aggregate (the steps would cost as much to find)
+SEQUENCES_SHOWN = 26   # more sequences than letters: the steps no longer read, aggregate
 
 
 def _id(node: str) -> str:
@@ -238,23 +240,35 @@ def _legend(dot, roles: set[str], aggregate: bool, kinds: set[str] = frozenset()
     elif len(sequences) > 1:
         how = "edge labels: each conversation's steps in order (A1, A2, ...); ×N: N packets"
     else:
-        how = "edge labels: order of the hops"
+        how = "edge labels: order of the hops" + ("; ×N: N packets" if any(
+            len(owners) > 1 for _, owners in sequences) else "")
     rows += f'<tr><td colspan="2" align="left"><font point-size="9">{how}</font></td></tr>'
-    if len(sequences) > 1:
+    if len(sequences) > 1 or any(len(owners) > 1 for _, owners in sequences):
         for tag, owners in sequences:
             # untrusted words (addresses, program names) as text: escaped for an HTML-like label
             words = html.escape(untrusted.label(sequence_title(owners)), quote=True)
-            rows += f'<tr><td align="right"><b>{tag}</b></td><td align="left">{words}</td></tr>'
+            mark = f"<b>{tag}</b>" if tag else ""  # graphviz refuses an empty <b></b>
+            rows += f'<tr><td align="right">{mark}</td><td align="left">{words}</td></tr>'
     with dot.subgraph(name="cluster_legend") as lg:
         lg.attr(label="legend", style="rounded", color="#bbbbbb", fontcolor="#777777")
         lg.node("legend", f'<<table border="0" cellspacing="2">{rows}</table>>', shape="plaintext")
 
 
 def build(journeys, corr: Correlator, title: str = "", aggregate: bool | None = None) -> graphviz.Digraph:
+    """The figure of these journeys: step by step (each conversation numbered), or with
+    aggregate=True added up; None chooses: the steps while they stay readable (few journeys,
+    or many that repeat a few sequences, as a flood of identical pings does)."""
     journeys = list(journeys)
+    g = None
     if aggregate is None:
-        aggregate = len(journeys) > STEP_LIMIT
-    g = aggregate_graph(journeys, corr) if aggregate else sequence_graph(journeys, corr)
+        aggregate = len(journeys) > SEQUENCE_LIMIT
+        if STEP_LIMIT < len(journeys) <= SEQUENCE_LIMIT:
+            g = sequence_graph(journeys, corr)
+            aggregate = len(g.graph["sequences"]) > SEQUENCES_SHOWN
+    if aggregate:
+        g = aggregate_graph(journeys, corr)
+    elif g is None:
+        g = sequence_graph(journeys, corr)
     return to_dot(g, corr, title, aggregate)
 
 
