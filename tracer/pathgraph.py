@@ -4,7 +4,7 @@ Nodes are places: a device in a namespace, a bridge forwarding between its ports
 protocol handler of the stack (arp_rcv, icmp_rcv, ip_forward), a socket, or an end mark
 (where a packet was dropped or left unanswered).  Every node belongs to one namespace
 (its inode; corr.namespaces names it).
-Edges are hops.  One model serves three views:
+Edges are hops.  One model serves three views (the first for tests and queries):
   - `steps_graph(journeys)`: a MultiDiGraph, one edge per hop, numbered in the order the
     packets took them (a journey, a conversation, a short run);
   - `sequence_graph(journeys)`: what a diagram of several conversations draws: one edge per
@@ -184,7 +184,7 @@ def sequence_graph(journeys, corr: Correlator) -> nx.MultiDiGraph:
     found = [journey_steps(j, corr) for j in journeys]
     _add_places(g, journeys, found)
     for j, (steps, _, places) in zip(journeys, found):
-        own = [(a, b, j.role) for a, b, _ in steps]
+        own = [(a, b, j.role or "packet") for a, b, _ in steps]
         if j.id in causes:
             own.insert(0, (*causes[j.id], "cause"))
         owner = j.conversation if j.conversation is not None else j
@@ -276,7 +276,7 @@ def aggregate_graph(journeys, corr: Correlator) -> nx.MultiDiGraph:
     for j, a, b, v in todo:
         u = _add_place(g, *a)
         w = _add_place(g, *b)
-        role = j.role if v is not None else "cause"
+        role = (j.role or "packet") if v is not None else "cause"
         if not g.has_edge(u, w, key=role):
             g.add_edge(u, w, key=role, role=role, count=0, kinds=set(), outcomes={})
         d = g.edges[u, w, role]

@@ -1,8 +1,12 @@
 """Graphviz diagrams of packet paths, in the spirit of the article's figure: each namespace a
 cluster named like the trace names it (ip netns name, else netns:INODE), the protocol stack
-a box inside it, a bridge as its own box, the veth pair as two linked devices, lo, the
-socket; numbered edges in the order the packets took them; request and reply in different
-colours; a packet that ended early ends in a red mark with its reason; a legend."""
+a box inside it (a router's forwarding as its own place), a bridge as one box, the veth pair
+as two linked devices, lo, the socket (client or server); numbered edges in the order the
+packets took them, each conversation numbered on its own (A1, A2, ... B1, ...) and titled in
+the legend, conversations that took the same steps drawn once with counts, the steps over
+one hop the same way drawn as one cable; roles in different colours; a packet that ended
+early ends in a red mark with its reason; a legend of only what is drawn.  The layout
+follows the order packets first reached each place, replies drawn against it."""
 from __future__ import annotations
 
 import html
