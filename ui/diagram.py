@@ -228,7 +228,8 @@ def sequence_title(owners) -> str:
         span = f"{run[0]}–{run[-1]}" if run == list(range(run[0], run[-1] + 1)) else ", ".join(map(str, run[:6])) + (
             " …" if len(run) > 6 else "")
         return f"{text.rsplit(' seq ', 1)[0]} seq {span} ({len(owners)} exchanges, the same steps)"
-    return f"{text} (and {len(owners) - 1} more conversations, the same steps)"
+    more = "conversations" if isinstance(first, Conversation) else "packets"
+    return f"{text} (and {len(owners) - 1} more {more}, the same steps)"
 
 
 def _legend(dot, roles: set[str], aggregate: bool, kinds: set[str] = frozenset(), ends: bool = True,
