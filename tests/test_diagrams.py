@@ -500,3 +500,15 @@ def test_a_flood_of_identical_pings_is_one_sequence_of_steps(tmp_path):
     assert counts and set(counts) == {requests}
     legend = text_of(next(o for o in layout["objects"] if o["name"] == "legend")["label"])
     assert f"1–{requests}" in legend
+
+
+def test_an_expression_keeps_the_namespace_names(tmp_path):
+    """render FILE EXPRESSION correlates the kept events again: with the recording's
+    namespaces, so clusters keep the names the header gives (not netns:INODE)."""
+    out = tmp_path / "icmp.dot"
+    res = run("render", str(TRACES / "netns-bridge.jsonl"), "icmp", "-o", str(out))
+    assert res.returncode == 0, res.stderr
+    rec = recording.read(str(TRACES / "netns-bridge.jsonl"))
+    labels = set(re.findall(r"network namespace ([^<\"]+)", out.read_text()))
+    assert labels and labels <= set(namespaces_of(rec).values()), labels
+    assert not any(lab.startswith("netns:") for lab in labels)

@@ -13,7 +13,7 @@ def add_parser(sub) -> None:
     p = sub.add_parser("render", help="draw a recording as a diagram (.svg, .png, .pdf or .dot)",
                        description="Draw a recording: each conversation's hops numbered on their own (A1, A2, ... B1, ...), "
                                    "conversations that took the same steps drawn once with counts; --all adds every packet up. "
-                                   "How to read it: docs/diagrams.md.")
+                                   "How to read it: docs/diagrams.md in the source tree.")
     p.add_argument("file", help="recording made by `vethtrace record` or `vethtrace ping --record`")
     expression_arg(p, REPLAY_EXPRESSION_HELP + "; conversation ids are those `show FILE EXPRESSION` lists")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="out.svg, out.png, out.pdf or out.dot ('-': SVG on standard output)")
