@@ -6,13 +6,15 @@ import os
 import shutil
 import sys
 import time
+from collections import Counter
 
 from ..tracer import kernel, recording, runner, safefile
 from ..tracer.correlate import ConvKind, Correlator
 from ..tracer.kernel import SetupError
 from ..tracer.live import LiveSource, build_filters
-from ..ui.text import Style, conversation_lines, summary_lines
+from ..ui.text import Style, conversation_lines, path_key, summary_lines
 from .common import EXPRESSION_HELP, SETTLE_S, StopSignals, check_diagram, expression_arg, filter_args, print_extras
+from .exact import exact_paths, summary_counts
 
 NAME = "run"
 # Conversations a fresh IPv6 interface makes by itself: shown as one line each, folded.
@@ -73,7 +75,11 @@ def run(args) -> int:
         for text in explain_lines(corr, style):
             print(text)
         print()
-        for text in summary_lines(corr, style, lost):
+        exact = exact_paths(corr)  # rows from the kernel's counts when events were lost
+        for j in corr.journeys:
+            exact.note(j)
+        counts, exact_lines = summary_counts(src, exact, Counter(path_key(j, corr) for j in corr.journeys), lost)
+        for text in summary_lines(corr, style, lost, counts=counts) + exact_lines:
             print(text)
         print_extras(args, style, src, corr, kept, "vethtrace run " + " ".join(command))
         if args.record:
