@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import sys
 
 import pytest
@@ -69,3 +70,34 @@ def test_flood_beyond_the_ring_buffer_shows_no_impossible_path_as_complete():
     # is what ping reads): the drop count is the kernel's own count of echo replies in
     drops = {(func, reason): int(n) for n, func, reason in DROPS.findall(res.stdout)}
     assert drops.get(("ping_rcv", "NO_SOCKET")) == kernel["InEchoReps"], (drops, kernel)
+
+
+def test_trace_summary_counts_a_flood_it_could_not_keep_up_with(tmp_path):
+    """`vethtrace trace --buffer-mb 1` while ping -f floods its namespace, stopped with Ctrl-C
+    (SIGINT): the summary counts every echo request ping sent, however many events were lost."""
+    out = tmp_path / "trace.txt"
+    env = dict(os.environ, PYTHONPATH=str(ROOT), NO_COLOR="1")
+    with lab.lab("two-ips-fixed", name=lab.unique_name()) as ns:
+        subprocess.run(ns.exec_cmd(["ping", "-c", "2", "-i", "0.2", "-I", "veth0", "192.168.2.1"]),
+                       capture_output=True, check=True)  # the neighbour resolved before the flood
+        with open(out, "wb") as f:
+            p = subprocess.Popen(["ip", "netns", "exec", ns.name, sys.executable, "-m", "vethtrace", "trace",
+                                  "--buffer-mb", "1"], stdout=f, stderr=subprocess.PIPE, env=env, cwd=ROOT)
+            try:
+                assert b"tracing" in p.stderr.readline()
+                before = icmp_counters(ns.name)
+                flood = subprocess.run(ns.exec_cmd(["ping", "-f", "-q", "-c", "10000", "-I", "veth0", "192.168.2.1"]),
+                                       capture_output=True, text=True, check=True)
+                after = icmp_counters(ns.name)
+            finally:
+                p.send_signal(signal.SIGINT)
+                _, err = p.communicate(timeout=120)
+    assert p.returncode == 0 and b"Traceback" not in err, err[-2000:]
+    text = out.read_text()
+    s = SUMMARY.search(text)
+    assert s, text[-2000:]
+    assert int(s.group(4)) > 1000, "a 1 MB ring buffer should overflow under this flood"
+    sent = int(STATS.search(flood.stdout).group(1))
+    rows = [(int(n), label, mark) for n, label, _path, mark, _how in LINE.findall(text[s.start():])]
+    requests = sum(n for n, label, mark in rows if label == "ICMP echo request" and mark == "✓")
+    assert requests == sent == after["InEchos"] - before["InEchos"], (rows, sent)
