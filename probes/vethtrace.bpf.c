@@ -35,7 +35,7 @@
  *    way, and marked released at the free that releases the data (VTR_PF_LAST: dataref 1),
  *    so a fresh skb that gets a freed head is never taken for a clone.  Ended entries are
  *    marked, not deleted, and reused in place by the next packet at the address.
- *  - exact counts (`ends`, `paths`): every admitted free and delivery, and every packet whose
+ *  - exact counts (`ends`, `paths`): every admitted drop, and every packet whose
  *    data is released, by the sum of its skbs' hop hashes (kept in `tracked` per skb and
  *    in `heads` for the data, updated in place), counted whether or not the ring had room.
  *  - route lookups and neighbour changes are reported from scope namespaces, and from
@@ -851,7 +851,7 @@ static __always_inline int packet_event(const struct sk_buff *skb, const struct 
 		return 0;
 	e->arg2 = flags_of(skb, !t, origin);
 	hop = vtr_hop_hash(kind, e->ifindex, e->netns, e->protocol);
-	if (free || kind == VTR_EV_DELIVER) {
+	if (kind == VTR_EV_KFREE) {  /* consumes and deliveries are in `paths`: fewer counts per packet */
 		struct vtr_end_key ek = {.location = location, .reason = kind == VTR_EV_KFREE ? arg : 0,
 					 .netns = e->netns, .ifindex = e->ifindex, .kind = kind};
 

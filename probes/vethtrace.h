@@ -120,8 +120,8 @@ struct vtr_config {
 };
 
 /* Exact counts, kept in the kernel whatever the ring buffer loses (tracer/counters.py reads
- * them): per-CPU hash maps of __u64 counters.  `ends`: every admitted free and socket delivery,
- * by where it happened.  `paths`: every packet whose data was released (the free flagged
+ * them): per-CPU hash maps of __u64 counters.  `ends`: every admitted drop (kfree_skb), by where
+ * it happened and why.  `paths`: every packet whose data was released (the free flagged
  * VTR_PF_LAST), by the hops of all the skbs that carried that data (a clone's too) and how it
  * ended.  A key the full map has no room for is counted in lost[VTR_LOST_UNCOUNTED]. */
 struct vtr_end_key {
@@ -129,7 +129,7 @@ struct vtr_end_key {
 	__u32 reason;    /* kfree: enum skb_drop_reason; else 0 */
 	__u32 netns;
 	__u32 ifindex;
-	__u8 kind;       /* VTR_EV_KFREE, VTR_EV_CONSUME or VTR_EV_DELIVER */
+	__u8 kind;       /* VTR_EV_KFREE */
 	__u8 pad[3];
 };
 

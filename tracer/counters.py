@@ -1,9 +1,9 @@
 """The kernel's exact counts, and the summary rows they make when the ring buffer lost events.
 
 The probes count in two per-CPU maps whatever the ring buffer could take (probes/vethtrace.h):
-`ends`, every admitted free and socket delivery by kind, place and drop reason; `paths`,
-every packet whose data was released, by a path hash (the sum of vtr_hop_hash() over the
-events of all the skbs that carried the data) and how it ended.  `KernelCounts` is one
+`ends`, every admitted drop by place and reason; `paths`, every packet whose data was
+released, by a path hash (the sum of vtr_hop_hash() over the events of all the skbs that
+carried the data) and how it ended.  `KernelCounts` is one
 reading of both, named like decoded events.
 
 `ExactPaths` learns which summary row each path hash stands for from the journeys that
