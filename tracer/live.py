@@ -100,13 +100,16 @@ def socket_ifindex(name: str) -> int:
 
 
 RECORD_BYTES = 200    # a record in the ring buffer: 192 bytes and its 8-byte header
-# The ring's default size.  Its pages are resident once touched, so it is most of a flood's
-# memory; the kernel's exact counts (tracer.counters) keep the summaries exact when a flood
-# outruns it, and --buffer-mb buys more detail (bench/scale.py: RSS and events lost by size).
-DEFAULT_RING_MB = 16
-SPOOL_RATIO = 1       # the spool holds what the ring holds (see LiveSource)
+# The ring's default size.  tracer.ring maps its pages once, and the kernel makes them all
+# resident at once, so it is most of a flood's memory; the kernel's exact counts
+# (tracer.counters) keep summaries exact when a flood outruns it, and --buffer-mb buys more
+# detail (bench/scale.py: peak RSS and events lost).
+DEFAULT_RING_MB = 32
+# The spool holds half what the ring holds: a spooled record (a bytes object) costs more
+# memory than the same record in the ring, and only the ring is counted at its size.
+SPOOL_RATIO = 0.5
 CHUNK = 4096          # records decoded per poll, so the ring buffer is emptied often
-DRAIN_LIMIT = 65536   # records moved from the ring buffer to the spool per poll, at most
+DRAIN_LIMIT = 32768   # records moved from the ring buffer to the spool per poll, at most
 
 
 class LazySymbols:
@@ -132,9 +135,9 @@ class LiveSource:
 
     Reading is split in two so floods lose as little as possible: every poll first empties
     the ring buffer into a spool of raw records (cheap), then decodes at most CHUNK of them.
-    The spool holds SPOOL_RATIO times what the ring buffer holds (so --buffer-mb N buffers
-    2N MB of records in all; tracer.ring maps the ring's pages once, so they count N MB in
-    the resident size).  A full spool leaves records in the
+    The spool holds SPOOL_RATIO times what the ring buffer holds, at least 2 * DRAIN_LIMIT
+    records (so --buffer-mb 32 buffers about 48 MB of records in all; tracer.ring maps the
+    ring's pages once, so they count 32 MB in the resident size).  A full spool leaves records in the
     ring instead of dropping them, so a larger buffer always loses fewer (the kernel counts
     what the ring could not take)."""
 
@@ -152,7 +155,7 @@ class LiveSource:
         self.decoder: Decoder | None = None
         self._old_term = None
         self._spool: deque[bytes] = deque()
-        self.spool_max = max(SPOOL_RATIO * self.ring_bytes // RECORD_BYTES, 2 * DRAIN_LIMIT)
+        self.spool_max = max(int(SPOOL_RATIO * self.ring_bytes) // RECORD_BYTES, 2 * DRAIN_LIMIT)
         self.overflow = 0  # records read but not spooled (should stay 0: reads leave room)
         self.losses = LossWindows()  # when the kernel lost events (tracer.losses)
 
