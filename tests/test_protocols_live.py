@@ -77,7 +77,7 @@ class Pair:
 
     def vethtrace(self, trace: Path, *client: str) -> subprocess.CompletedProcess:
         env = dict(os.environ, PYTHONPATH=str(ROOT), NO_COLOR="1")
-        return subprocess.run(["ip", "netns", "exec", self.a, sys.executable, "-m", "vethtrace", "run", "--all-netns",
+        return subprocess.run(["ip", "netns", "exec", self.a, sys.executable, "-m", "vethtrace", "run",
                                "--record", str(trace), "--", *client],
                               capture_output=True, text=True, timeout=90, env=env, cwd=ROOT)
 
