@@ -17,7 +17,7 @@ from __future__ import annotations
 import networkx as nx
 
 from .correlate import Correlator, Journey
-from .verdict import DROPPED, IN_FLIGHT, verdict
+from .verdict import DROPPED, IN_FLIGHT, INCOMPLETE, verdict
 
 ROLES = ("request", "reply", "error", "arp request", "arp reply", "packet")
 
@@ -45,7 +45,7 @@ def journey_steps(j: Journey, corr: Correlator):
     steps = []
     for a, b, hop in zip(places, places[1:], j.hops[1:]):
         steps.append((a, b, hop.ts))
-    if places and (v.outcome in (DROPPED, IN_FLIGHT) or v.failure):
+    if places and (v.outcome in (DROPPED, IN_FLIGHT, INCOMPLETE) or v.failure):
         end = j.end
         if v.label:  # the words of the rule that decided it
             label = v.label + (f"\nat {end.func}" if end is not None else "")

@@ -27,6 +27,7 @@ class Outcome(StrEnum):
     ANSWERED = "answered"
     CONSUMED = "consumed"
     IN_FLIGHT = "in flight"
+    INCOMPLETE = "incomplete"   # the kernel lost events around it: what was seen is a guess
     DROPPED = "dropped"
 
 
@@ -112,6 +113,7 @@ class Facts:
         self.reason = (self.end.reason or "NOT_SPECIFIED") if self.kind == "kfree" else ""
         self.func = self.end.func if self.end is not None else ""
         self.netns = (self.end or (j.events[-1] if j.events else None) or j).netns
+        self.guess: Match | None = None  # for the loss rules: the verdict of what was seen
         self._cache: dict = {}
 
     def _once(self, name: str, make):
@@ -222,6 +224,7 @@ class Rule:
     advice: Callable[[Facts], str] = lambda f: ""
     tag: str = ""                          # "unanswered" / "parked" / "benign": what the end means for code
     label: Callable[[Facts], str] = lambda f: ""  # the few words lists, summaries and diagrams show
+    note: Callable[[Facts], str] = lambda f: ""   # a benign kernel detail, shown only under -v
 
 
 def _is_tcp(f: Facts) -> bool:
@@ -442,14 +445,20 @@ RULES: tuple[Rule, ...] = (
 )
 
 
+def _raw_copy_original(f: Facts):
+    """The original of a packet a raw socket got a copy of, freed with NO_SOCKET (or None)."""
+    return next((e for e in f.j.frees if e.kind == "kfree" and e.reason == "NO_SOCKET"), None)
+
+
 def _delivered_text(f: Facts) -> str:
     d = f.j.delivered[-1]
     text = f"delivered to {d.comm} (pid {d.pid}), {d.arg} bytes"
-    dropped = [e for e in f.j.frees if e.kind == "kfree" and e.reason == "NO_SOCKET"]
-    if dropped:
-        text += (f" through its raw socket (the original was freed at {dropped[0].func}, NO_SOCKET: "
-                 "no ICMP datagram socket wanted it; normal)")
-    return text
+    return text + (" through its raw socket" if _raw_copy_original(f) is not None else "")
+
+
+def _delivered_note(f: Facts) -> str:
+    e = _raw_copy_original(f)
+    return f"(the original was freed at {e.func}, NO_SOCKET: no ICMP datagram socket wanted it; normal)" if e else ""
 
 
 def _consumed(f: Facts) -> bool:
@@ -545,7 +554,7 @@ def _drop_text(f: Facts) -> str:
 # journey ended (delivered, no end seen, dropped with a reason, consumed).
 GENERAL: tuple[Rule, ...] = (
     Rule("delivered", ("delivered", "frees.reason"), Outcome.DELIVERED,
-         lambda f: bool(f.j.delivered), _delivered_text),
+         lambda f: bool(f.j.delivered), _delivered_text, note=_delivered_note),
     Rule("lost.cut", ("cut",), Outcome.IN_FLIGHT, lambda f: bool(f.j.cut),
          lambda f: ("no end seen: the kernel lost events (its sk_buff carried another packet "
                     "before its free was reported)")),
@@ -590,6 +599,34 @@ GENERAL: tuple[Rule, ...] = (
 RULES = RULES + GENERAL
 
 
+def _guess_text(f: Facts) -> str:
+    return f.guess.text if f.guess is not None else "no end seen"
+
+
+def _lost_after(f: Facts) -> bool:
+    """Did the kernel lose events after this journey was last seen (its end among them)?"""
+    w = f.corr.losses
+    return bool(w) and w.ends[-1] > f.j.last
+
+
+# Checked before RULES when the kernel lost events: what was seen of a journey around a loss
+# may miss hops or its end, so its verdict (the first of RULES, kept as the guess) is not
+# shown as a success.
+LOSSES: tuple[Rule, ...] = (
+    Rule("events.lost", ("losses", "events.first", "guess"), Outcome.INCOMPLETE,
+         lambda f: f.corr.lost_events(f.j),
+         lambda f: f"incomplete: the kernel lost events meanwhile (ring buffer full); from what was seen: {_guess_text(f)}",
+         lambda f: "trace again with a larger ring buffer (--buffer-mb) or a narrower filter",
+         label=lambda f: "incomplete (events lost)"),
+    Rule("events.lost.end", ("end", "live", "losses"), Outcome.INCOMPLETE,
+         lambda f: (f.end is None or bool(f.j.live)) and _lost_after(f),
+         lambda f: ("incomplete: no end seen, and the kernel lost events after it was last seen (ring buffer full): "
+                    "its end may be among them"),
+         lambda f: "trace again with a larger ring buffer (--buffer-mb) or a narrower filter",
+         label=lambda f: "incomplete (events lost)"),
+)
+
+
 def _advert_text(k: Journey) -> str:
     sent = next((e for e in k.events if e.kind == "xmit" and e.dev), None)
     who = sent.dev if sent is not None else "the stack"
@@ -603,17 +640,31 @@ class Match:
     text: str = ""
     advice: str = ""
     label: str = ""
+    note: str = ""
+    guess: "Match | None" = None  # a loss rule's: the verdict of what was seen
 
 
-def evaluate(j: Journey, corr: Correlator) -> Match | None:
-    """The first rule of RULES that holds for journey j (None only for a journey the
-    general cases cannot place, which the correlator does not make)."""
-    f = Facts(j, corr)
-    for rule in RULES:
+def _first(table: tuple[Rule, ...], f: Facts) -> Match | None:
+    for rule in table:
         try:
             hit = rule.when(f)
         except (AttributeError, TypeError):  # a fact this journey lacks (no header, no end): not this rule
             continue
         if hit:
-            return Match(rule, f, rule.text(f), rule.advice(f), rule.label(f))
+            return Match(rule, f, rule.text(f), rule.advice(f), rule.label(f), rule.note(f))
     return None
+
+
+def evaluate(j: Journey, corr: Correlator) -> Match | None:
+    """The first rule of RULES that holds for journey j, unless the kernel lost events
+    around it (LOSSES, with that rule's verdict as the guess).  None only for a journey the
+    general cases cannot place, which the correlator does not make."""
+    f = Facts(j, corr)
+    m = _first(RULES, f)
+    if corr.losses:
+        f.guess = m
+        lost = _first(LOSSES, f)
+        if lost is not None:
+            lost.guess = m
+            return lost
+    return m
