@@ -5,7 +5,9 @@ test_protocols_live.py) and the replay tests (recorded traces, tests/test_protoc
 The traces tests/traces/proto-*.jsonl were recorded by the live tests
 (`sudo VETHTRACE_UPDATE_TRACES=1 .venv/bin/python -m pytest tests/test_protocols_live.py`):
 two namespaces A (192.168.7.1, fd07::1 on va) and B (192.168.7.2, fd07::2 on vb) joined by
-a veth pair, `vethtrace run --all-netns --record` in A around the client named in each case.
+a veth pair, `vethtrace run --record` in A around the client named in each case, with the
+default scope: the packets first seen in A, each followed into B, and what B sends back to
+them followed from B's own transmit (checked by `sent_by_b`).
 """
 from __future__ import annotations
 
@@ -32,6 +34,12 @@ def tcp_journeys(corr, port):
     return [j for j in corr.journeys if j.pkt is not None and j.pkt.is_tcp and port in (j.pkt.sport, j.pkt.dport)]
 
 
+def sent_by_b(j) -> bool:
+    """The journey was seen leaving B (vb's transmit): the scope followed it from where it
+    was made, not only from where it came into A."""
+    return any(e.kind == "xmit" and e.dev == "vb" for e in j.events)
+
+
 def rules_of(corr, journeys) -> list[str]:
     return [verdict(j, corr).rule for j in journeys]
 
@@ -45,6 +53,7 @@ def check_tcp_listening(corr) -> None:
     assert len(conv) == 1, "one TCP connection, one conversation"
     c = segs[0].conversation
     assert c.kind == ConvKind.TCP and c.client[1] != TCP_PORT
+    assert any(sent_by_b(j) for j in segs if j.pkt.sport == TCP_PORT), "B's segments followed from B"
     syn = [j for j in segs if j.pkt.tcp_flags & (TCP_SYN | 0x10) == TCP_SYN]
     assert len(syn) == 1 and syn[0].role == Role.REQUEST
     assert verdict(syn[0], corr).rule == "tcp.syn.accepted"
@@ -68,6 +77,7 @@ def check_tcp_closed(corr) -> None:
     assert syn[0].end.reason == "NO_SOCKET"
     assert f"tcp/{CLOSED_PORT}" in v.text
     assert verdict(rst[0], corr).rule == "tcp.rst.answers"
+    assert sent_by_b(rst[0])
     assert rst[0].pkt.tcp_ack == syn[0].pkt.tcp_seq + 1
 
 
@@ -84,6 +94,7 @@ def check_udp_closed(corr) -> None:
     e = verdict(errors[0], corr)
     assert e.rule == "icmp.error.to-socket", (e.rule, e.text)
     assert "ECONNREFUSED" in e.text
+    assert sent_by_b(errors[0])
 
 
 def check_nft_drop(corr) -> None:
@@ -124,12 +135,13 @@ def check_ipv6_ping(corr) -> None:
     c = nd[0]
     assert c.with_role(Role.SOLICIT) and c.with_role(Role.ADVERT), "NS and NA in one conversation"
     assert verdict(c.with_role(Role.SOLICIT)[0], corr).rule == "nd.answered"
+    assert all(sent_by_b(j) for j in c.with_role(Role.ADVERT))
     echo = [c for c in convs(corr, ConvKind.ECHO) if B_IP6 in c.key.ends]
     assert echo
     req, rep = echo[0].with_role(Role.REQUEST), echo[0].with_role(Role.REPLY)
     assert req and rep, "request and reply in one conversation"
     assert verdict(req[0], corr).rule == "echo6.answered"
-    assert verdict(rep[0], corr).outcome == DELIVERED
+    assert verdict(rep[0], corr).outcome == DELIVERED and sent_by_b(rep[0])
     # the advertisement is not glued to the echo reply
     assert not any(j.pkt.is_neighbor_advert for j in rep)
 
