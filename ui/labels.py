@@ -31,8 +31,7 @@ def hop_parts(h: Hop) -> tuple[str, str, str]:
         return "stack", h.dev, name
     if kind == "socket":
         return "socket", "", name
-    fn = h.name[:-1].split(" (", 1)[1] if h.name.endswith(")") and " (" in h.name else \
-        ("netif_rx" if h.kind == "netif_rx" else h.kind)
+    fn = h.name[:-1].split(" (", 1)[1] if h.name.endswith(")") and " (" in h.name else str(h.kind)
     return name, h.dev or name, fn
 
 
