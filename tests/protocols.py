@@ -17,6 +17,7 @@ from vethtrace.tracer.recording import Recording
 from vethtrace.tracer.verdict import DELIVERED, verdict
 
 A_IP, B_IP, A_IP6, B_IP6 = "192.168.7.1", "192.168.7.2", "fd07::1", "fd07::2"
+UNOWNED6 = "fd07::9"  # on the pair's subnet, given to no interface
 TCP_PORT, CLOSED_PORT, UDP_PORT = 8080, 8081, 9999
 
 
@@ -146,5 +147,30 @@ def check_ipv6_ping(corr) -> None:
     assert not any(j.pkt.is_neighbor_advert for j in rep)
 
 
+def check_nd_no_owner(corr) -> None:
+    """A ping to an IPv6 address nobody has: its solicitations (retries included) are one
+    conversation, each unanswered because no interface of B has the address; the echo
+    request waiting for them is dropped for that reason, with the same advice."""
+    nd = [c for c in convs(corr, ConvKind.ND) if c.key.ends == (UNOWNED6,)]
+    assert len(nd) == 1, [c.title for c in corr.conversations]
+    solicits = nd[0].with_role(Role.SOLICIT)
+    assert solicits and not nd[0].with_role(Role.ADVERT)
+    assert all(j.conversation is nd[0] for j in corr.journeys if j.pkt is not None and j.pkt.is_neighbor_solicit
+               and j.pkt.nd_target == UNOWNED6), "every retry joins the one conversation"
+    for j in solicits:
+        v = verdict(j, corr)
+        assert v.rule == "nd.unanswered.no-owner" and v.failure, (v.rule, v.text)
+        assert corr.namespaces.name(j.end.netns).startswith("vtp-b-") and j.end.dev == "vb"
+        assert corr.namespaces.name(j.end.netns) in v.text
+        assert f"ip -6 addr add {UNOWNED6}/64 dev vb" in v.advice, v.advice
+    req = [j for j in corr.journeys if j.pkt is not None and j.pkt.is_echo_request and j.pkt.dst == UNOWNED6]
+    assert len(req) == 1
+    r = verdict(req[0], corr)
+    assert r.rule == "nd.failed" and r.advice == verdict(solicits[-1], corr).advice, (r.rule, r.text)
+    errors = [j for j in corr.journeys if j.pkt is not None and j.pkt.is_icmp_error and j.pkt.ip_proto == 58]
+    assert errors and verdict(errors[0], corr).rule == "icmp.error.read"  # ping read "address unreachable"
+
+
 CHECKS = {"tcp-listen": check_tcp_listening, "tcp-closed": check_tcp_closed, "udp-closed": check_udp_closed,
-          "nft-drop": check_nft_drop, "rp-filter": check_rp_filter, "mtu": check_mtu, "ipv6-ping": check_ipv6_ping}
+          "nft-drop": check_nft_drop, "rp-filter": check_rp_filter, "mtu": check_mtu, "ipv6-ping": check_ipv6_ping,
+          "nd-no-owner": check_nd_no_owner}

@@ -62,7 +62,7 @@ def test_tcp_close_is_not_a_failure_nor_a_loss():
 
 def test_every_rule_has_an_id_and_says_what_it_reads():
     seen = set()
-    for r in rules.RULES:
+    for r in rules.RULES + rules.LOSSES:
         assert r.id and r.id not in seen and r.reads
         seen.add(r.id)
 
@@ -88,6 +88,7 @@ def test_icmpv6_error_cut_short_parses_what_fits():
     p = parse(frame[:96], 0, True)
     assert p.is_icmp_error and p.icmp_name() == "port unreachable"
     assert p.inner is not None and p.inner.src == "fd07::1" and p.inner.dst is None and p.inner.sport is None
+    assert "None" not in p.summary()  # says what it has, not a placeholder for what it lacks
     whole = parse(ip6, 0x86DD, False)  # an IP copy (96 bytes parsed from L3_PARSED) holds more
     assert whole.inner.src == "fd07::1"
 

@@ -196,6 +196,8 @@ class Packet:
             return f"ARP op {self.arp_op} {self.src} > {self.dst}"
         if not self.is_ip:
             return self.l3
+        if self.dst is None:  # a quoted header cut short: only what fits is said
+            return f"{self.l3} from {self.src or '?'}, the rest of its header not copied"
         head = f"{self.src} > {self.dst}"
         if self.is_icmp:
             proto = "ICMPv6" if self.ip_proto == IPPROTO_ICMPV6 else "ICMP"

@@ -10,12 +10,13 @@ reason, consumed), so every journey gets a rule.
 """
 from __future__ import annotations
 
+import ipaddress
 import socket
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Callable
 
-from .correlate import Correlator, Journey, Role
+from .correlate import ConvKind, Correlator, Journey, Role
 from .events import nud_name
 from .packet import (ICMP6_DEST_UNREACH, ICMP6_PACKET_TOO_BIG, ICMP_DEST_UNREACH, ICMP_TIME_EXCEEDED,
                      IPPROTO_ICMPV6, TCP_ACK, TCP_RST, TCP_SYN)
@@ -74,6 +75,8 @@ class Context:
         self.interfaces = ctx.get("interfaces", [])
         self.sysctl = ctx.get("sysctl", {})
         self.known = bool(self.interfaces)      # was the namespace's context recorded at all?
+        # and its IPv6 addresses? (recordings made before they were recorded have no addrs6)
+        self.known6 = any("addrs6" in i for i in self.interfaces)
 
     def owner(self, addr: str) -> str | None:
         for i in self.interfaces:
@@ -81,6 +84,30 @@ class Context:
                 if a.split("/")[0] == addr:
                     return i["name"]
         return None
+
+    def owner6(self, addr: str) -> str | None:
+        """The interface that has IPv6 address `addr` (compared as addresses, not text)."""
+        want = _ip6(addr)
+        for i in self.interfaces:
+            for a in i.get("addrs6", []):
+                if want is not None and _ip6(a.split("/")[0]) == want:
+                    return i["name"]
+        return None
+
+    def prefix6(self, dev: str, addr: str) -> int:
+        """The prefix length of the subnet of `addr` that `dev` has an address in, else 64."""
+        want = _ip6(addr)
+        for i in self.interfaces:
+            if i.get("name") != dev:
+                continue
+            for a in i.get("addrs6", []):
+                try:
+                    net = ipaddress.IPv6Network(a, strict=False)
+                except ValueError:
+                    continue
+                if want is not None and want in net and not net.is_link_local:
+                    return net.prefixlen
+        return 64
 
     def name_of(self, ifindex: int) -> str | None:
         for i in self.interfaces:
@@ -95,6 +122,13 @@ class Context:
         """How to run a command in this namespace: `ip netns exec NAME ` (nothing for an
         unnamed one: it can only be entered through one of its processes)."""
         return f"ip netns exec {self.name} " if self.name else ""
+
+
+def _ip6(text: str) -> ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.IPv6Address(text)
+    except ValueError:
+        return None
 
 
 def context_of(corr: Correlator, netns: int) -> Context:
@@ -346,6 +380,42 @@ def _capture_copy(f: Facts) -> bool:
     return f.kind == "consume" and f.func.startswith(CAPTURE_FREES)
 
 
+def _nd_unanswered(f: Facts) -> bool:
+    """A neighbour solicitation (not a DAD probe) that ended without an advertisement."""
+    p = f.pkt
+    return (p is not None and p.is_neighbor_solicit and p.src != "::" and bool(p.nd_target) and f.end is not None
+            and not f.j.live and not f.j.conversation.with_role(Role.ADVERT))
+
+
+def _nd_rx(f: Facts) -> str:
+    """The device the unanswered solicitation arrived on."""
+    j = f.j
+    return j.end.dev or next((h.dev for h in reversed(j.hops) if h.dev and h.netns == f.netns), "DEV")
+
+
+def _solicited_node(addr: str) -> str:
+    """ff02::1:ffXX:XXXX, the multicast group a solicitation for addr is sent to."""
+    low = int(ipaddress.IPv6Address(addr)) & 0xFFFFFF
+    return str(ipaddress.IPv6Address((0xFF02 << 112) | (1 << 32) | (0xFF << 24) | low))
+
+
+def _nd_conv(f: Facts):
+    """The neighbour discovery this packet waited for: the latest unanswered one of its
+    destination that started before it ended."""
+    dst, end = f.pkt.dst, f.end
+    for c in reversed(f.corr.conversations):
+        if (c.kind == ConvKind.ND and c.key.ends == (dst,) and c.start <= end.ts and c.with_role(Role.SOLICIT)
+                and not c.with_role(Role.ADVERT)):
+            return c
+    return None
+
+
+def _nd_failed_advice(f: Facts) -> str:
+    """The advice of the last unanswered solicitation it waited for."""
+    m = evaluate(_nd_conv(f).with_role(Role.SOLICIT)[-1], f.corr)
+    return m.advice if m is not None else ""
+
+
 def _error_queue_read(f: Facts) -> bool:
     return bool(f.j.delivered) and (f.pkt is None or not f.pkt.is_ip) and f.func.startswith(ERROR_QUEUE_READS)
 
@@ -436,6 +506,23 @@ RULES: tuple[Rule, ...] = (
          lambda f: f.pkt is not None and f.pkt.is_neighbor_advert and f.kind == "consume",
          lambda f: f"neighbour advertisement processed by {f.func} ({f.pkt.nd_target} is-at {f.pkt.lladdr or '?'})",
          label=lambda f: "answered"),
+    Rule("nd.unanswered.no-owner", ("pkt.icmp_type", "conversation.advert", "context.addrs6"), Outcome.CONSUMED,
+         lambda f: _nd_unanswered(f) and f.ctx.known6 and f.ctx.owner6(f.pkt.nd_target) is None,
+         lambda f: (f"neighbour solicitation for {f.pkt.nd_target} freed at {_fn(f)} in {f.ctx.label} without an "
+                    f"advertisement: no interface in {f.here} has {f.pkt.nd_target}"
+                    + (f" (so it has not joined its solicited-node group {_solicited_node(f.pkt.nd_target)})"
+                       if f.func.startswith("ip6_mc_input") else "")),
+         lambda f: (f"nobody can answer: give {f.pkt.nd_target} to an interface there: {f.ctx.exec_prefix()}ip -6 "
+                    f"addr add {f.pkt.nd_target}/{f.ctx.prefix6(_nd_rx(f), f.pkt.nd_target)} dev {_nd_rx(f)}; "
+                    "or ping an address that exists"),
+         tag=UNANSWERED, label=lambda f: f"no reply: nobody has {f.pkt.nd_target}"),
+    Rule("nd.failed", ("pkt.l3", "end.func", "conversation.nd", "nd solicit verdict"), Outcome.DROPPED,
+         lambda f: (f.pkt is not None and f.pkt.l3 == "IPv6" and f.kind == "kfree" and f.func.startswith("neigh_")
+                    and _nd_conv(f) is not None),
+         lambda f: (f"dropped: {f.reason} at {f.func}: the neighbour solicitation for {f.pkt.dst} went unanswered "
+                    f"{len(_nd_conv(f).with_role(Role.SOLICIT))} times, so the packet waiting for it was dropped "
+                    "(the sender is told: ICMPv6 address unreachable)"),
+         _nd_failed_advice, label=lambda f: f"dropped: no neighbour {f.pkt.dst}"),
     Rule("ipv6.housekeeping", ("pkt.icmp_type", "end.func"), Outcome.CONSUMED,
          lambda f: (f.pkt is not None and (f.pkt.is_router_discovery or (f.pkt.is_neighbor_solicit and f.pkt.src == "::"))
                     and f.end is not None and f.func.startswith(HOUSEKEEPING_FREES)),
