@@ -1,20 +1,19 @@
 """Hop kinds are typed (HopKind), on every recorded trace, without root: every hop the
-correlator makes has one, and the router lab's forwarding step is the FORWARD hop the
-diagrams and labels read."""
+correlator makes has one, and the bridge and router labs' forwarding steps are the BRIDGE
+and FORWARD hops the diagrams and labels read."""
 from __future__ import annotations
 
 import pytest
 
 from conftest import TRACES
-from experiments import correlate
-from vethtrace.tracer import recording
 from vethtrace.tracer.correlate import HopKind
+from vethtrace.tracer.sources import replay
 
 ALL = sorted(str(p.relative_to(TRACES).with_suffix("")) for p in TRACES.rglob("*.jsonl"))
 
 
 def load(name):
-    return correlate(recording.read(str(TRACES / f"{name}.jsonl")))
+    return replay(str(TRACES / f"{name}.jsonl"))[1]
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -25,7 +24,9 @@ def test_every_hop_has_a_hop_kind(name):
             assert type(h.kind) is HopKind, (name, j.summary, h, h.kind)
 
 
-def test_forwarding_hop():
-    corr = load("netns-router")
-    hops = [h for j in corr.journeys for h in j.hops if h.kind == HopKind.FORWARD]
-    assert hops and all(h.place == ("stack", "ip_forward") for h in hops)
+@pytest.mark.parametrize("name,kind,place", [("netns-bridge", HopKind.BRIDGE, ("bridge", "br0")),
+                                             ("netns-router", HopKind.FORWARD, ("stack", "ip_forward"))])
+def test_forwarding_hops(name, kind, place):
+    corr = load(name)
+    hops = [h for j in corr.journeys for h in j.hops if h.kind == kind]
+    assert hops and all(h.place == place for h in hops), name
