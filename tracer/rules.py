@@ -320,8 +320,10 @@ def _error_fate(f: Facts) -> str:
     errno = table.get((p.icmp_type, p.icmp_code if p.icmp_type in (ICMP_DEST_UNREACH, ICMP6_DEST_UNREACH) else 0),
                       "an error")
     who = f"{'TCP' if q.is_tcp else 'UDP'} socket {q.src}:{q.sport}"
+    # udp_err() reports an error only to a connected socket or one with IP_RECVERR set
+    when = " if it is connected (or has IP_RECVERR; an unconnected one is not told)" if q.is_udp else ""
     return (f"handed by {f.func} to the {who} that sent {_proto_port_of(q)}: its next call there fails with "
-            f"{errno} (the program reading it was not traced)")
+            f"{errno}{when}; whether the program saw that is not traced (a socket error is not a packet)")
 
 
 def _proto_port_of(q) -> str:
