@@ -6,7 +6,9 @@ The facts come from the journey (its packet, its end, its deliveries), its conve
 (what answered it), the route lookups and neighbour changes the correlator saw, and the
 context of the namespace where it ended (addresses, MTUs, sysctls as the trace recorded
 them).  The table ends with the general cases (delivered, no end seen, dropped with a
-reason, consumed), so every journey gets a rule.
+reason, consumed), so every journey gets a rule.  When the kernel lost events, the rules of
+LOSSES come first: a journey around a loss is INCOMPLETE (`events.lost`), with the verdict
+of RULES kept as the guess of what was seen.
 """
 from __future__ import annotations
 
