@@ -646,9 +646,11 @@ def _drop_text(f: Facts) -> str:
 GENERAL: tuple[Rule, ...] = (
     Rule("delivered", ("delivered", "frees.reason"), Outcome.DELIVERED,
          lambda f: bool(f.j.delivered), _delivered_text, note=_delivered_note),
-    Rule("lost.cut", ("cut",), Outcome.IN_FLIGHT, lambda f: bool(f.j.cut),
-         lambda f: ("no end seen: the kernel lost events (its sk_buff carried another packet "
-                    "before its free was reported)")),
+    # Not a loss by itself: with none counted, the free was one no tracepoint reports.
+    Rule("end.cut", ("cut", "losses"), Outcome.IN_FLIGHT, lambda f: bool(f.j.cut),
+         lambda f: ("no end seen: its sk_buff carried another packet before a free of it was reported ("
+                    + ("its free may be among the events the kernel lost)" if f.corr.losses
+                       else "it was freed where no tracepoint reports it; no events were lost)"))),
     Rule("in-flight", ("end", "live"), Outcome.IN_FLIGHT, lambda f: f.end is None or bool(f.j.live),
          lambda f: "no end seen: still in flight when the trace stopped"),
     Rule("neigh.failed", ("end.reason", "pkt.dst", "arp_for", "arp request verdict"), Outcome.DROPPED,
