@@ -235,6 +235,21 @@ static __always_inline void set_dev(struct vtr_event *e, const struct net_device
 	bpf_probe_read_kernel(e->ifname, sizeof(e->ifname), dev->name);
 }
 
+/* A message the stack itself queued on a socket's error queue (ip_local_error,
+ * ipv6_local_error: no ethertype, only the header of the refused packet) carries why in
+ * skb->cb (struct sock_exterr_skb): its sock_extended_err (errno, origin, and for EMSGSIZE
+ * the MTU in ee_info) is appended to the copied header, data_len covering both. */
+static __always_inline void copy_local_error(struct vtr_event *e, const struct sk_buff *skb)
+{
+	const struct sock_exterr_skb *serr = (const void *)skb->cb;
+	__u32 off = e->data_len;
+
+	if (e->protocol || e->data_kind != VTR_DATA_L3 || off > VTR_DATA_MAX - sizeof(struct sock_extended_err))
+		return;
+	if (!bpf_probe_read_kernel(e->data + off, sizeof(struct sock_extended_err), &serr->ee))
+		e->data_len = off + sizeof(struct sock_extended_err);
+}
+
 /* Copy the packet's first bytes: from the Ethernet header when the skb has one
  * (device events), else from the network header. */
 static __always_inline void copy_packet(struct vtr_event *e, const struct sk_buff *skb, bool want_l2)
@@ -261,6 +276,7 @@ static __always_inline void copy_packet(struct vtr_event *e, const struct sk_buf
 		return;
 	}
 	e->data_len = tail > off ? (tail - off > VTR_DATA_MAX ? VTR_DATA_MAX : tail - off) : 0;
+	copy_local_error(e, skb);
 }
 
 static __always_inline __u32 l3_offset(const struct vtr_event *e)

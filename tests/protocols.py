@@ -11,8 +11,10 @@ them followed from B's own transmit (checked by `sent_by_b`).
 """
 from __future__ import annotations
 
+import errno
+
 from vethtrace.tracer.correlate import ConvKind, Correlator, Role
-from vethtrace.tracer.packet import TCP_RST, TCP_SYN
+from vethtrace.tracer.packet import TCP_RST, TCP_SYN, local_error
 from vethtrace.tracer.recording import Recording
 from vethtrace.tracer.verdict import DELIVERED, verdict
 
@@ -122,7 +124,9 @@ def check_mtu(corr) -> None:
     for j in refused:
         v = verdict(j, corr)
         assert v.outcome != DELIVERED and v.failure
-        assert "MTU is 1000" in v.text and "EMSGSIZE" in v.text, v.text
+        assert "MTU of 1000" in v.text and "EMSGSIZE" in v.text, v.text
+        # read from the error the kernel queued (errno, and the MTU in ee_info), not guessed from the route
+        assert local_error(j.delivered[-1].data) == ("IPv4", errno.EMSGSIZE, 1000)
     # the error-queue read is never a delivered packet
     assert not any(verdict(j, corr).outcome == DELIVERED and (j.pkt is None or not j.pkt.is_ip)
                    for j in corr.journeys)

@@ -237,6 +237,25 @@ class Packet:
         return out
 
 
+SO_EE_ORIGIN_LOCAL = 1
+_EXTERR = struct.Struct("=IBBBBII")  # struct sock_extended_err, as the probes copy it (host order)
+_LOCAL_ERROR_HEADERS = {20: "IPv4", 40: "IPv6"}  # what ip_local_error / ipv6_local_error put before it
+
+
+def local_error(data: bytes) -> tuple[str, int, int] | None:
+    """(family, errno, ee_info) of an error-queue message the stack made itself (a record of
+    protocol 0 copied from the network header): the probes append its sock_extended_err
+    (16 bytes) to the refused packet's header (copy_local_error).  ee_info is the MTU for
+    EMSGSIZE.  None for any other data, and for recordings made before it was copied."""
+    family = _LOCAL_ERROR_HEADERS.get(len(data) - _EXTERR.size)
+    if family is None:
+        return None
+    errno, origin, _, _, _, info, _ = _EXTERR.unpack_from(data, len(data) - _EXTERR.size)
+    if origin != SO_EE_ORIGIN_LOCAL or not 0 < errno < 4096:
+        return None
+    return family, errno, info
+
+
 def parse(data: bytes, protocol: int, l2: bool) -> Packet | None:
     """Parse copied bytes; `l2` says they start at an Ethernet header.  Only the first
     L3_PARSED bytes of the network header are looked at (`_network_part`), so that the same

@@ -12,6 +12,7 @@ of RULES kept as the guess of what was seen.
 """
 from __future__ import annotations
 
+import errno as errnos
 import ipaddress
 import socket
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from typing import Callable
 from .correlate import ConvKind, Correlator, Journey, Role
 from .events import nud_name
 from .packet import (ICMP6_DEST_UNREACH, ICMP6_PACKET_TOO_BIG, ICMP_DEST_UNREACH, ICMP_TIME_EXCEEDED,
-                     IPPROTO_ICMPV6, TCP_ACK, TCP_RST, TCP_SYN)
+                     IPPROTO_ICMPV6, TCP_ACK, TCP_RST, TCP_SYN, local_error)
 
 
 class Outcome(StrEnum):
@@ -339,11 +340,25 @@ def _refused_to(f: Facts) -> str:
     return f" to {socket.inet_ntoa(d[16:20])}" if len(d) >= 20 and not f.j.delivered[-1].l2 else ""
 
 
+def _local_error(f: Facts) -> tuple[str, int, int] | None:
+    """(family, errno, ee_info) of the error the program read, as the kernel queued it."""
+    d = f.j.delivered[-1] if f.j.delivered else None
+    return local_error(d.data) if d is not None and not d.l2 and not d.protocol and d.data else None
+
+
 def _refused_send(f: Facts) -> str:
     reader = f.j.delivered[-1].comm if f.j.delivered else "the program"
     text = (f"not a packet: {reader} read an error from its socket's error queue ({f.func}); the kernel refused "
             f"its send{_refused_to(f)} before any device")
-    out = f.route_out()
+    out, err = f.route_out(), _local_error(f)
+    if err is not None:  # the kernel's own account, from the error it queued
+        _, code, info = err
+        name = errnos.errorcode.get(code, f"errno {code}")
+        via = f" (the route to it leaves through {out[0]})" if out is not None else ""
+        if code == errnos.EMSGSIZE:
+            return (f"{text}: {name}, the packet is larger than the MTU of {info}{via} and may not be fragmented "
+                    "(don't-fragment set, e.g. ping -M do)")
+        return f"{text}: {name}{via}"
     if out is not None:
         dev, _ = out
         mtu = f.interface(dev).get("mtu")
@@ -356,15 +371,19 @@ def _refused_send(f: Facts) -> str:
 
 
 def _refused_advice(f: Facts) -> str:
-    out = f.route_out()
-    if out is None:
+    out, err = f.route_out(), _local_error(f)
+    dev = out[0] if out is not None else None
+    if err is not None:
+        if err[1] != errnos.EMSGSIZE:
+            return ""
+        mtu, headers = err[2], 28 if err[0] == "IPv4" else 48  # IP + ICMP headers around ping's -s bytes
+    elif dev is not None and f.interface(dev).get("mtu"):
+        mtu, headers = f.interface(dev).get("mtu"), 28
+    else:
         return ""
-    dev, _ = out
-    mtu = f.interface(dev).get("mtu")
-    if not mtu:
-        return ""
-    return (f"send at most {mtu} bytes of IP packet (ping -s {max(mtu - 28, 0)}), let it fragment (ping -M dont), "
-            f"or raise the MTU: {f.run_there}ip link set {dev} mtu 1500")
+    raise_it = f", or raise the MTU: {f.run_there}ip link set {dev} mtu 1500" if dev is not None else ""
+    return (f"send at most {mtu} bytes of IP packet (ping -s {max(mtu - headers, 0)}), let it fragment "
+            f"(ping -M dont){raise_it}")
 
 
 def _synack_from(f: Facts) -> str:
@@ -425,7 +444,7 @@ def _error_queue_read(f: Facts) -> bool:
 
 
 RULES: tuple[Rule, ...] = (
-    Rule("send.refused", ("delivered", "end.func", "route_out", "interface.mtu"), Outcome.DROPPED,
+    Rule("send.refused", ("delivered", "end.func", "local_error", "route_out", "interface.mtu"), Outcome.DROPPED,
          _error_queue_read, _refused_send, _refused_advice,
          label=lambda f: "send refused before any device"),
     Rule("tcp.syn.no-listener", ("pkt.tcp_flags", "end.reason", "rst_answer", "namespace"), Outcome.DROPPED,
