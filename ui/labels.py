@@ -76,17 +76,21 @@ def conversation_summary(conv: Conversation) -> str:
         if p is None:  # only the reply or an error was seen: describe the request it answers
             first = conv.journeys[0].pkt
             p = first.inner if first is not None and first.inner is not None else first
-            if p is not None and p.icmp_type == 0:
-                return f"ICMP echo {p.dst} > {p.src} id {p.icmp_id} seq {p.icmp_seq} (reply seen)"
+            if p is not None and p.icmp_type in (0, 129):
+                return f"{_icmp(p)} echo {p.dst} > {p.src} id {p.icmp_id} seq {p.icmp_seq} (reply seen)"
         if p is not None:
-            return f"ICMP echo {p.src} > {p.dst} id {p.icmp_id} seq {p.icmp_seq}"
+            return f"{_icmp(p)} echo {p.src} > {p.dst} id {p.icmp_id} seq {p.icmp_seq}"
     first = conv.journeys[0]
     text = first.summary
-    if conv.kind == "arp":
-        asked = len(conv.with_role("arp request"))
+    if conv.kind in ("arp", "nd"):
+        asked = len(conv.with_role("arp request" if conv.kind == "arp" else "nd solicit"))
         if asked > 1:
             text += f" (x{asked})"
     return text
+
+
+def _icmp(p) -> str:
+    return "ICMPv6" if p.l3 == "IPv6" else "ICMP"
 
 
 def conversation_brief(conv: Conversation) -> str:
@@ -101,7 +105,7 @@ def conversation_brief(conv: Conversation) -> str:
         req = next((j for j in conv.journeys if j.role == "request"), None)
         if req is not None and req.pkt is not None:
             p = req.pkt
-            return f"ICMP > {p.dst} id {p.icmp_id} seq {p.icmp_seq}"
+            return f"{_icmp(p)} > {p.dst} id {p.icmp_id} seq {p.icmp_seq}"
         q = p.inner if p is not None and p.inner is not None else p
         if q is not None and q.icmp_type == 0:  # only the reply was seen: it came from the destination
             return f"ICMP > {q.src} id {q.icmp_id} seq {q.icmp_seq} (reply)"
@@ -177,6 +181,9 @@ def _conversation_label(conv: Conversation, corr: Correlator, v: Verdict) -> str
         if err is not None:
             return f"{MARK[DROPPED]} {path_key(err, corr)[0]}"
         return f"{MARK[DROPPED]} dropped"
+    if outcome == DELIVERED and conv.kind == "icmp-error" and conv.journeys:  # an error read: the rule's words
+        lv = verdict(conv.journeys[-1], corr)
+        return journey_label(conv.journeys[-1], lv.guess or lv)
     if outcome == DELIVERED:
         rec = [j for j in conv.journeys if j.delivered]
         who = f" to {rec[-1].delivered[-1].comm}" if rec else ""
