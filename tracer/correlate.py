@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from enum import StrEnum
-from itertools import islice
+from itertools import count, islice
 from typing import NamedTuple
 
 from .events import NEIGH_KINDS, PF_CLONED, PF_KNOWN, PF_LAST, PF_NEW, Event
@@ -116,7 +116,7 @@ class Hop:
 class Journey:
     __slots__ = ("id", "events", "_hops", "_hopped", "pkt", "pkt_at", "live", "heads", "start", "last", "end",
                  "delivered", "frees", "routes", "out_routes", "icmp_errors", "conversation", "role", "netns",
-                 "spaces")
+                 "spaces", "verdict_memo")
 
     def __init__(self, jid: int, ev: Event, spaces: Namespaces | None = None):
         self.id = jid
@@ -138,6 +138,7 @@ class Journey:
         self.role = ""
         self.netns = ev.netns
         self.spaces = spaces if spaces is not None else Namespaces()  # names, bridges of the namespaces
+        self.verdict_memo: tuple | None = None  # (Correlator.version, verdict) once tracer.verdict made one
 
     @property
     def ended(self) -> bool:
@@ -295,10 +296,14 @@ def continues(last: Event, ev: Event, pkt) -> bool:
     return ev.kind != "xmit" or ev.pkt is pkt or same_packet(ev.pkt, pkt)
 
 
+_serials = count(1)
+
+
 class Correlator:
     """Feed events in time order; read `journeys` and `conversations`."""
 
     def __init__(self, context: dict | None = None, keep: int | None = None, namespaces: Namespaces | None = None):
+        self.serial = next(_serials)              # tells this correlator's `version` from another's
         self.context = context or {}              # the namespace vethtrace ran in (tracer.netns object)
         # every namespace of the trace; live commands add those they meet (Namespaces.learn)
         self.namespaces = namespaces if namespaces is not None else Namespaces([self.context])
@@ -325,6 +330,12 @@ class Correlator:
         self.on_forget = None                     # optional callback(journeys, conversations) (retention)
         self.may_forget = None                    # optional predicate(journey): may _prune drop it yet?
         self.losses = None                        # optional tracer.losses.LossWindows (lost_events)
+
+    @property
+    def version(self) -> tuple:
+        """Changes whenever what a verdict reads may have changed (events fed, journeys
+        forgotten, namespaces met), so a verdict made at one version still holds at it."""
+        return self.serial, self.events, self.pruned, len(self.namespaces)
 
     # -- feeding ----------------------------------------------------------------------
     def feed(self, events) -> None:

@@ -35,11 +35,19 @@ class Verdict:
 
 
 def verdict(j: Journey, corr: Correlator) -> Verdict:
-    """The verdict of the first rule of tracer/rules.py that holds for journey j."""
+    """The verdict of the first rule of tracer/rules.py that holds for journey j.  Made once
+    per state of the correlator (renderers ask several times per journey): do not modify it."""
+    version = corr.version
+    memo = j.verdict_memo
+    if memo is not None and memo[0] == version:
+        return memo[1]
     m = rules.evaluate(j, corr)
     if m is None:  # the table's general cases place every journey the correlator makes
-        return Verdict(IN_FLIGHT, "no end seen")
-    return Verdict(m.rule.outcome, m.text, m.advice, m.rule.tag, m.rule.id, m.label)
+        v = Verdict(IN_FLIGHT, "no end seen")
+    else:
+        v = Verdict(m.rule.outcome, m.text, m.advice, m.rule.tag, m.rule.id, m.label)
+    j.verdict_memo = (version, v)
+    return v
 
 
 def conversation_outcome(conv, corr: Correlator) -> Verdict:

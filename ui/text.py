@@ -14,6 +14,8 @@ from vethtrace.tracer.packet import tcp_flag_text
 from vethtrace.tracer.verdict import ANSWERED, CONSUMED, DELIVERED, DROPPED, IN_FLIGHT, context_of, verdict
 
 COLOURS = {DELIVERED: "32", ANSWERED: "32", CONSUMED: "33", DROPPED: "31", IN_FLIGHT: "36"}
+# whitespace other than a space: wrap() splits words at it and drops it
+_OTHER_SPACE = re.compile(r"[^\S ]")
 MARKS = {DELIVERED: "✓", ANSWERED: "✓", CONSUMED: "■", DROPPED: "✗", IN_FLIGHT: "…"}
 
 
@@ -64,6 +66,9 @@ class Style:
         """prefix + the segments ((text, colour code or None), painted each), wrapped at word
         boundaries to self.width; continuation lines start with `cont` (default: as many
         spaces as prefix), so a block keeps its indentation."""
+        line = self._one_line(prefix, segments)
+        if line is not None:
+            return [line]
         cont = " " * len(prefix) if cont is None else cont
         rows: list[list[tuple[str, str | None]]] = [[]]
         used, carried = len(prefix), ""
@@ -77,6 +82,40 @@ class Style:
                 used += len(space) + len(word)
             carried += text[len(text.rstrip(" ")):]  # spaces between segments go before the next word
         return [(prefix if i == 0 else cont) + self._paint_runs(row) for i, row in enumerate(rows)]
+
+    def _one_line(self, prefix: str, segments) -> str | None:
+        """wrap()'s answer when it is one line (no width, or the words fit), made segment by
+        segment instead of word by word: most lines of a long replay fit.  None when the
+        word-by-word path must decide: too long, or whitespace other than spaces (which
+        that path drops)."""
+        runs: list[list] = []  # [text, code]: consecutive segments of one colour merged, as _paint_runs does
+        carried, used = "", len(prefix)
+        for text, code in segments:
+            if _OTHER_SPACE.search(text):
+                return None
+            body = text.rstrip(" ")
+            if not body:  # no word: its spaces go before the next word
+                carried += text
+                continue
+            piece = carried + body
+            carried = text[len(body):]
+            used += len(piece)
+            if runs and runs[-1][1] == code:
+                runs[-1][0] += piece
+            else:
+                runs.append([piece, code])
+        if self.width and used > self.width:
+            return None
+        if not self.colour:
+            return prefix + "".join(text for text, _ in runs)
+        out = [prefix]
+        for text, code in runs:
+            if not code:
+                out.append(text)
+                continue
+            word = text.lstrip(" ")
+            out.append(text[:len(text) - len(word)] + self.paint(word, code))  # leading spaces unpainted
+        return "".join(out)
 
     def _paint_runs(self, row: list[tuple[str, str | None]]) -> str:
         out, k = [], 0
