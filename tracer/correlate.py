@@ -116,7 +116,7 @@ class Hop:
 class Journey:
     __slots__ = ("id", "events", "_hops", "_hopped", "pkt", "pkt_at", "live", "heads", "start", "last", "end",
                  "delivered", "frees", "routes", "out_routes", "icmp_errors", "conversation", "role", "netns",
-                 "spaces", "verdict_memo")
+                 "spaces", "verdict_memo", "_path")
 
     def __init__(self, jid: int, ev: Event, spaces: Namespaces | None = None):
         self.id = jid
@@ -139,6 +139,7 @@ class Journey:
         self.netns = ev.netns
         self.spaces = spaces if spaces is not None else Namespaces()  # names, bridges of the namespaces
         self.verdict_memo: tuple | None = None  # (Correlator.version, verdict) once tracer.verdict made one
+        self._path: tuple = (-1, 0, "")          # (events, namespaces known, path) when `path` was made
 
     @property
     def ended(self) -> bool:
@@ -174,18 +175,25 @@ class Journey:
     @property
     def path(self) -> str:
         """The hops as text; when they cross namespaces, each namespace's name where the
-        packet enters it: `ns-a: veth0 (veth_xmit) > ns-b: veth1 > stack: icmp_rcv`."""
+        packet enters it: `ns-a: veth0 (veth_xmit) > ns-b: veth1 > stack: icmp_rcv`.  Made
+        again only after new events (or namespaces, whose names it may show)."""
+        n, known = len(self.events), len(self.spaces)
+        if self._path[0] == n and self._path[1] == known:
+            return self._path[2]
         hops = self.hops
-        if len(self.namespaces) <= 1:
-            return " > ".join(h.name for h in hops)
-        parts, here = [], None
-        for h in hops:
-            if h.netns and h.netns != here:
-                here = h.netns
-                parts.append(f"{self.spaces.name(here)}: {h.name}")
-            else:
-                parts.append(h.name)
-        return " > ".join(parts)
+        if len({h.netns for h in hops if h.netns}) <= 1:
+            path = " > ".join(h.name for h in hops)
+        else:
+            parts, here = [], None
+            for h in hops:
+                if h.netns and h.netns != here:
+                    here = h.netns
+                    parts.append(f"{self.spaces.name(here)}: {h.name}")
+                else:
+                    parts.append(h.name)
+            path = " > ".join(parts)
+        self._path = (n, known, path)
+        return path
 
     @property
     def summary(self) -> str:

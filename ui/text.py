@@ -218,9 +218,25 @@ def _no_path(j: Journey) -> str:
     return f"(never reached a device{'; it waited on ' + dev if dev else ''})"
 
 
+_route_texts: dict[tuple, str] = {}
+
+
 def route_text(ev, corr: Correlator, j: Journey | None = None) -> str:
     """A route lookup in words, judged in the namespace that made it, saying whether it
-    was an output lookup (a packet being sent) or an input one (a packet received)."""
+    was an output lookup (a packet being sent) or an input one (a packet received).
+    Made once per lookup and state of the correlator: a flood repeats the same few."""
+    f = ev.fib
+    key = (corr.version, ev.netns, ev.dev, ev.comm, ev.arg, f["src"], f["dst"], f["iif"], f["oif"],
+           j is not None and j.pkt is not None and j.pkt.l3 == "ARP")
+    text = _route_texts.get(key)
+    if text is None:
+        if len(_route_texts) > 1024:
+            _route_texts.clear()
+        text = _route_texts[key] = _route_text(ev, corr, j)
+    return text
+
+
+def _route_text(ev, corr: Correlator, j: Journey | None) -> str:
     f = ev.fib
     ctx = context_of(corr, ev.netns)
     output = f["iif"] in (0, 1)
