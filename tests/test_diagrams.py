@@ -2,6 +2,7 @@
 the article's experiments."""
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -13,7 +14,7 @@ import pytest
 
 from conftest import COMPAT1, ROOT, TRACES
 from experiments import correlate
-from vethtrace.tracer import recording
+from vethtrace.tracer import recording, sources
 from vethtrace.tracer.pathgraph import aggregate_graph, path_of, steps_graph
 from vethtrace.ui import diagram
 
@@ -244,3 +245,270 @@ def test_aggregate_legend_lists_only_what_is_drawn(name):
         assert (words in legend) == (role in drawn), (role, drawn)
     # TCP and UDP conversations are not called echo requests
     assert ("echo request" in legend) == ("request" in drawn and "echo" in kinds)
+
+
+# -- the diagram as graphviz lays it out: clusters, bridges, routers, numbering, labels ---------
+# These read the DOT through graphviz itself (`dot -Tjson`): which node sits in which cluster,
+# where each label lands; the recording's header (namespaces, interfaces, sysctls) and events
+# are the witness for what should be there.
+ALL_TRACES = sorted(p.stem for p in TRACES.glob("*.jsonl"))
+MULTI = ["netns-two-netns", "netns-bridge", "netns-router", "proto-tcp-listen", "proto-tcp-closed",
+         "proto-udp-closed", "proto-ipv6-ping", "proto-nft-drop", "exp1", "exp2", "exp3"]
+
+
+def laid_out(src: str) -> dict:
+    res = subprocess.run(["dot", "-Tjson"], input=src.encode(), capture_output=True)
+    assert res.returncode == 0, res.stderr.decode()
+    return json.loads(res.stdout)
+
+
+def text_of(label: str) -> str:
+    """An edge or node label as it reads: an HTML-like label's lines without their markup."""
+    if "<font" in label or "<br/>" in label or "<table" in label:
+        label = html.unescape(re.sub(r"<[^>]*>", "", label.replace("<br/>", "\n").replace("</tr>", "\n")))
+    return label
+
+
+def namespaces_of(rec) -> dict[int, str]:
+    """inode -> name, as the recording's header names them."""
+    return {ns["netns"]: ns["name"] for ns in (rec.namespaces or [rec.context])}
+
+
+def clusters(layout) -> dict[str, tuple[str, set[str]]]:
+    """Top-level namespace cluster -> (label, names of the nodes inside it, nested too)."""
+    objs = layout["objects"]
+    return {o["name"]: (o.get("label", ""), {objs[i]["name"] for i in o.get("nodes", [])})
+            for o in objs if o["name"].startswith("cluster_ns")}
+
+
+def node_netns(name: str) -> int | None:
+    m = re.match(r"(?:device|stack|socket|bridge|end)/(\d+)/", name)
+    return int(m.group(1)) if m else None
+
+
+def drawn(name: str, aggregate: bool = False):
+    rec, corr = sources.replay(str(TRACES / f"{name}.jsonl"))  # as `vethtrace render` reads it
+    return rec, corr, laid_out(diagram.build(corr.journeys, corr, title=name, aggregate=aggregate).source)
+
+
+@pytest.mark.parametrize("name", ALL_TRACES)
+def test_each_namespace_is_one_cluster_with_its_name(name):
+    rec, _, layout = drawn(name)
+    names = namespaces_of(rec)
+    by_inode: dict[int, set[str]] = {}
+    for cluster, (label, nodes) in clusters(layout).items():
+        inodes = {node_netns(n) for n in nodes} - {None}
+        assert len(inodes) == 1, (cluster, inodes)  # one namespace a cluster
+        (inode,) = inodes
+        assert inode not in by_inode, f"namespace {inode} drawn as two clusters"
+        by_inode[inode] = nodes
+        assert label == f"network namespace {names[inode]}", (label, names[inode])
+    # every place of the diagram is inside its namespace's cluster
+    places = {o["name"] for o in layout["objects"] if node_netns(o["name"]) is not None}
+    assert places and places == set().union(*by_inode.values())
+
+
+def test_bridge_is_one_node_inside_its_namespace_with_its_ports():
+    rec, _, layout = drawn("netns-bridge")
+    (home, bridge), = [(ns["netns"], i["name"]) for ns in rec.namespaces for i in ns["interfaces"]
+                       if i.get("kind") == "bridge"]
+    ports = {i["name"] for ns in rec.namespaces if ns["netns"] == home for i in ns["interfaces"]
+             if i.get("master") == bridge}
+    assert len(ports) == 2
+    objs = layout["objects"]
+    named = [o["name"] for o in objs if node_netns(o["name"]) == home and o["name"].endswith(f"/{bridge}")]
+    assert len(named) == 1, named  # one node for the bridge device, forwarding or local
+    (cluster,) = [nodes for _, nodes in clusters(layout).values() if named[0] in nodes]
+    assert {f"device/{home}/{p}" for p in ports} <= cluster
+    # it forwards between its ports: edges join it with each port
+    index = {o["_gvid"]: o["name"] for o in objs}
+    joined = {index[e["tail"]] if index[e["head"]] == named[0] else index[e["head"]] for e in layout["edges"]
+              if named[0] in (index[e["tail"]], index[e["head"]])}
+    assert {f"device/{home}/{p}" for p in ports} <= joined
+    # the request dropped by the bridge port's STP state is marked in the bridge's namespace
+    where = {ev.netns for ev in rec.events if ev.kind == "kfree" and ev.reason == "BRIDGE_INGRESS_STP_STATE"}
+    assert where == {home}
+    (mark,) = [o["name"] for o in objs if o["name"].startswith("end/") and "BRIDGE_INGRESS_STP_STATE" in o.get("label", "")]
+    assert node_netns(mark) == home and mark in cluster
+
+
+def test_router_namespace_forwards_between_its_devices():
+    rec, _, layout = drawn("netns-router")
+    (router,) = [ns for ns in rec.namespaces if ns["sysctl"]["ipv4"]["ip_forward"] == 1]
+    devices = {f"device/{router['netns']}/{i['name']}" for i in router["interfaces"] if i["name"] != "lo"}
+    objs = layout["objects"]
+    index = {o["_gvid"]: o["name"] for o in objs}
+    into: dict[str, set] = {}
+    out: dict[str, set] = {}
+    for e in layout["edges"]:
+        if "dashed" in e.get("style", "") or e.get("dir") == "none":
+            continue  # the stack answering, the veth pair: not a packet passing
+        a, b = index[e["tail"]], index[e["head"]]
+        if e.get("dir") == "back":
+            a, b = b, a
+        out.setdefault(a, set()).add(b)
+        into.setdefault(b, set()).add(a)
+    # a place of its stack that packets enter from one of its devices and leave by the other
+    forwarders = [n for n in into if n.startswith(f"stack/{router['netns']}/")
+                  and any(into[n] & {d} and out.get(n, set()) & (devices - {d}) for d in devices)]
+    assert len(forwarders) == 1, forwarders
+    assert into[forwarders[0]] == out[forwarders[0]] == devices  # both ways
+    (cluster,) = [nodes for _, nodes in clusters(layout).values() if forwarders[0] in nodes]
+    assert devices <= cluster
+
+
+def steps_of(layout) -> list[tuple[str, int]]:
+    """(tag, number) of every step written on an edge."""
+    out = []
+    for e in layout["edges"]:
+        for line in text_of(e.get("label", "")).split("\n"):
+            m = re.match(r"([A-Z]*)(\d+)\b", line)
+            if m:
+                out.append((m.group(1), int(m.group(2))))
+    return out
+
+
+@pytest.mark.parametrize("name", MULTI)
+def test_each_conversation_is_numbered_on_its_own(name):
+    """No step number is written twice; each sequence counts 1..N without gaps; with several
+    conversations every step says whose it is, and the legend names each sequence once."""
+    rec, corr, layout = drawn(name)
+    steps = steps_of(layout)
+    assert steps and len(steps) == len(set(steps)), sorted(steps)
+    tags: dict[str, list[int]] = {}
+    for tag, n in steps:
+        tags.setdefault(tag, []).append(n)
+    for tag, numbers in tags.items():
+        assert sorted(numbers) == list(range(1, len(numbers) + 1)), (tag, sorted(numbers))
+    with_hops = [c for c in corr.conversations if any(len(j.hops) > 1 or j.end for j in c.journeys)]
+    if len(with_hops) > 1:
+        assert "" not in tags
+        legend = text_of(next(o for o in layout["objects"] if o["name"] == "legend")["label"])
+        for tag in tags:
+            assert len(re.findall(rf"^{tag}(?=\S)", legend, re.M)) == 1, (tag, legend)
+    assert len(tags) <= len(corr.conversations)
+
+
+def test_pings_that_took_the_same_steps_are_one_sequence():
+    """exp2's two echo exchanges took the same path: one sequence, each of its steps counted
+    twice; the ARP exchange is another."""
+    _, corr, layout = drawn("exp2")
+    tags = {tag for tag, _ in steps_of(layout)}
+    assert len(tags) == 2
+    echo = [c for c in corr.conversations if c.kind == "echo"]
+    assert len(echo) == 2
+    counts = [text_of(e["label"]) for e in layout["edges"] if "×2" in text_of(e.get("label", ""))]
+    assert len(counts) >= 5  # request 2 hops, the stack's answer, reply 2 hops
+
+
+@pytest.mark.parametrize("name", ALL_TRACES)
+@pytest.mark.parametrize("aggregate", [False, True], ids=["steps", "all"])
+def test_edge_labels_do_not_overlap(name, aggregate):
+    """Where graphviz put each edge label, its box (from its lines and font size) overlaps no
+    other label and no node."""
+    _, _, layout = drawn(name, aggregate)
+    boxes = []
+    for e in layout["edges"]:
+        if "lp" not in e:
+            continue
+        x, y = map(float, e["lp"].split(","))
+        lines = text_of(e["label"]).split("\n")
+        size = float(e.get("fontsize", 14))
+        w, h = 0.55 * size * max(map(len, lines)), 1.15 * size * len(lines)
+        boxes.append((text_of(e["label"]), x - w / 2, y - h / 2, x + w / 2, y + h / 2))
+    nodes = []
+    for o in layout["objects"]:
+        if "pos" in o and "width" in o:
+            x, y = map(float, o["pos"].split(","))
+            w, h = float(o["width"]) * 72, float(o["height"]) * 72
+            nodes.append((o["name"], x - w / 2, y - h / 2, x + w / 2, y + h / 2))
+
+    def meet(a, b):
+        return a[1] + 1 < b[3] and b[1] + 1 < a[3] and a[2] + 1 < b[4] and b[2] + 1 < a[4]
+    clashes = [(a[0], b[0]) for i, a in enumerate(boxes) for b in boxes[i + 1:] + nodes if meet(a, b)]
+    assert not clashes
+
+
+@pytest.mark.parametrize("name", ALL_TRACES)
+@pytest.mark.parametrize("aggregate", [False, True], ids=["steps", "all"])
+def test_legend_colours_are_the_colours_drawn(name, aggregate):
+    """The legend's arrows are exactly the colours of the edges drawn (less the red of the
+    edges into end marks and the veth pair's gold), whatever their words."""
+    _, _, layout = drawn(name, aggregate)
+    legend = next(o for o in layout["objects"] if o["name"] == "legend")["label"]
+    listed = set(re.findall(r'<font color="(#\w+)">━━▶', legend))
+    colours = {c for e in layout["edges"] for c in e.get("color", "").split(":")} - {"#c62828", "#c9a227"}
+    assert listed == colours
+    assert ("#c62828" in {e.get("color") for e in layout["edges"]}) == ("✗" in text_of(legend))
+
+
+@pytest.mark.parametrize("name", ["proto-tcp-listen", "proto-tcp-closed"])
+def test_tcp_steps_are_named_for_their_segments(name):
+    """The segments' kinds on the edges are those tcpdump's flag letters of the packets say
+    (S: SYN, S.: SYN-ACK, F: FIN, R: RST), and nothing is called an echo request."""
+    from vethtrace.tracer.packet import tcp_flag_text
+    rec, corr, layout = drawn(name)
+    letters = {tcp_flag_text(j.pkt.tcp_flags) for c in corr.conversations if c.kind == "tcp" for j in c.journeys}
+    want = {w for f, w in (("S", "SYN"), ("S.", "SYN-ACK")) if f in letters}
+    want |= {"FIN" for f in letters if "F" in f} | {"RST" for f in letters if "R" in f}
+    words = {w for e in layout["edges"] for w in re.findall(r"\b(SYN-ACK|SYN|FIN|RST)\b", text_of(e.get("label", "")))}
+    assert want and words == want
+    legend = text_of(next(o for o in layout["objects"] if o["name"] == "legend")["label"])
+    assert "echo" not in legend
+
+
+def test_hostile_program_name_in_the_legend_stays_text(tmp_path):
+    """A program name (here the owner of an error queue, which titles its sequence) crafted to
+    close the legend's HTML and add a node: graphviz reads it as text."""
+    hostile = '</td></tr></table>>]; injected [shape=box]; x [label=<<b>'
+    lines = (TRACES / "proto-mtu.jsonl").read_text().splitlines()
+    head = json.loads(lines[0])
+    rows = []
+    for line in lines[1:]:
+        row = json.loads(line)
+        kind = row.get("kind") if isinstance(row, dict) else row[head["fields"].index("kind")]
+        if kind == "deliver":
+            if isinstance(row, dict):
+                row["comm"] = hostile
+            else:
+                row[head["fields"].index("comm")] = hostile
+        rows.append(json.dumps(row))
+    path = tmp_path / "hostile.jsonl"
+    path.write_text("\n".join([lines[0], *rows]) + "\n")
+    rec = recording.read(str(path))
+    corr = correlate(rec)
+    layout = laid_out(diagram.build(corr.journeys, corr, title="x").source)
+    assert "injected" not in {o["name"] for o in layout["objects"]}
+    legend = text_of(next(o for o in layout["objects"] if o["name"] == "legend")["label"])
+    assert hostile[:40] in legend or "injected [shape=box]" in legend
+
+
+def test_a_flood_of_identical_pings_is_one_sequence_of_steps(tmp_path):
+    """`render` of 2000 pings that all took the same path (more packets than the step
+    limit): still the steps, once, each taken by every packet (counted by the recording's own
+    echo requests), and the legend says which pings they were."""
+    import gzip
+    path = tmp_path / "flood.jsonl"
+    path.write_bytes(gzip.decompress((TRACES / "flood-2000.jsonl.gz").read_bytes()))
+    rec, corr = sources.replay(str(path))
+    requests = sum(1 for j in corr.journeys if j.pkt is not None and j.pkt.icmp_type == 8)
+    assert len(corr.journeys) > diagram.STEP_LIMIT and requests > 1000
+    layout = laid_out(diagram.build(corr.journeys, corr, title="flood").source)
+    steps = steps_of(layout)
+    assert sorted(n for _, n in steps) == list(range(1, len(steps) + 1)) and {t for t, _ in steps} == {""}
+    counts = [int(m) for e in layout["edges"] for m in re.findall(r"×(\d+)", text_of(e.get("label", "")))]
+    assert counts and set(counts) == {requests}
+    legend = text_of(next(o for o in layout["objects"] if o["name"] == "legend")["label"])
+    assert f"1–{requests}" in legend
+
+
+def test_an_expression_keeps_the_namespace_names(tmp_path):
+    """render FILE EXPRESSION correlates the kept events again: with the recording's
+    namespaces, so clusters keep the names the header gives (not netns:INODE)."""
+    out = tmp_path / "icmp.dot"
+    res = run("render", str(TRACES / "netns-bridge.jsonl"), "icmp", "-o", str(out))
+    assert res.returncode == 0, res.stderr
+    rec = recording.read(str(TRACES / "netns-bridge.jsonl"))
+    labels = set(re.findall(r"network namespace ([^<\"]+)", out.read_text()))
+    assert labels and labels <= set(namespaces_of(rec).values()), labels
+    assert not any(lab.startswith("netns:") for lab in labels)

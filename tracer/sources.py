@@ -56,7 +56,7 @@ def replay(path: str, pcap=None) -> tuple[recording.Recording, Correlator]:
             corr.feed(chunk)
         if pcap is not None:
             events = matching(corr, events, pcap)
-            corr = Correlator(reader.context)
+            corr = Correlator(reader.context, namespaces=reader.namespaces)
             corr.feed(events)
     corr.losses = reader.losses  # the footer's: journeys around lost events are incomplete
     return recording.Recording(reader.header, events, reader.lost, reader.warning, reader.namespaces), corr
@@ -86,7 +86,7 @@ class ReplaySource:
         with collector_paused():
             self.rec = recording.read(path)
             if pcap is not None:
-                corr = Correlator(self.rec.context)
+                corr = Correlator(self.rec.context, namespaces=self.rec.namespaces)
                 corr.feed(self.rec.events)
                 self.rec.events = matching(corr, self.rec.events, pcap)
         self.batch = batch or len(self.rec.events) or 1

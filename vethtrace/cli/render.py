@@ -10,13 +10,17 @@ NAME = "render"
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("render", help="draw a recording as a diagram (.svg, .png, .pdf or .dot)")
+    p = sub.add_parser("render", help="draw a recording as a diagram (.svg, .png, .pdf or .dot)",
+                       description="Draw a recording: each conversation's hops numbered on their own (A1, A2, ... B1, ...), "
+                                   "conversations that took the same steps drawn once with counts; --all adds every packet up. "
+                                   "How to read it: docs/diagrams.md in the source tree.")
     p.add_argument("file", help="recording made by `vethtrace record` or `vethtrace ping --record`")
     expression_arg(p, REPLAY_EXPRESSION_HELP + "; conversation ids are those `show FILE EXPRESSION` lists")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="out.svg, out.png, out.pdf or out.dot ('-': SVG on standard output)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--conversation", type=int, metavar="ID", help="one conversation (IDs as `vethtrace show` lists them)")
-    g.add_argument("--all", action="store_true", help="every packet, aggregated: counts on the edges")
+    g.add_argument("--all", action="store_true", help="every packet, aggregated: counts on the edges (chosen anyway "
+                   "when the numbered steps would not read: over 5000 packets, or more than 26 different sequences)")
 
 
 def run(args) -> int:
