@@ -342,8 +342,11 @@ class Correlator:
     @property
     def version(self) -> tuple:
         """Changes whenever what a verdict reads may have changed (events fed, journeys
-        forgotten, namespaces met), so a verdict made at one version still holds at it."""
-        return self.serial, self.events, self.pruned, len(self.namespaces)
+        forgotten, namespaces met, events lost), so a verdict made at one version still
+        holds at it."""
+        w = self.losses
+        lost = (id(w), len(w.starts), w.ends[-1] if w.ends else 0) if w is not None else None
+        return self.serial, self.events, self.pruned, len(self.namespaces), lost
 
     # -- feeding ----------------------------------------------------------------------
     def feed(self, events) -> None:
