@@ -68,7 +68,8 @@ class ConversationStream:
     CLOSE_AFTER newer conversations started (an echo or ARP exchange with its answer: only
     a raw-socket clone of the answer can still come, microseconds later), or quiet for
     OPEN_NS (anything else: an ICMP error comes after ARP gave up), in the recording's own
-    time.  The summary stays exact through the Retention it installs."""
+    time.  The summary stays exact through the Retention it installs, and counts each
+    journey by its key as it was handed out (Retention.shown): as it was printed."""
 
     def __init__(self, corr, key: Callable, keep_journeys: int = KEEP_JOURNEYS // 2,
                  keep_events: int = KEEP_EVENTS // 2):
