@@ -235,6 +235,21 @@ static __always_inline void set_dev(struct vtr_event *e, const struct net_device
 	bpf_probe_read_kernel(e->ifname, sizeof(e->ifname), dev->name);
 }
 
+/* A message the stack itself queued on a socket's error queue (ip_local_error,
+ * ipv6_local_error: no ethertype, only the header of the refused packet) carries why in
+ * skb->cb (struct sock_exterr_skb): its sock_extended_err (errno, origin, and for EMSGSIZE
+ * the MTU in ee_info) is appended to the copied header, data_len covering both. */
+static __always_inline void copy_local_error(struct vtr_event *e, const struct sk_buff *skb)
+{
+	const struct sock_exterr_skb *serr = (const void *)skb->cb;
+	__u32 off = e->data_len;
+
+	if (e->protocol || e->data_kind != VTR_DATA_L3 || off > VTR_DATA_MAX - sizeof(struct sock_extended_err))
+		return;
+	if (!bpf_probe_read_kernel(e->data + off, sizeof(struct sock_extended_err), &serr->ee))
+		e->data_len = off + sizeof(struct sock_extended_err);
+}
+
 /* Copy the packet's first bytes: from the Ethernet header when the skb has one
  * (device events), else from the network header. */
 static __always_inline void copy_packet(struct vtr_event *e, const struct sk_buff *skb, bool want_l2)
@@ -261,6 +276,7 @@ static __always_inline void copy_packet(struct vtr_event *e, const struct sk_buf
 		return;
 	}
 	e->data_len = tail > off ? (tail - off > VTR_DATA_MAX ? VTR_DATA_MAX : tail - off) : 0;
+	copy_local_error(e, skb);
 }
 
 static __always_inline __u32 l3_offset(const struct vtr_event *e)
@@ -277,7 +293,7 @@ static __always_inline __u32 read32(const struct vtr_event *e, __u32 off)
 	return v;
 }
 
-/* (source, destination) IPv4 addresses of the copied packet: IPv4 or ARP, else 0. */
+/* (source, destination) addresses of the copied packet: IPv4 or ARP, IPv6 folded, else 0. */
 static __always_inline void packet_addrs(const struct vtr_event *e, __u32 *src, __u32 *dst)
 {
 	__u32 l3 = l3_offset(e);
@@ -291,6 +307,10 @@ static __always_inline void packet_addrs(const struct vtr_event *e, __u32 *src, 
 	} else if (e->protocol == ETH_P_ARP) {
 		*src = read32(e, l3 + 14);
 		*dst = read32(e, l3 + 24);
+	} else if (e->protocol == ETH_P_IPV6) {
+		/* folded to 32 bits: enough to key `answers` and content_key() */
+		*src = read32(e, l3 + 8) ^ read32(e, l3 + 12) ^ read32(e, l3 + 16) ^ read32(e, l3 + 20);
+		*dst = read32(e, l3 + 24) ^ read32(e, l3 + 28) ^ read32(e, l3 + 32) ^ read32(e, l3 + 36);
 	}
 }
 
@@ -355,11 +375,14 @@ static __always_inline __u8 answer_origin(const struct sk_buff *skb, __u32 netns
 	struct vtr_hint hk = {.netns = netns};
 	__u16 nh = skb->network_header;
 	__u16 proto = bpf_ntohs(skb->protocol);
+	__u32 w[4];
 
 	if (proto == ETH_P_IP)
 		bpf_probe_read_kernel(&hk.addr, 4, skb->head + nh + 16);
 	else if (proto == ETH_P_ARP)
 		bpf_probe_read_kernel(&hk.addr, 4, skb->head + nh + 24);
+	else if (proto == ETH_P_IPV6 && !bpf_probe_read_kernel(w, 16, skb->head + nh + 24))
+		hk.addr = w[0] ^ w[1] ^ w[2] ^ w[3];  /* folded as packet_addrs() folds it */
 	if (hk.addr && bpf_map_lookup_elem(&answers, &hk))
 		return ORIGIN_ANSWER;
 	return 0;

@@ -205,3 +205,30 @@ def test_old_recordings_have_one_namespace():
     assert "namespaces" not in rec.header
     assert [ns["netns"] for ns in rec.namespaces] == [rec.context["netns"]]
     assert all(f"{rec.context['name']}:" not in j.path for j in corr.journeys)  # one namespace: not named
+
+
+def test_interfaces_keep_ipv6_addresses_apart_from_ipv4():
+    from vethtrace.tracer.netns import interfaces
+    from vethtrace.tracer.rules import Context
+    link = {"ifindex": 2, "ifname": "vb", "flags": ["UP"], "mtu": 1500, "linkinfo": {"info_kind": "veth"},
+            "addr_info": [{"family": "inet", "local": "192.168.7.2", "prefixlen": 24},
+                          {"family": "inet6", "local": "fd07::2", "prefixlen": 64},
+                          {"family": "inet6", "local": "fe80::1", "prefixlen": 64}]}
+    (vb,) = interfaces([link])
+    assert vb["addrs"] == ["192.168.7.2/24"] and vb["addrs6"] == ["fd07::2/64", "fe80::1/64"]
+    ctx = Context({"interfaces": [vb]})
+    assert ctx.known6 and ctx.owner6("fd07:0::2") == "vb" and ctx.owner6("fd07::9") is None
+    assert ctx.owner("fd07::2") is None  # an IPv4 question is not answered from IPv6 addresses
+    assert ctx.prefix6("vb", "fd07::9") == 64
+
+
+def test_recordings_without_ipv6_addresses_tell_nothing_of_them():
+    """A recording made before addrs6 was recorded: its contexts say IPv6 is unknown (no
+    "nobody has it" verdict is drawn from their absence)."""
+    from vethtrace.tracer.rules import context_of
+    rec, corr = load("netns-two-netns")
+    assert corr.namespaces and not any("addrs6" in i for ns in corr.namespaces for i in ns["interfaces"])
+    assert not any(context_of(corr, ns["netns"]).known6 for ns in corr.namespaces)
+    rec, corr = load("proto-nd-no-owner")
+    b = next(ns for ns in corr.namespaces if ns["name"].startswith("vtp-b-"))
+    assert context_of(corr, b["netns"]).owner6("fd07::2") == "vb"

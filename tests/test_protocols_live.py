@@ -14,12 +14,13 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from conftest import ROOT, TRACES, needs_root
-from protocols import (A_IP, A_IP6, B_IP, B_IP6, CHECKS, CLOSED_PORT, TCP_PORT, UDP_PORT, correlate,
+from protocols import (A_IP, A_IP6, B_IP, B_IP6, CHECKS, CLOSED_PORT, TCP_PORT, UDP_PORT, UNOWNED6, correlate,
                        tcp_journeys)
 from vethtrace.tracer import recording
 from vethtrace.tracer.correlate import device_crossings
@@ -77,7 +78,7 @@ class Pair:
 
     def vethtrace(self, trace: Path, *client: str) -> subprocess.CompletedProcess:
         env = dict(os.environ, PYTHONPATH=str(ROOT), NO_COLOR="1")
-        return subprocess.run(["ip", "netns", "exec", self.a, sys.executable, "-m", "vethtrace", "run", "--all-netns",
+        return subprocess.run(["ip", "netns", "exec", self.a, sys.executable, "-m", "vethtrace", "run",
                                "--record", str(trace), "--", *client],
                               capture_output=True, text=True, timeout=90, env=env, cwd=ROOT)
 
@@ -319,3 +320,36 @@ def test_ipv6_ping(pair, tmp_path):
     crossed = [s for _, s in device_crossings(rec.events).get("vb", [])]
     assert any(s.startswith(f"ICMPv6 neighbor solicitation who-has {B_IP6}") for s in crossed), crossed
     assert any(s.startswith(f"ICMPv6 echo request {A_IP6} > {B_IP6}") for s in crossed), crossed
+
+
+def test_nd_no_owner(pair, tmp_path):
+    """IPv6 ping to an address of the pair's subnet that no interface has: A solicits it,
+    B frees each solicitation unanswered; ping reports "Address unreachable"."""
+    before_a = pair.nstat(pair.a, "Icmp6OutNeighborSolicits")
+    before_b = pair.nstat(pair.b, "Icmp6InNeighborSolicits")
+    dump = tcpdump(pair, tmp_path / "vb.pcap")
+    res = pair.vethtrace(tmp_path / "t.jsonl", "ping", "-c", "1", "-W", "5", UNOWNED6)
+    stop(dump)
+    assert res.returncode != 0 and "Destination unreachable: Address unreachable" in res.stdout, res.stdout
+    rec, corr = finish("nd-no-owner", res, tmp_path / "t.jsonl")
+    text = tcpdump_text(tmp_path / "vb.pcap")
+    asked = [line for line in text if f"who has {UNOWNED6}" in line]
+    assert asked and not any(f"tgt is {UNOWNED6}" in line for line in text), text  # NS, never an NA
+    solicits = [j for j in corr.journeys if j.pkt is not None and j.pkt.is_neighbor_solicit
+                and j.pkt.nd_target == UNOWNED6]
+    assert len(solicits) == len(asked), (len(solicits), asked)  # each one tcpdump saw on vb, and no other
+    assert pair.nstat(pair.a, "Icmp6OutNeighborSolicits") - before_a >= len(asked)
+    # the kernel's account in B: its neighbour discovery never took one in (freed before it)
+    assert pair.nstat(pair.b, "Icmp6InNeighborSolicits") - before_b == 0
+    v = verdict(solicits[0], corr)
+    assert pair.b in v.text, v.text
+    # the advice, applied as printed: B then has the address, and the same ping is answered
+    cmd = re.search(r"(ip netns exec \S+ ip -6 addr add \S+ dev [^\s;]+)", v.advice).group(1).split()
+    assert cmd[3] == pair.b
+    subprocess.run(cmd, check=True, capture_output=True)
+    for _ in range(100):  # a ready signal, not a sleep: until duplicate address detection is done
+        if not pair.run(pair.b, "ip", "-6", "addr", "show", "dev", "vb", "tentative").stdout.strip():
+            break
+        time.sleep(0.1)
+    again = pair.run(pair.a, "ping", "-c", "1", "-W", "5", UNOWNED6, check=False)
+    assert again.returncode == 0, again.stdout + again.stderr

@@ -62,7 +62,7 @@ def test_tcp_close_is_not_a_failure_nor_a_loss():
 
 def test_every_rule_has_an_id_and_says_what_it_reads():
     seen = set()
-    for r in rules.RULES:
+    for r in rules.RULES + rules.LOSSES:
         assert r.id and r.id not in seen and r.reads
         seen.add(r.id)
 
@@ -88,6 +88,7 @@ def test_icmpv6_error_cut_short_parses_what_fits():
     p = parse(frame[:96], 0, True)
     assert p.is_icmp_error and p.icmp_name() == "port unreachable"
     assert p.inner is not None and p.inner.src == "fd07::1" and p.inner.dst is None and p.inner.sport is None
+    assert "None" not in p.summary()  # says what it has, not a placeholder for what it lacks
     whole = parse(ip6, 0x86DD, False)  # an IP copy (96 bytes parsed from L3_PARSED) holds more
     assert whole.inner.src == "fd07::1"
 
@@ -112,3 +113,25 @@ def test_tcp_diagram_legend_lists_what_is_drawn():
     conv = next(c for c in corr.conversations if c.kind == ConvKind.TCP)
     dot = diagram.build(conv.journeys, corr).source
     assert "where a packet stopped" in dot and "no listener on tcp/8081" in dot
+
+
+def test_local_error_read_from_the_queued_error():
+    """The probes append the sock_extended_err of an error the stack queued itself to the
+    header they copy; only that shape (origin LOCAL after a 20- or 40-byte header) is read."""
+    import errno
+    import struct
+    from vethtrace.tracer.packet import local_error
+    ee = struct.pack("=IBBBBII", errno.EMSGSIZE, 1, 0, 0, 0, 1000, 0)
+    assert local_error(bytes(20) + ee) == ("IPv4", errno.EMSGSIZE, 1000)
+    assert local_error(bytes(40) + ee) == ("IPv6", errno.EMSGSIZE, 1000)
+    assert local_error(bytes(20)) is None  # recorded before the probes appended it
+    assert local_error(bytes(20) + struct.pack("=IBBBBII", errno.EMSGSIZE, 2, 3, 4, 0, 1000, 0)) is None  # ICMP
+
+
+def test_a_refused_send_recorded_without_the_queued_error_falls_back_to_the_route():
+    corr = load("mtu")
+    j = next(j for j in corr.journeys if verdict(j, corr).rule == "send.refused")
+    for d in j.delivered:
+        d.data = d.data[:20]  # as the probes copied it before copy_local_error
+    v = verdict(j, corr)
+    assert v.rule == "send.refused" and "whose MTU is 1000" in v.text and "ping -s 972" in v.advice

@@ -11,7 +11,8 @@ from conftest import TRACES
 from experiments import correlate
 from vethtrace.tracer import recording, rules
 from vethtrace.tracer.correlate import Role
-from vethtrace.tracer.verdict import conversation_outcome, verdict
+from vethtrace.tracer.losses import LossWindows
+from vethtrace.tracer.verdict import DELIVERED, IN_FLIGHT, INCOMPLETE, conversation_outcome, verdict
 
 ALL = sorted(str(p.relative_to(TRACES).with_suffix("")) for p in TRACES.rglob("*.jsonl"))
 CONVERSATION_RULES = {"echo.reply.delivered", "echo.error.answered", "conversation.empty"}
@@ -24,7 +25,7 @@ def load(name):
 @pytest.mark.parametrize("name", ALL)
 def test_every_verdict_has_a_rule_id(name):
     corr = load(name)
-    ids = {r.id for r in rules.RULES}
+    ids = {r.id for r in rules.RULES + rules.LOSSES}
     assert corr.journeys
     for j in corr.journeys:
         v = verdict(j, corr)
@@ -37,7 +38,7 @@ def test_every_verdict_has_a_rule_id(name):
 
 def test_rule_ids_are_unique_and_general_cases_come_last():
     ids = [r.id for r in rules.RULES]
-    assert len(ids) == len(set(ids))
+    assert len(ids) == len(set(ids)) and not set(ids) & {r.id for r in rules.LOSSES}
     # the specific rules (TCP, UDP, netfilter, ...) are tried before the general ones
     assert ids.index("tcp.syn.no-listener") < ids.index("dropped") and ids[-1] == "consumed"
 
@@ -82,3 +83,37 @@ def test_accept_local_rule_reads_the_receiving_device():
 def test_no_context_recorded():
     _, got = by_role("netns-wrong-fix")
     assert got[("arp request", "arp.unanswered.no-context")] == 2
+
+
+def test_lost_events_are_a_verdict_of_the_model():
+    """Around a loss the verdict is the model's INCOMPLETE (rule events.lost), with the
+    verdict of what was seen kept as its guess; the conversation is incomplete too.  A
+    journey with no end seen and a loss after it: events.lost.end."""
+    corr = load("exp2")
+    before = {j.id: verdict(j, corr) for j in corr.journeys}
+    reply = next(j for j in corr.journeys if j.role == Role.REPLY)
+    corr.losses = LossWindows()
+    corr.losses.add(reply.start, reply.start + 1)
+    v = verdict(reply, corr)
+    assert v.outcome == INCOMPLETE and v.rule == "events.lost" and not v.failure
+    assert v.guess.rule == "delivered" and v.guess.outcome == DELIVERED
+    assert v.guess.text in v.text
+    untouched = [j for j in corr.journeys if not corr.losses.journey(j)]
+    assert untouched and all(verdict(j, corr) == before[j.id] for j in untouched)
+    c = conversation_outcome(reply.conversation, corr)
+    assert c.outcome == INCOMPLETE and c.rule == "events.lost" and c.guess.rule == "echo.reply.delivered"
+    # no end seen, and events lost after it was last seen
+    reply.end = None
+    reply.delivered.clear()
+    corr.losses = LossWindows()
+    corr.losses.add(reply.last + 10_000_000_000, reply.last + 10_000_000_001)
+    v = verdict(reply, corr)
+    assert v.rule == "events.lost.end" and v.guess.outcome == IN_FLIGHT
+
+
+def test_a_benign_kernel_detail_is_a_note_of_the_verdict():
+    corr = load("exp2")
+    reply = next(j for j in corr.journeys if j.role == Role.REPLY)
+    v = verdict(reply, corr)
+    assert v.rule == "delivered" and v.text.endswith("through its raw socket")
+    assert "NO_SOCKET" in v.note and "NO_SOCKET" not in v.text

@@ -41,6 +41,16 @@ def test_bad_netns_name(cmd, name, words, tmp_path):
     assert not out.exists()
 
 
+@pytest.mark.parametrize("name, words", [("vtk-no-such-namespace", ["vtk-no-such-namespace", "ip netns list"]),
+                                         ("../etc", ["bad namespace name"])])
+def test_run_takes_netns_too(name, words, tmp_path):
+    """`run --netns NAME` is the scope, as for record and trace (it was once ignored)."""
+    out = tmp_path / "out.jsonl"
+    one_line(vethtrace("run", "--netns", name, "--record", str(out), "--", "true"), *words)
+    one_line(vethtrace("run", "--all-netns", "--netns", "x", "--", "true"), "--all-netns", "--netns")
+    assert not out.exists()
+
+
 def test_netns_and_all_netns_exclude_each_other(tmp_path):
     out = tmp_path / "out.jsonl"
     one_line(vethtrace("record", "-o", str(out), "--all-netns", "--netns", "x", "-d", "1"), "--all-netns", "--netns")

@@ -19,6 +19,7 @@ from conftest import TRACES
 from vethtrace.tracer import recording
 from vethtrace.tracer.events import Event
 from vethtrace.tracer.sources import ReplaySource
+from vethtrace.tracer.verdict import INCOMPLETE
 from vethtrace.tracer import feed
 from vethtrace.ui import tui
 from vethtrace.ui.tui import EXPORT_MISSING, Filter, FilterError, HelpScreen, SaveScreen, build_app, schedule
@@ -445,10 +446,11 @@ async def test_lost_events_are_prominent_and_unfinished_rows_incomplete():
     src = ListSource(rec.context, events, live=True, lost=7)
     app = build_app(src)
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot, lambda: len(rows(app)) == 3 and rows(app)[-1].outcome == "lost", timeout=5)
+        await settle(pilot, lambda: len(rows(app)) == 3 and rows(app)[-1].outcome == INCOMPLETE, timeout=5)
         assert status(app, "lost") == " LOST 7 EVENTS "
         assert app.query_one("#st-lost").has_class("lost")
         assert rows(app)[-1].label == "? incomplete (events lost)"
+        assert rows(app)[-1].verdict.rule == "events.lost"  # the model's verdict, not the list's own
         # The kernel reported losses while this batch waited: nothing in it is trusted.
         assert [r.label for r in rows(app)[:2]] == ["? events lost (answered?)",
                                                      "? events lost (reply delivered to ping?)"]

@@ -76,6 +76,21 @@ class Role(StrEnum):
     PACKET = "packet"
 
 
+class HopKind(StrEnum):
+    """What showed a hop: the kind of event that made it, or what the correlator learnt of
+    it later (a str, so it compares with the event kinds)."""
+    XMIT = "xmit"          # a device transmitted it
+    FUNC = "func"          # a function probe saw it (fentry: veth_xmit, arp_rcv, icmp_rcv, ...)
+    NETIF_RX = "netif_rx"  # it arrived on a device
+    RECEIVE = "receive"    # the stack took it in (named for the handler it then reached)
+    DELIVER = "deliver"    # a socket got it
+    BRIDGE = "bridge"      # a bridge passed it from one of its ports to another
+    FORWARD = "forward"    # IP forwarding sent it on from the namespace it came into
+
+
+_HOP_KINDS = {k.value: k for k in HopKind}  # event kind -> hop kind (a dict: cheaper than HopKind(kind))
+
+
 class ConvKey(NamedTuple):
     """A conversation's key.  `ends`: its two ends in a fixed order, the same whichever
     way a packet goes: addresses (echo, ARP) or (address, port) pairs (TCP, UDP); ND:
@@ -89,12 +104,12 @@ class ConvKey(NamedTuple):
 
 class Hop:
     """A place the packet passed: `name` as printed, the device (`dev`, `ifindex`) and
-    namespace it was in, and the kind of event that showed it.  A hop made by the stack
-    taking a packet in (kind "receive") is named for what the packet was seen doing next
+    namespace it was in, and what showed it (HopKind).  A hop made by the stack
+    taking a packet in (HopKind.RECEIVE) is named for what the packet was seen doing next
     (`_refine_receive`): a protocol handler only once the packet reached it."""
     __slots__ = ("name", "dev", "netns", "ts", "kind", "ifindex")
 
-    def __init__(self, name: str, dev: str, netns: int, ts: int, kind: str, ifindex: int = 0):
+    def __init__(self, name: str, dev: str, netns: int, ts: int, kind: HopKind, ifindex: int = 0):
         self.name, self.dev, self.netns, self.ts, self.kind = name, dev, netns, ts, kind
         self.ifindex = ifindex
 
@@ -105,7 +120,7 @@ class Hop:
             return "stack", self.name[7:]
         if self.name.startswith("socket ("):
             return "socket", self.name[8:-1]
-        if self.kind == "bridge":
+        if self.kind == HopKind.BRIDGE:
             return "bridge", self.dev
         return "device", self.dev or self.name.split(" ", 1)[0]
 
@@ -691,7 +706,7 @@ def _add_hop(hops: list[Hop], ev: Event, pkt, spaces: Namespaces) -> None:
     kind = ev.kind
     last = hops[-1] if hops else None
     if kind == "xmit" or (kind == "func" and ev.where.endswith("_xmit")):
-        if last is not None and last.kind == "receive" and last.netns == ev.netns:
+        if last is not None and last.kind == HopKind.RECEIVE and last.netns == ev.netns:
             _forwarded(last, ev, spaces)  # taken in, then sent out again from this namespace
         name = _xmit_names.get((ev.dev, ev.where)) or _xmit_name(ev.dev, ev.where, kind)
     elif kind == "netif_rx":
@@ -700,7 +715,7 @@ def _add_hop(hops: list[Hop], ev: Event, pkt, spaces: Namespaces) -> None:
         name = ev.dev
     elif kind == "receive":
         # Named for now by the tracepoint that fired; what it reached next renames it.
-        _arrived(hops, ev, Hop(RECEIVED, "", ev.netns, ev.ts, kind, ev.ifindex))
+        _arrived(hops, ev, Hop(RECEIVED, "", ev.netns, ev.ts, HopKind.RECEIVE, ev.ifindex))
         return
     elif kind == "kfree" or kind == "consume":
         hop = _waiting(hops, ev)
@@ -714,18 +729,18 @@ def _add_hop(hops: list[Hop], ev: Event, pkt, spaces: Namespaces) -> None:
         name = f"socket ({ev.comm})"
     elif kind == "func":
         name = f"stack: {ev.where}"
-        if last is not None and last.kind == "receive" and last.name == RECEIVED:
+        if last is not None and last.kind == HopKind.RECEIVE and last.name == RECEIVED:
             last.name = name  # the probe saw the handler itself
             return
     else:
         return
     if last is not None and last.name == name:
         return
-    hops.append(Hop(name, ev.dev if kind != "deliver" else "", ev.netns, ev.ts, kind, ev.ifindex))
+    hops.append(Hop(name, ev.dev if kind != "deliver" else "", ev.netns, ev.ts, _HOP_KINDS[kind], ev.ifindex))
 
 
 RECEIVED = "stack: netif_receive_skb"  # the stack took it in; nothing seen of it yet beyond that
-_TAKEN_IN = frozenset({"receive", "bridge", "forward"})  # kinds of the hop the stack's intake becomes
+_TAKEN_IN = frozenset({HopKind.RECEIVE, HopKind.BRIDGE, HopKind.FORWARD})  # what the stack's intake hop becomes
 
 
 def _arrived(hops: list[Hop], ev: Event, hop: Hop) -> None:
@@ -738,11 +753,11 @@ def _arrived(hops: list[Hop], ev: Event, hop: Hop) -> None:
             if i == len(hops) - 1:
                 hops.append(hop)
                 return
-            if h.kind == "netif_rx" and hops[i + 1].kind not in _TAKEN_IN:
+            if h.kind == HopKind.NETIF_RX and hops[i + 1].kind not in _TAKEN_IN:
                 hops.insert(i + 1, hop)
                 return
             break
-    hops.append(Hop(ev.dev, ev.dev, ev.netns, ev.ts, "netif_rx", ev.ifindex))
+    hops.append(Hop(ev.dev, ev.dev, ev.netns, ev.ts, HopKind.NETIF_RX, ev.ifindex))
     hops.append(hop)
 
 
@@ -750,7 +765,7 @@ def _waiting(hops: list[Hop], ev: Event) -> Hop | None:
     """The latest intake hop, in ev's namespace (and on its device, when it has one), that
     nothing has named yet."""
     for h in reversed(hops):
-        if h.kind == "receive" and h.name == RECEIVED and h.netns == ev.netns \
+        if h.kind == HopKind.RECEIVE and h.name == RECEIVED and h.netns == ev.netns \
                 and (not ev.ifindex or h.ifindex == ev.ifindex):
             return h
     return None
@@ -790,9 +805,9 @@ def _forwarded(hop: Hop, ev: Event, spaces: Namespaces) -> None:
     ifs = {i.get("ifindex"): i for i in spaces.get(ev.netns).get("interfaces", [])}
     master = (ifs.get(hop.ifindex) or {}).get("master")
     if master and master == (ifs.get(ev.ifindex) or {}).get("master"):
-        hop.name, hop.dev, hop.kind = f"{master} (bridge)", master, "bridge"
+        hop.name, hop.dev, hop.kind = f"{master} (bridge)", master, HopKind.BRIDGE
     else:
-        hop.name, hop.kind = "stack: ip_forward", "forward"
+        hop.name, hop.kind = "stack: ip_forward", HopKind.FORWARD
 
 
 _STACK_HOPS = {h: f"stack: {h}" for h in (*STACK_HANDLERS.values(), *STACK_HANDLERS6.values(), "arp_rcv", "ip_rcv",

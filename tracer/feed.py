@@ -17,6 +17,7 @@ from collections import deque
 
 from .correlate import Conversation, Correlator
 from .events import PACKET_KINDS
+from .losses import LossWindows
 from . import runner
 from .runner import PtyCommand
 
@@ -50,7 +51,8 @@ class Feed:
         self.error: str | None = None
         self.done = False          # a recording was read to its end
         self.live = bool(getattr(source, "live", False))
-        self.lossy: deque[tuple[int, int]] = deque(maxlen=256)  # (from, to) ts where events were lost
+        # When events were lost (from, to): verdicts of journeys around them are INCOMPLETE.
+        self.lossy = self.corr.losses = LossWindows()
         self._prev_last = 0
         self._loss_pending = False
         self.own = 0               # events about this process's own sockets, left out
@@ -129,10 +131,10 @@ class Feed:
         start = min(first, self._prev_last or first)
         with self.lock:
             w = self.lossy
-            if w and start <= w[-1][1] + LOSSY_GAP_NS:
-                w[-1] = (w[-1][0], max(w[-1][1], last))
+            if w and start <= w.ends[-1] + LOSSY_GAP_NS:
+                w.ends[-1] = max(w.ends[-1], last)
             else:
-                w.append((start, last))
+                w.add(start, last)
         self._prev_last = last
 
     def stop(self, timeout: float = 5.0) -> None:

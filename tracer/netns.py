@@ -1,5 +1,6 @@
-"""Network namespaces by inode: their names and their context (interfaces, addresses,
-routes, the IPv4 sysctls verdicts need), learned while tracing and kept in recordings.
+"""Network namespaces by inode: their names and their context (interfaces with their IPv4
+and IPv6 addresses, routes, the IPv4 sysctls verdicts need), learned while tracing and kept
+in recordings.
 
 A namespace is named by its `ip netns` name (/run/netns/NAME, an nsfs bind mount whose
 inode is the namespace's), else `netns:INODE`; a namespace object's "name" is the `ip netns`
@@ -93,9 +94,16 @@ def interfaces(links: list) -> list[dict]:
             "kind": info.get("info_kind") or link.get("link_type", ""),
             "peer": link.get("link"), "up": "UP" in link.get("flags", []), "mtu": link.get("mtu"),
             "master": link.get("master"),
-            "addrs": [f"{a['local']}/{a['prefixlen']}" for a in link.get("addr_info", []) if a.get("family") == "inet"],
+            "addrs": _addrs(link, "inet"),
+            "addrs6": _addrs(link, "inet6"),  # absent from recordings made before IPv6 was recorded
         })
     return out
+
+
+def _addrs(link: dict, family: str) -> list[str]:
+    """ADDR/PREFIXLEN of one family ("inet", "inet6") from an `ip -j addr` link entry."""
+    return [f"{a['local']}/{a['prefixlen']}" for a in link.get("addr_info", [])
+            if isinstance(a, dict) and a.get("family") == family and "local" in a and "prefixlen" in a]
 
 
 def routes(rows: list) -> list[dict]:

@@ -196,6 +196,8 @@ class Packet:
             return f"ARP op {self.arp_op} {self.src} > {self.dst}"
         if not self.is_ip:
             return self.l3
+        if self.dst is None:  # a quoted header cut short: only what fits is said
+            return f"{self.l3} from {self.src or '?'}, the rest of its header not copied"
         head = f"{self.src} > {self.dst}"
         if self.is_icmp:
             proto = "ICMPv6" if self.ip_proto == IPPROTO_ICMPV6 else "ICMP"
@@ -233,6 +235,25 @@ class Packet:
                 continue
             out[name] = value.to_json() if name == "inner" else value
         return out
+
+
+SO_EE_ORIGIN_LOCAL = 1
+_EXTERR = struct.Struct("=IBBBBII")  # struct sock_extended_err, as the probes copy it (host order)
+_LOCAL_ERROR_HEADERS = {20: "IPv4", 40: "IPv6"}  # what ip_local_error / ipv6_local_error put before it
+
+
+def local_error(data: bytes) -> tuple[str, int, int] | None:
+    """(family, errno, ee_info) of an error-queue message the stack made itself (a record of
+    protocol 0 copied from the network header): the probes append its sock_extended_err
+    (16 bytes) to the refused packet's header (copy_local_error).  ee_info is the MTU for
+    EMSGSIZE.  None for any other data, and for recordings made before it was copied."""
+    family = _LOCAL_ERROR_HEADERS.get(len(data) - _EXTERR.size)
+    if family is None:
+        return None
+    errno, origin, _, _, _, info, _ = _EXTERR.unpack_from(data, len(data) - _EXTERR.size)
+    if origin != SO_EE_ORIGIN_LOCAL or not 0 < errno < 4096:
+        return None
+    return family, errno, info
 
 
 def parse(data: bytes, protocol: int, l2: bool) -> Packet | None:

@@ -25,7 +25,7 @@ import networkx as nx
 
 from .correlate import Conversation, Correlator, Journey
 from .packet import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN
-from .verdict import DROPPED, IN_FLIGHT, verdict
+from .verdict import DROPPED, IN_FLIGHT, INCOMPLETE, verdict
 
 FOLD_AFTER = 8  # a conversation with more distinct packets than this folds repeats anywhere, not only in a row
 
@@ -78,7 +78,7 @@ def journey_steps(j: Journey, corr: Correlator):
         if b not in seen:
             steps.append((a, b, ts))
             seen.add(b)
-    if places and (v.outcome in (DROPPED, IN_FLIGHT) or v.failure):
+    if places and (v.outcome in (DROPPED, IN_FLIGHT, INCOMPLETE) or v.failure):
         end = j.end
         if v.label:  # the words of the rule that decided it
             label = v.label + (f"\nat {end.func}" if end is not None else "")

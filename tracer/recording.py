@@ -558,9 +558,9 @@ def _namespace_problem(ns: dict, what: str) -> str:
     if not isinstance(ifs, list):
         return f"{what}.interfaces is not a list"
     for i in ifs:
-        if not isinstance(i, dict) or not isinstance(i.get("name"), str) \
-                or not isinstance(i.get("addrs", []), list) or not all(isinstance(a, str) for a in i.get("addrs", [])):
-            return "an interface entry is malformed (each needs a name, and addrs as strings)"
+        if not isinstance(i, dict) or not isinstance(i.get("name"), str) or not all(
+                isinstance(i.get(k, []), list) and all(isinstance(a, str) for a in i.get(k, [])) for k in ("addrs", "addrs6")):
+            return "an interface entry is malformed (each needs a name, and addrs and addrs6 as strings)"
     sysctl = ns.get("sysctl", {})
     if not isinstance(sysctl, dict) or not all(isinstance(v, dict) and all(type(x) is int for x in v.values())
                                                for v in sysctl.values()):

@@ -6,19 +6,23 @@ The facts come from the journey (its packet, its end, its deliveries), its conve
 (what answered it), the route lookups and neighbour changes the correlator saw, and the
 context of the namespace where it ended (addresses, MTUs, sysctls as the trace recorded
 them).  The table ends with the general cases (delivered, no end seen, dropped with a
-reason, consumed), so every journey gets a rule.
+reason, consumed), so every journey gets a rule.  When the kernel lost events, the rules of
+LOSSES come first: a journey around a loss is INCOMPLETE (`events.lost`), with the verdict
+of RULES kept as the guess of what was seen.
 """
 from __future__ import annotations
 
+import errno as errnos
+import ipaddress
 import socket
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Callable
 
-from .correlate import Correlator, Journey, Role
+from .correlate import ConvKind, Correlator, Journey, Role
 from .events import nud_name
 from .packet import (ICMP6_DEST_UNREACH, ICMP6_PACKET_TOO_BIG, ICMP_DEST_UNREACH, ICMP_TIME_EXCEEDED,
-                     IPPROTO_ICMPV6, TCP_ACK, TCP_RST, TCP_SYN)
+                     IPPROTO_ICMPV6, TCP_ACK, TCP_RST, TCP_SYN, local_error)
 
 
 class Outcome(StrEnum):
@@ -27,6 +31,7 @@ class Outcome(StrEnum):
     ANSWERED = "answered"
     CONSUMED = "consumed"
     IN_FLIGHT = "in flight"
+    INCOMPLETE = "incomplete"   # the kernel lost events around it: what was seen is a guess
     DROPPED = "dropped"
 
 
@@ -73,6 +78,8 @@ class Context:
         self.interfaces = ctx.get("interfaces", [])
         self.sysctl = ctx.get("sysctl", {})
         self.known = bool(self.interfaces)      # was the namespace's context recorded at all?
+        # and its IPv6 addresses? (recordings made before they were recorded have no addrs6)
+        self.known6 = any("addrs6" in i for i in self.interfaces)
 
     def owner(self, addr: str) -> str | None:
         for i in self.interfaces:
@@ -80,6 +87,30 @@ class Context:
                 if a.split("/")[0] == addr:
                     return i["name"]
         return None
+
+    def owner6(self, addr: str) -> str | None:
+        """The interface that has IPv6 address `addr` (compared as addresses, not text)."""
+        want = _ip6(addr)
+        for i in self.interfaces:
+            for a in i.get("addrs6", []):
+                if want is not None and _ip6(a.split("/")[0]) == want:
+                    return i["name"]
+        return None
+
+    def prefix6(self, dev: str, addr: str) -> int:
+        """The prefix length of the subnet of `addr` that `dev` has an address in, else 64."""
+        want = _ip6(addr)
+        for i in self.interfaces:
+            if i.get("name") != dev:
+                continue
+            for a in i.get("addrs6", []):
+                try:
+                    net = ipaddress.IPv6Network(a, strict=False)
+                except ValueError:
+                    continue
+                if want is not None and want in net and not net.is_link_local:
+                    return net.prefixlen
+        return 64
 
     def name_of(self, ifindex: int) -> str | None:
         for i in self.interfaces:
@@ -94,6 +125,13 @@ class Context:
         """How to run a command in this namespace: `ip netns exec NAME ` (nothing for an
         unnamed one: it can only be entered through one of its processes)."""
         return f"ip netns exec {self.name} " if self.name else ""
+
+
+def _ip6(text: str) -> ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.IPv6Address(text)
+    except ValueError:
+        return None
 
 
 def context_of(corr: Correlator, netns: int) -> Context:
@@ -112,6 +150,7 @@ class Facts:
         self.reason = (self.end.reason or "NOT_SPECIFIED") if self.kind == "kfree" else ""
         self.func = self.end.func if self.end is not None else ""
         self.netns = (self.end or (j.events[-1] if j.events else None) or j).netns
+        self.guess: Match | None = None  # for the loss rules: the verdict of what was seen
         self._cache: dict = {}
 
     def _once(self, name: str, make):
@@ -222,6 +261,7 @@ class Rule:
     advice: Callable[[Facts], str] = lambda f: ""
     tag: str = ""                          # "unanswered" / "parked" / "benign": what the end means for code
     label: Callable[[Facts], str] = lambda f: ""  # the few words lists, summaries and diagrams show
+    note: Callable[[Facts], str] = lambda f: ""   # a benign kernel detail, shown only under -v
 
 
 def _is_tcp(f: Facts) -> bool:
@@ -283,8 +323,10 @@ def _error_fate(f: Facts) -> str:
     errno = table.get((p.icmp_type, p.icmp_code if p.icmp_type in (ICMP_DEST_UNREACH, ICMP6_DEST_UNREACH) else 0),
                       "an error")
     who = f"{'TCP' if q.is_tcp else 'UDP'} socket {q.src}:{q.sport}"
+    # udp_err() reports an error only to a connected socket or one with IP_RECVERR set
+    when = " if it is connected (or has IP_RECVERR; an unconnected one is not told)" if q.is_udp else ""
     return (f"handed by {f.func} to the {who} that sent {_proto_port_of(q)}: its next call there fails with "
-            f"{errno} (the program reading it was not traced)")
+            f"{errno}{when}; whether the program saw that is not traced (a socket error is not a packet)")
 
 
 def _proto_port_of(q) -> str:
@@ -298,11 +340,25 @@ def _refused_to(f: Facts) -> str:
     return f" to {socket.inet_ntoa(d[16:20])}" if len(d) >= 20 and not f.j.delivered[-1].l2 else ""
 
 
+def _local_error(f: Facts) -> tuple[str, int, int] | None:
+    """(family, errno, ee_info) of the error the program read, as the kernel queued it."""
+    d = f.j.delivered[-1] if f.j.delivered else None
+    return local_error(d.data) if d is not None and not d.l2 and not d.protocol and d.data else None
+
+
 def _refused_send(f: Facts) -> str:
     reader = f.j.delivered[-1].comm if f.j.delivered else "the program"
     text = (f"not a packet: {reader} read an error from its socket's error queue ({f.func}); the kernel refused "
             f"its send{_refused_to(f)} before any device")
-    out = f.route_out()
+    out, err = f.route_out(), _local_error(f)
+    if err is not None:  # the kernel's own account, from the error it queued
+        _, code, info = err
+        name = errnos.errorcode.get(code, f"errno {code}")
+        via = f" (the route to it leaves through {out[0]})" if out is not None else ""
+        if code == errnos.EMSGSIZE:
+            return (f"{text}: {name}, the packet is larger than the MTU of {info}{via} and may not be fragmented "
+                    "(don't-fragment set, e.g. ping -M do)")
+        return f"{text}: {name}{via}"
     if out is not None:
         dev, _ = out
         mtu = f.interface(dev).get("mtu")
@@ -315,15 +371,19 @@ def _refused_send(f: Facts) -> str:
 
 
 def _refused_advice(f: Facts) -> str:
-    out = f.route_out()
-    if out is None:
+    out, err = f.route_out(), _local_error(f)
+    dev = out[0] if out is not None else None
+    if err is not None:
+        if err[1] != errnos.EMSGSIZE:
+            return ""
+        mtu, headers = err[2], 28 if err[0] == "IPv4" else 48  # IP + ICMP headers around ping's -s bytes
+    elif dev is not None and f.interface(dev).get("mtu"):
+        mtu, headers = f.interface(dev).get("mtu"), 28
+    else:
         return ""
-    dev, _ = out
-    mtu = f.interface(dev).get("mtu")
-    if not mtu:
-        return ""
-    return (f"send at most {mtu} bytes of IP packet (ping -s {max(mtu - 28, 0)}), let it fragment (ping -M dont), "
-            f"or raise the MTU: {f.run_there}ip link set {dev} mtu 1500")
+    raise_it = f", or raise the MTU: {f.run_there}ip link set {dev} mtu 1500" if dev is not None else ""
+    return (f"send at most {mtu} bytes of IP packet (ping -s {max(mtu - headers, 0)}), let it fragment "
+            f"(ping -M dont){raise_it}")
 
 
 def _synack_from(f: Facts) -> str:
@@ -343,12 +403,48 @@ def _capture_copy(f: Facts) -> bool:
     return f.kind == "consume" and f.func.startswith(CAPTURE_FREES)
 
 
+def _nd_unanswered(f: Facts) -> bool:
+    """A neighbour solicitation (not a DAD probe) that ended without an advertisement."""
+    p = f.pkt
+    return (p is not None and p.is_neighbor_solicit and p.src != "::" and bool(p.nd_target) and f.end is not None
+            and not f.j.live and not f.j.conversation.with_role(Role.ADVERT))
+
+
+def _nd_rx(f: Facts) -> str:
+    """The device the unanswered solicitation arrived on."""
+    j = f.j
+    return j.end.dev or next((h.dev for h in reversed(j.hops) if h.dev and h.netns == f.netns), "DEV")
+
+
+def _solicited_node(addr: str) -> str:
+    """ff02::1:ffXX:XXXX, the multicast group a solicitation for addr is sent to."""
+    low = int(ipaddress.IPv6Address(addr)) & 0xFFFFFF
+    return str(ipaddress.IPv6Address((0xFF02 << 112) | (1 << 32) | (0xFF << 24) | low))
+
+
+def _nd_conv(f: Facts):
+    """The neighbour discovery this packet waited for: the latest unanswered one of its
+    destination that started before it ended."""
+    dst, end = f.pkt.dst, f.end
+    for c in reversed(f.corr.conversations):
+        if (c.kind == ConvKind.ND and c.key.ends == (dst,) and c.start <= end.ts and c.with_role(Role.SOLICIT)
+                and not c.with_role(Role.ADVERT)):
+            return c
+    return None
+
+
+def _nd_failed_advice(f: Facts) -> str:
+    """The advice of the last unanswered solicitation it waited for."""
+    m = evaluate(_nd_conv(f).with_role(Role.SOLICIT)[-1], f.corr)
+    return m.advice if m is not None else ""
+
+
 def _error_queue_read(f: Facts) -> bool:
     return bool(f.j.delivered) and (f.pkt is None or not f.pkt.is_ip) and f.func.startswith(ERROR_QUEUE_READS)
 
 
 RULES: tuple[Rule, ...] = (
-    Rule("send.refused", ("delivered", "end.func", "route_out", "interface.mtu"), Outcome.DROPPED,
+    Rule("send.refused", ("delivered", "end.func", "local_error", "route_out", "interface.mtu"), Outcome.DROPPED,
          _error_queue_read, _refused_send, _refused_advice,
          label=lambda f: "send refused before any device"),
     Rule("tcp.syn.no-listener", ("pkt.tcp_flags", "end.reason", "rst_answer", "namespace"), Outcome.DROPPED,
@@ -433,6 +529,23 @@ RULES: tuple[Rule, ...] = (
          lambda f: f.pkt is not None and f.pkt.is_neighbor_advert and f.kind == "consume",
          lambda f: f"neighbour advertisement processed by {f.func} ({f.pkt.nd_target} is-at {f.pkt.lladdr or '?'})",
          label=lambda f: "answered"),
+    Rule("nd.unanswered.no-owner", ("pkt.icmp_type", "conversation.advert", "context.addrs6"), Outcome.CONSUMED,
+         lambda f: _nd_unanswered(f) and f.ctx.known6 and f.ctx.owner6(f.pkt.nd_target) is None,
+         lambda f: (f"neighbour solicitation for {f.pkt.nd_target} freed at {_fn(f)} in {f.ctx.label} without an "
+                    f"advertisement: no interface in {f.here} has {f.pkt.nd_target}"
+                    + (f" (so it has not joined its solicited-node group {_solicited_node(f.pkt.nd_target)})"
+                       if f.func.startswith("ip6_mc_input") else "")),
+         lambda f: (f"nobody can answer: give {f.pkt.nd_target} to an interface there: {f.ctx.exec_prefix()}ip -6 "
+                    f"addr add {f.pkt.nd_target}/{f.ctx.prefix6(_nd_rx(f), f.pkt.nd_target)} dev {_nd_rx(f)}; "
+                    "or ping an address that exists"),
+         tag=UNANSWERED, label=lambda f: f"no reply: nobody has {f.pkt.nd_target}"),
+    Rule("nd.failed", ("pkt.l3", "end.func", "conversation.nd", "nd solicit verdict"), Outcome.DROPPED,
+         lambda f: (f.pkt is not None and f.pkt.l3 == "IPv6" and f.kind == "kfree" and f.func.startswith("neigh_")
+                    and _nd_conv(f) is not None),
+         lambda f: (f"dropped: {f.reason} at {f.func}: the neighbour solicitation for {f.pkt.dst} went unanswered "
+                    f"{len(_nd_conv(f).with_role(Role.SOLICIT))} times, so the packet waiting for it was dropped "
+                    "(the sender is told: ICMPv6 address unreachable)"),
+         _nd_failed_advice, label=lambda f: f"dropped: no neighbour {f.pkt.dst}"),
     Rule("ipv6.housekeeping", ("pkt.icmp_type", "end.func"), Outcome.CONSUMED,
          lambda f: (f.pkt is not None and (f.pkt.is_router_discovery or (f.pkt.is_neighbor_solicit and f.pkt.src == "::"))
                     and f.end is not None and f.func.startswith(HOUSEKEEPING_FREES)),
@@ -442,14 +555,20 @@ RULES: tuple[Rule, ...] = (
 )
 
 
+def _raw_copy_original(f: Facts):
+    """The original of a packet a raw socket got a copy of, freed with NO_SOCKET (or None)."""
+    return next((e for e in f.j.frees if e.kind == "kfree" and e.reason == "NO_SOCKET"), None)
+
+
 def _delivered_text(f: Facts) -> str:
     d = f.j.delivered[-1]
     text = f"delivered to {d.comm} (pid {d.pid}), {d.arg} bytes"
-    dropped = [e for e in f.j.frees if e.kind == "kfree" and e.reason == "NO_SOCKET"]
-    if dropped:
-        text += (f" through its raw socket (the original was freed at {dropped[0].func}, NO_SOCKET: "
-                 "no ICMP datagram socket wanted it; normal)")
-    return text
+    return text + (" through its raw socket" if _raw_copy_original(f) is not None else "")
+
+
+def _delivered_note(f: Facts) -> str:
+    e = _raw_copy_original(f)
+    return f"(the original was freed at {e.func}, NO_SOCKET: no ICMP datagram socket wanted it; normal)" if e else ""
 
 
 def _consumed(f: Facts) -> bool:
@@ -545,10 +664,12 @@ def _drop_text(f: Facts) -> str:
 # journey ended (delivered, no end seen, dropped with a reason, consumed).
 GENERAL: tuple[Rule, ...] = (
     Rule("delivered", ("delivered", "frees.reason"), Outcome.DELIVERED,
-         lambda f: bool(f.j.delivered), _delivered_text),
-    Rule("lost.cut", ("cut",), Outcome.IN_FLIGHT, lambda f: bool(f.j.cut),
-         lambda f: ("no end seen: the kernel lost events (its sk_buff carried another packet "
-                    "before its free was reported)")),
+         lambda f: bool(f.j.delivered), _delivered_text, note=_delivered_note),
+    # Not a loss by itself: with none counted, the free was one no tracepoint reports.
+    Rule("end.cut", ("cut", "losses"), Outcome.IN_FLIGHT, lambda f: bool(f.j.cut),
+         lambda f: ("no end seen: its sk_buff carried another packet before a free of it was reported ("
+                    + ("its free may be among the events the kernel lost)" if f.corr.losses
+                       else "it was freed where no tracepoint reports it; no events were lost)"))),
     Rule("in-flight", ("end", "live"), Outcome.IN_FLIGHT, lambda f: f.end is None or bool(f.j.live),
          lambda f: "no end seen: still in flight when the trace stopped"),
     Rule("neigh.failed", ("end.reason", "pkt.dst", "arp_for", "arp request verdict"), Outcome.DROPPED,
@@ -590,6 +711,34 @@ GENERAL: tuple[Rule, ...] = (
 RULES = RULES + GENERAL
 
 
+def _guess_text(f: Facts) -> str:
+    return f.guess.text if f.guess is not None else "no end seen"
+
+
+def _lost_after(f: Facts) -> bool:
+    """Did the kernel lose events after this journey was last seen (its end among them)?"""
+    w = f.corr.losses
+    return bool(w) and w.ends[-1] > f.j.last
+
+
+# Checked before RULES when the kernel lost events: what was seen of a journey around a loss
+# may miss hops or its end, so its verdict (the first of RULES, kept as the guess) is not
+# shown as a success.
+LOSSES: tuple[Rule, ...] = (
+    Rule("events.lost", ("losses", "events.first", "guess"), Outcome.INCOMPLETE,
+         lambda f: f.corr.lost_events(f.j),
+         lambda f: f"incomplete: the kernel lost events meanwhile (ring buffer full); from what was seen: {_guess_text(f)}",
+         lambda f: "trace again with a larger ring buffer (--buffer-mb) or a narrower filter",
+         label=lambda f: "incomplete (events lost)"),
+    Rule("events.lost.end", ("end", "live", "losses"), Outcome.INCOMPLETE,
+         lambda f: (f.end is None or bool(f.j.live)) and _lost_after(f),
+         lambda f: ("incomplete: no end seen, and the kernel lost events after it was last seen (ring buffer full): "
+                    "its end may be among them"),
+         lambda f: "trace again with a larger ring buffer (--buffer-mb) or a narrower filter",
+         label=lambda f: "incomplete (events lost)"),
+)
+
+
 def _advert_text(k: Journey) -> str:
     sent = next((e for e in k.events if e.kind == "xmit" and e.dev), None)
     who = sent.dev if sent is not None else "the stack"
@@ -603,17 +752,31 @@ class Match:
     text: str = ""
     advice: str = ""
     label: str = ""
+    note: str = ""
+    guess: "Match | None" = None  # a loss rule's: the verdict of what was seen
 
 
-def evaluate(j: Journey, corr: Correlator) -> Match | None:
-    """The first rule of RULES that holds for journey j (None only for a journey the
-    general cases cannot place, which the correlator does not make)."""
-    f = Facts(j, corr)
-    for rule in RULES:
+def _first(table: tuple[Rule, ...], f: Facts) -> Match | None:
+    for rule in table:
         try:
             hit = rule.when(f)
         except (AttributeError, TypeError):  # a fact this journey lacks (no header, no end): not this rule
             continue
         if hit:
-            return Match(rule, f, rule.text(f), rule.advice(f), rule.label(f))
+            return Match(rule, f, rule.text(f), rule.advice(f), rule.label(f), rule.note(f))
     return None
+
+
+def evaluate(j: Journey, corr: Correlator) -> Match | None:
+    """The first rule of RULES that holds for journey j, unless the kernel lost events
+    around it (LOSSES, with that rule's verdict as the guess).  None only for a journey the
+    general cases cannot place, which the correlator does not make."""
+    f = Facts(j, corr)
+    m = _first(RULES, f)
+    if corr.losses:
+        f.guess = m
+        lost = _first(LOSSES, f)
+        if lost is not None:
+            lost.guess = m
+            return lost
+    return m

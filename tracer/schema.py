@@ -72,7 +72,11 @@ SCHEMA = {
                     "properties": {"ifindex": _INT, "name": _STR, "kind": _STR,
                                    "peer": {"type": ["string", "null"]}, "up": {"type": "boolean"},
                                    "master": {"type": ["string", "null"], "description": "bridge it is a port of"},
-                                   "addrs": {"type": "array", "items": _STR}}}},
+                                   "mtu": {"type": ["integer", "null"]},
+                                   "addrs": {"type": "array", "items": _STR, "description": "IPv4 ADDR/PREFIXLEN"},
+                                   "addrs6": {"type": "array", "items": _STR,
+                                              "description": "IPv6 ADDR/PREFIXLEN (link-local ones too); absent "
+                                                             "in recordings made before it was recorded"}}}},
                 "routes": {"type": "array", "items": {
                     "type": "object", "description": "an IPv4 route of the main or local table",
                     "properties": {"dst": _STR, "dev": _STR, "type": _STR, "table": _STR, "via": _STR,

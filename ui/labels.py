@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from vethtrace.tracer.correlate import Conversation, Correlator, Hop, Journey
 from vethtrace.tracer.events import nud_name
-from vethtrace.tracer.verdict import (ANSWERED, CONSUMED, DELIVERED, DROPPED, IN_FLIGHT, PARKED, UNANSWERED, Verdict,
-                                      conversation_outcome, verdict)
+from vethtrace.tracer.verdict import (ANSWERED, CONSUMED, DELIVERED, DROPPED, IN_FLIGHT, INCOMPLETE, PARKED, UNANSWERED,
+                                      Verdict, conversation_outcome, verdict)
 from vethtrace.ui.text import MARKS, Style, fold_retries, journey_lines, path_key
 
-LOST = "lost"  # a row whose journeys never ended while the kernel was losing events
-MARK = dict(MARKS, **{LOST: "?"})
+MARK = MARKS  # one mark per outcome
 NEIGH_WINDOW_NS = 1_000_000_000  # neighbour changes this close to a journey belong to it
 MAX_JOURNEYS = 200    # journeys of one conversation considered for rows and panes
 MAX_HOPS = 40         # hops drawn per journey (a journey that lost its end can absorb later packets)
@@ -32,8 +31,7 @@ def hop_parts(h: Hop) -> tuple[str, str, str]:
         return "stack", h.dev, name
     if kind == "socket":
         return "socket", "", name
-    fn = h.name[:-1].split(" (", 1)[1] if h.name.endswith(")") and " (" in h.name else \
-        ("netif_rx" if h.kind == "netif_rx" else h.kind)
+    fn = h.name[:-1].split(" (", 1)[1] if h.name.endswith(")") and " (" in h.name else str(h.kind)
     return name, h.dev or name, fn
 
 
@@ -78,17 +76,21 @@ def conversation_summary(conv: Conversation) -> str:
         if p is None:  # only the reply or an error was seen: describe the request it answers
             first = conv.journeys[0].pkt
             p = first.inner if first is not None and first.inner is not None else first
-            if p is not None and p.icmp_type == 0:
-                return f"ICMP echo {p.dst} > {p.src} id {p.icmp_id} seq {p.icmp_seq} (reply seen)"
+            if p is not None and p.icmp_type in (0, 129):
+                return f"{_icmp(p)} echo {p.dst} > {p.src} id {p.icmp_id} seq {p.icmp_seq} (reply seen)"
         if p is not None:
-            return f"ICMP echo {p.src} > {p.dst} id {p.icmp_id} seq {p.icmp_seq}"
+            return f"{_icmp(p)} echo {p.src} > {p.dst} id {p.icmp_id} seq {p.icmp_seq}"
     first = conv.journeys[0]
     text = first.summary
-    if conv.kind == "arp":
-        asked = len(conv.with_role("arp request"))
+    if conv.kind in ("arp", "nd"):
+        asked = len(conv.with_role("arp request" if conv.kind == "arp" else "nd solicit"))
         if asked > 1:
             text += f" (x{asked})"
     return text
+
+
+def _icmp(p) -> str:
+    return "ICMPv6" if p.l3 == "IPv6" else "ICMP"
 
 
 def conversation_brief(conv: Conversation) -> str:
@@ -103,7 +105,7 @@ def conversation_brief(conv: Conversation) -> str:
         req = next((j for j in conv.journeys if j.role == "request"), None)
         if req is not None and req.pkt is not None:
             p = req.pkt
-            return f"ICMP > {p.dst} id {p.icmp_id} seq {p.icmp_seq}"
+            return f"{_icmp(p)} > {p.dst} id {p.icmp_id} seq {p.icmp_seq}"
         q = p.inner if p is not None and p.inner is not None else p
         if q is not None and q.icmp_type == 0:  # only the reply was seen: it came from the destination
             return f"ICMP > {q.src} id {q.icmp_id} seq {q.icmp_seq} (reply)"
@@ -135,6 +137,8 @@ def journey_label(j: Journey, v: Verdict) -> str:
     """A short verdict for one journey: `✓ delivered to ping`, `✗ NEIGH_FAILED`."""
     mark = MARK.get(v.outcome, "?")
     end = j.end
+    if v.outcome == INCOMPLETE and v.guess is not None and v.guess.outcome != IN_FLIGHT:
+        return f"{mark} events lost ({journey_label(j, v.guess)[2:]}?)"  # what was seen, as a guess
     if v.label:  # the words of the rule that decided it (tracer/rules.py)
         return f"{mark} {v.label}"
     if v.outcome == DELIVERED:
@@ -155,34 +159,48 @@ def journey_label(j: Journey, v: Verdict) -> str:
 def conversation_verdict(conv: Conversation, corr: Correlator) -> tuple[str, str, Verdict]:
     """(outcome, short label, full verdict) for a conversation row."""
     v = conversation_outcome(conv, corr)
+    if v.outcome == INCOMPLETE:  # the kernel lost events around it: what was seen, as a guess
+        if v.guess is None or v.guess.outcome == IN_FLIGHT:
+            return v.outcome, f"{MARK[INCOMPLETE]} {v.label}", v
+        return v.outcome, f"{MARK[INCOMPLETE]} events lost ({_conversation_label(conv, corr, v.guess)[2:]}?)", v
+    return v.outcome, _conversation_label(conv, corr, v), v
+
+
+def _conversation_label(conv: Conversation, corr: Correlator, v: Verdict) -> str:
     outcome = v.outcome
     if outcome == DROPPED:
         dropped = next((j for j in conv.journeys if j.end is not None and j.end.kind == "kfree"
                         and not j.delivered and not j.live), None)
         if dropped is not None:
             jv = verdict(dropped, corr)
+            jv = jv.guess or jv  # of what was seen
             if jv.label:
-                return outcome, journey_label(dropped, jv), v
-            return outcome, f"{MARK[DROPPED]} dropped: {dropped.end.reason or 'NOT_SPECIFIED'}", v
+                return journey_label(dropped, jv)
+            return f"{MARK[DROPPED]} dropped: {dropped.end.reason or 'NOT_SPECIFIED'}"
         err = next((j for j in conv.journeys if j.role == "error"), None)
         if err is not None:
-            return outcome, f"{MARK[DROPPED]} {path_key(err, corr)[0]}", v
-        return outcome, f"{MARK[DROPPED]} dropped", v
+            return f"{MARK[DROPPED]} {path_key(err, corr)[0]}"
+        return f"{MARK[DROPPED]} dropped"
+    if outcome == DELIVERED and conv.kind == "icmp-error" and conv.journeys:  # an error read: the rule's words
+        lv = verdict(conv.journeys[-1], corr)
+        return journey_label(conv.journeys[-1], lv.guess or lv)
     if outcome == DELIVERED:
         rec = [j for j in conv.journeys if j.delivered]
         who = f" to {rec[-1].delivered[-1].comm}" if rec else ""
         what = "reply delivered" if conv.kind == "echo" else "delivered"
-        return outcome, f"{MARK[DELIVERED]} {what}{who}", v
+        return f"{MARK[DELIVERED]} {what}{who}"
     if outcome == ANSWERED:
-        return outcome, f"{MARK[ANSWERED]} answered", v
+        return f"{MARK[ANSWERED]} answered"
     last = conv.journeys[-1] if conv.journeys else None
     if outcome == CONSUMED and last is not None:
         for j in conv.journeys[-MAX_JOURNEYS:]:
             jv = verdict(j, corr)
+            jv = jv.guess or jv  # of what was seen
             if jv.failure:
-                return outcome, journey_label(j, jv), v
-        return outcome, journey_label(last, verdict(last, corr)), v
-    return outcome, f"{MARK[IN_FLIGHT]} in flight", v
+                return journey_label(j, jv)
+        lv = verdict(last, corr)
+        return journey_label(last, lv.guess or lv)
+    return f"{MARK[IN_FLIGHT]} in flight"
 
 
 def might_fail(conv: Conversation) -> bool:

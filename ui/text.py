@@ -11,12 +11,13 @@ from collections import Counter
 
 from vethtrace.tracer.correlate import Conversation, Correlator, Journey
 from vethtrace.tracer.packet import tcp_flag_text
-from vethtrace.tracer.verdict import ANSWERED, CONSUMED, DELIVERED, DROPPED, IN_FLIGHT, context_of, verdict
+from vethtrace.tracer.verdict import (ANSWERED, CONSUMED, DELIVERED, DROPPED, IN_FLIGHT, INCOMPLETE, context_of,
+                                      verdict)
 
-COLOURS = {DELIVERED: "32", ANSWERED: "32", CONSUMED: "33", DROPPED: "31", IN_FLIGHT: "36"}
+COLOURS = {DELIVERED: "32", ANSWERED: "32", CONSUMED: "33", DROPPED: "31", IN_FLIGHT: "36", INCOMPLETE: "35;1"}
+MARKS = {DELIVERED: "✓", ANSWERED: "✓", CONSUMED: "■", DROPPED: "✗", IN_FLIGHT: "…", INCOMPLETE: "?"}
 # whitespace other than a space: wrap() splits words at it and drops it
 _OTHER_SPACE = re.compile(r"[^\S ]")
-MARKS = {DELIVERED: "✓", ANSWERED: "✓", CONSUMED: "■", DROPPED: "✗", IN_FLIGHT: "…"}
 
 
 def terminal_width() -> int | None:
@@ -139,16 +140,8 @@ class Style:
         return f"{MARKS.get(outcome, '?')} {text}", COLOURS.get(outcome, "0")
 
 
-# A verdict's parenthesised note ending "; normal)" explains a benign kernel detail (e.g. the
-# original of a raw-socket copy freed with NO_SOCKET): shown only under -v.
-BENIGN_NOTE = re.compile(r" \([^()]*; normal\)$")
-
-
 ROLE_LABEL = {"request": "request", "reply": "reply", "error": "error", "arp request": "ARP req",
               "arp reply": "ARP reply", "packet": "packet", "arp": "ARP", "nd solicit": "NS", "nd advert": "NA"}
-
-
-INCOMPLETE = "incomplete (events lost)"
 
 
 def journey_lines(j: Journey, corr: Correlator, style: Style, indent: str = "    ", fix: bool = True,
@@ -156,11 +149,8 @@ def journey_lines(j: Journey, corr: Correlator, style: Style, indent: str = "   
     """One journey: packet, path, verdict, route lookups, ICMP errors and (when `fix`) its fix."""
     v = verdict(j, corr)
     label = ROLE_LABEL.get(j.role, j.role)
-    text = v.text if style.verbose else BENIGN_NOTE.sub("", v.text)
-    outcome = style.outcome_segment(v.outcome, text)
-    if corr.lost_events(j):  # what survived may miss hops or the end: no verdict is a success
-        outcome = style.outcome_segment(INCOMPLETE, f"incomplete: the kernel lost events meanwhile (ring buffer full); "
-                                                    f"from what was seen: {v.text}")
+    note = v.note or (v.guess.note if v.guess is not None else "")
+    outcome = style.outcome_segment(v.outcome, f"{v.text} {note}" if note and style.verbose else v.text)
     pad = f"{indent}{'':<9} "
     timed = style.wall_offset_ns is not None
     summary = (f"{style.clock(j.start)} " if timed else "") + j.summary + (f"  (x{times})" if times > 1 else "")
@@ -310,8 +300,6 @@ def path_key(j: Journey, corr: Correlator) -> tuple[str, str, str, str]:
             label = "UDP"
     end = j.end
     how = v.outcome
-    if corr.lost_events(j):
-        return label, j.path or _no_path(j), INCOMPLETE, INCOMPLETE
     if v.label:  # the rule's own words
         how = v.label
     elif v.outcome == DELIVERED and j.delivered:

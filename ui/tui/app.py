@@ -28,8 +28,7 @@ from textual.widgets import Footer, Input, Label, Log, Static
 
 from vethtrace.tracer import recording
 from vethtrace.tracer.feed import CommandOutput, Feed
-from vethtrace.tracer.verdict import ANSWERED, CONSUMED, DELIVERED, DROPPED, IN_FLIGHT
-from vethtrace.ui.labels import LOST
+from vethtrace.tracer.verdict import ANSWERED, CONSUMED, DELIVERED, DROPPED, IN_FLIGHT, INCOMPLETE
 from vethtrace.ui.tui.panes import detail_renderable, path_renderable
 from vethtrace.ui.tui.query import Filter, FilterError
 from vethtrace.ui.tui.rows import Row
@@ -207,7 +206,7 @@ class VethtraceApp(App):
             with self.feed.lock:
                 self.feed.ui_waiting.clear()
                 changed = self.schedule.apply(self.feed.corr, self.feed.t0 or 0, self._lost_clock(),
-                                              self.feed.lossy, *self.feed.take(), selected=self._selected)
+                                              *self.feed.take(), selected=self._selected)
             if changed:
                 self._refresh_list()
         if self._draw_pending and time.monotonic() - self._drawn_at >= DETAIL_EVERY_S:
@@ -216,8 +215,8 @@ class VethtraceApp(App):
         self._update_status()
 
     def _lost_clock(self) -> int | None:
-        """When events were lost: the newest event's time (rows quiet since long before it
-        are incomplete, not in flight); else None."""
+        """When events were lost: the newest event's time (unfinished rows are looked at
+        again now and then: their verdict may become incomplete); else None."""
         return self.feed.last_ts if self.feed.lost > 0 else None
 
     def _refresh_list(self) -> None:
@@ -260,7 +259,7 @@ class VethtraceApp(App):
     def _outcome_styles(self) -> dict:
         lst = self._w(ConversationList)
         out = {}
-        for outcome in (DELIVERED, ANSWERED, CONSUMED, DROPPED, IN_FLIGHT, LOST):
+        for outcome in (DELIVERED, ANSWERED, CONSUMED, DROPPED, IN_FLIGHT, INCOMPLETE):
             out[outcome] = lst.get_component_rich_style("conversation-list--" + outcome.replace(" ", "-"),
                                                         partial=True)
         return out
@@ -511,7 +510,7 @@ class VethtraceApp(App):
         f = self.feed
         sched = self.schedule
         with f.lock:  # bring the rows still listed up to date, so the share is exact
-            sched.update_all(f.corr, f.t0 or 0, self._lost_clock(), f.lossy)
+            sched.update_all(f.corr, f.t0 or 0)
         counted = f.packet_events + f.lost  # lost events are counted as packet events
         share = f" ({100 * sched.events_shown / counted:.1f}%)" if counted else ""
         text = (f"vethtrace tui: {f.received:,} events read ({f.packet_events:,} about packets), {f.lost:,} lost; "

@@ -10,8 +10,8 @@ from rich.table import Table
 from rich.text import Text
 
 from vethtrace.tracer.correlate import Correlator, Journey
-from vethtrace.tracer.verdict import ANSWERED, CONSUMED, DELIVERED, DROPPED, IN_FLIGHT, verdict
-from vethtrace.ui.labels import (LOST, MARK, MAX_HOPS, MAX_JOURNEYS, end_text, fmt_delta, hop_parts, journey_groups,
+from vethtrace.tracer.verdict import ANSWERED, CONSUMED, DELIVERED, DROPPED, IN_FLIGHT, INCOMPLETE, verdict
+from vethtrace.ui.labels import (MARK, MAX_HOPS, MAX_JOURNEYS, end_text, fmt_delta, hop_parts, journey_groups,
                                  journey_label, neighbour_notes, netns_label)
 from vethtrace.ui.text import ROLE_LABEL, route_text
 from vethtrace.ui.tui.rows import Row
@@ -21,7 +21,7 @@ NARROW_DETAIL = 60    # a detail pane narrower than this leaves out the hop tabl
 
 # Default colours when no widget supplies its own (tests, `rich` printing).
 OUTCOME_STYLES = {DELIVERED: "green", ANSWERED: "green", CONSUMED: "yellow", DROPPED: "bold red",
-                  IN_FLIGHT: "cyan", LOST: "bold magenta"}
+                  IN_FLIGHT: "cyan", INCOMPLETE: "bold magenta"}
 
 
 def detail_renderable(row: Row, corr: Correlator, styles: dict | None = None, width: int | None = None):
@@ -41,7 +41,7 @@ def detail_renderable(row: Row, corr: Correlator, styles: dict | None = None, wi
     parts.append(outcome)
     if row.lost:
         parts.append(Text("The kernel lost events around this conversation (its ring buffer was full): hops, "
-                          "the reply or the end may be missing, so the verdict is a guess.", styles.get(LOST, "")))
+                          "the reply or the end may be missing, so the verdict is a guess.", styles.get(INCOMPLETE, "")))
     if len(conv.journeys) > MAX_JOURNEYS:
         parts.append(Text(f"({len(conv.journeys) - MAX_JOURNEYS:,} earlier packets of this conversation "
                           "are not shown)", "dim"))
@@ -55,7 +55,9 @@ def detail_renderable(row: Row, corr: Correlator, styles: dict | None = None, wi
             title.append(f"  (x{times}, identical)", "dim")
         parts.append(title)
         parts.append(_hop_table(j, corr, namespaces=width is None or width >= NARROW_DETAIL))
-        parts.append(_note(f"{MARK.get(v.outcome, '?')} {v.text}", styles.get(v.outcome, "")))
+        note = v.note or (v.guess.note if v.guess is not None else "")
+        parts.append(_note(f"{MARK.get(v.outcome, '?')} {v.text}" + (f" {note}" if note else ""),
+                           styles.get(v.outcome, "")))
         notes = [route_text(r, corr, j) for r in corr.routes_before(j) + j.routes]
         notes += neighbour_notes(j, corr)
         notes += [f"the stack sent an ICMP error about it (type {e.arg >> 8} code {e.arg & 0xff})"

@@ -19,7 +19,7 @@ PROTOCOLS = {"icmp", "arp", "tcp", "udp", "ipv4", "ipv6", "echo", "ping"}
 VERDICTS = {"delivered": "delivered", "answered": "answered", "consumed": "consumed",
             "dropped": "dropped", "drop": "dropped", "drops": "dropped", "failed": "failed",
             "fail": "failed", "failures": "failed", "inflight": "in flight", "in-flight": "in flight",
-            "lost": "lost", "incomplete": "lost", "ok": "ok"}
+            "lost": "incomplete", "incomplete": "incomplete", "ok": "ok"}
 KEYS = {"proto": "proto", "protocol": "proto", "host": "addr", "addr": "addr", "ip": "addr",
         "address": "addr", "dev": "dev", "if": "dev", "iface": "dev", "interface": "dev",
         "verdict": "verdict", "v": "verdict", "text": "text"}

@@ -4,11 +4,9 @@ once per change of its conversation."""
 from __future__ import annotations
 
 from vethtrace.tracer.correlate import Conversation, Correlator
-from vethtrace.tracer.verdict import DROPPED, IN_FLIGHT, verdict
-from vethtrace.ui.labels import (LOST, MARK, MAX_HOPS, MAX_JOURNEYS, conversation_brief, conversation_path,
-                                 conversation_summary, conversation_verdict)
-
-LOST_GRACE_NS = 1_000_000_000  # unfinished this long before the newest event, with events lost: incomplete
+from vethtrace.tracer.verdict import DROPPED, INCOMPLETE, verdict
+from vethtrace.ui.labels import (MAX_HOPS, MAX_JOURNEYS, conversation_brief, conversation_path, conversation_summary,
+                                 conversation_verdict)
 
 
 class Row:
@@ -24,29 +22,19 @@ class Row:
         self.lost = False
         self._match = None
 
-    def update(self, corr: Correlator, t0: int, lost_clock: int | None = None, lossy=()) -> int:
-        """Recompute from the conversation; returns the change in events covered.
-        lost_clock: when the kernel has lost events, the newest event's time; a
-        conversation unfinished and quiet since well before it is marked incomplete.
-        lossy: (from, to) times around which the kernel lost events; a conversation that
-        overlaps one is marked "events lost": its hops or its end may be missing."""
+    def update(self, corr: Correlator, t0: int) -> int:
+        """Recompute from the conversation; returns the change in events covered.  Around
+        events the kernel lost (corr.losses) the verdict is INCOMPLETE (rule events.lost)."""
         conv = self.conv
         self.time = max(0, conv.start - t0) / 1e9
         self.summary = conversation_summary(conv)
         self.brief = conversation_brief(conv)
         self.path = conversation_path(conv, corr)
         self.outcome, self.label, self.verdict = conversation_verdict(conv, corr)
-        self.failure = self.outcome == DROPPED or self.verdict.failure or any(
-            verdict(j, corr).failure for j in conv.journeys[-3:] if j.role in ("arp request", "request"))
-        quiet = max((j.last for j in conv.journeys), default=conv.start)
-        self.lost = (lost_clock is not None and self.outcome == IN_FLIGHT
-                     and lost_clock - quiet > LOST_GRACE_NS)
-        if self.lost:
-            self.outcome, self.label = LOST, f"{MARK[LOST]} incomplete (events lost)"
-        elif lossy and _overlaps(conv.start, quiet, lossy):
-            self.lost = True
-            self.outcome, self.label = LOST, f"{MARK[LOST]} events lost ({self.label[2:]}?)"
-            self.failure = False  # not a drop anyone can trust
+        self.lost = self.outcome == INCOMPLETE
+        # An incomplete verdict is not a drop anyone can trust.
+        self.failure = not self.lost and (self.outcome == DROPPED or self.verdict.failure or any(
+            verdict(j, corr).failure for j in conv.journeys[-3:] if j.role in ("arp request", "request")))
         protos, addrs, devs = set(), set(), set()
         events = 0
         for j in conv.journeys:
@@ -86,11 +74,3 @@ class Row:
             self._match = (key, flt.matches(self))
         return self._match[1]
 
-
-def _overlaps(start: int, end: int, windows) -> bool:
-    for a, b in reversed(windows):
-        if b < start:
-            return False
-        if a <= end:
-            return True
-    return False

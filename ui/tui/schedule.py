@@ -17,8 +17,8 @@ import time
 from collections import deque
 
 from vethtrace.tracer.correlate import Conversation, Correlator
-from vethtrace.tracer.verdict import IN_FLIGHT
-from vethtrace.ui.labels import LOST, might_fail
+from vethtrace.tracer.verdict import IN_FLIGHT, INCOMPLETE
+from vethtrace.ui.labels import might_fail
 from vethtrace.ui.tui.rows import Row
 
 MAX_ROWS = 1_000         # rows in the list; the oldest roll off (each pins its conversation: ~6 KB a ping)
@@ -56,11 +56,11 @@ class RowSchedule:
         """Conversations are waiting to become rows."""
         return bool(self.backlog or self.fail_backlog)
 
-    def apply(self, corr: Correlator, t0: int, lost: int | None, lossy, new, touched, overflow,
+    def apply(self, corr: Correlator, t0: int, lost: int | None, new, touched, overflow,
               selected: Row | None = None) -> set[int]:
         """Fold what the feed took (new conversations, those whose journeys ended, whether
         notifications overflowed) into rows; returns the ids of rows that changed.
-        lost: the loss clock (Row.update); selected: redone first, never trimmed."""
+        lost: not None once the kernel lost events; selected: redone first, never trimmed."""
         changed: set[int] = set()
         deadline = time.perf_counter() + TICK_BUDGET_S
         for cid, conv in touched.items():
@@ -76,19 +76,19 @@ class RowSchedule:
             self.dirty.pop(cid)
             row = self.by_id.get(cid)
             if row is not None:
-                self.events_shown += row.update(corr, t0, lost, lossy)
+                self.events_shown += row.update(corr, t0)
                 changed.add(cid)
         now = time.monotonic()
         if overflow or (lost is not None and now - self._last_lost_refresh > LOST_REFRESH_S):
             # Notifications were dropped (long pause) or rows may have become "incomplete".
             self._last_lost_refresh = now
             for row in self.rows:
-                if row.outcome in (IN_FLIGHT, LOST):
-                    self.events_shown += row.update(corr, t0, lost, lossy)
+                if row.outcome in (IN_FLIGHT, INCOMPLETE):
+                    self.events_shown += row.update(corr, t0)
                     changed.add(row.conv.id)
         for conv in new:
             self._enqueue(conv)
-        changed.update(self._evaluate(corr, t0, lost, lossy, deadline + TICK_BUDGET_S / 2))
+        changed.update(self._evaluate(corr, t0, deadline + TICK_BUDGET_S / 2))
         self._trim(selected)
         return changed
 
@@ -103,7 +103,7 @@ class RowSchedule:
                 self.queued.discard(old.id)
                 self.skipped += 1
 
-    def _evaluate(self, corr: Correlator, t0: int, lost: int | None, lossy, deadline: float) -> set[int]:
+    def _evaluate(self, corr: Correlator, t0: int, deadline: float) -> set[int]:
         added: set[int] = set()
         budget = ROWS_PER_TICK
         while budget and (self.fail_backlog or self.backlog) and (
@@ -114,7 +114,7 @@ class RowSchedule:
                 continue
             budget -= 1
             row = Row(conv)
-            delta = row.update(corr, t0, lost, lossy)
+            delta = row.update(corr, t0)
             if self.filter is not None and not row.matches(self.filter) and not row.failure:
                 continue  # not worth a row now; shown if it changes and matches later
             bisect.insort(self.rows, row, key=_row_key)
@@ -172,7 +172,7 @@ class RowSchedule:
             self.matched = out[-MAX_ROWS:]
         return self.matched
 
-    def update_all(self, corr: Correlator, t0: int, lost: int | None, lossy) -> None:
+    def update_all(self, corr: Correlator, t0: int) -> None:
         """Bring every row still kept up to date (before counting what was shown)."""
         for row in list(self.by_id.values()):
-            self.events_shown += row.update(corr, t0, lost, lossy)
+            self.events_shown += row.update(corr, t0)

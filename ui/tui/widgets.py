@@ -104,7 +104,7 @@ class ConversationList(ScrollView, can_focus=True):
     COMPONENT_CLASSES = {
         "conversation-list--cursor", "conversation-list--time", "conversation-list--path",
         "conversation-list--delivered", "conversation-list--answered", "conversation-list--consumed",
-        "conversation-list--dropped", "conversation-list--in-flight", "conversation-list--lost",
+        "conversation-list--dropped", "conversation-list--in-flight", "conversation-list--incomplete",
     }
 
     class Highlighted(Message):

@@ -21,10 +21,12 @@ HOUSEKEEPING = (ConvKind.ROUTER,)
 
 def add_parser(sub) -> None:
     p = sub.add_parser("run", help="run any command, trace while it runs, explain each conversation it caused",
-                       description="Runs COMMAND (its output unchanged), traces the network namespace while it "
-                                   "runs, then explains each conversation: its packets, their paths and how each "
-                                   "ended.  Exit status is COMMAND's.  IPv6 is traced too (--no-ipv6 to leave "
-                                   "it out).")
+                       description="Runs COMMAND (its output unchanged) and, while it runs, traces the packets "
+                                   "first seen in this namespace (or those given with --netns), each followed "
+                                   "wherever it goes (a veth peer's namespace, a bridge, a router) with what is "
+                                   "sent back to it; then explains each conversation: its packets, their paths "
+                                   "and how each ended.  Exit status is COMMAND's.  IPv6 is traced too "
+                                   "(--no-ipv6 to leave it out).")
     p.add_argument("--events", action="store_true", help="also list the raw kernel events at the end")
     p.add_argument("-t", "--timestamps", action="store_true", help="the time of each packet, and after each hop "
                    "the time since the one before")
@@ -56,7 +58,7 @@ def run(args) -> int:
         check_diagram(args.svg, stdout_ok=False)  # the program's own output goes to standard output
     if args.record:
         safefile.check(args.record, stdout_ok=False)
-    filters = build_filters(args.interface, args.host, args.all_netns, ipv6=not args.no_ipv6,
+    filters = build_filters(args.interface, args.host, args.all_netns, ipv6=not args.no_ipv6, netns=args.netns,
                             expression=args.expression)
     style = Style.for_terminal(args.verbose, time.time_ns() - time.monotonic_ns() if args.timestamps else None)
     kept = [] if (args.record or args.events) else None
