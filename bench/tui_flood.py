@@ -52,7 +52,8 @@ from vethtrace.tracer.live import build_filters
 from vethtrace.tracer.sources import LiveEvents
 import ui.tui
 import gc
-gc.set_threshold(100_000, 50, 1000)  # as tracer.cli.main sets it for every command
+from vethtrace.cli import GC_THRESHOLDS
+gc.set_threshold(*GC_THRESHOLDS)  # as vethtrace's main sets it (the app has its own while it runs)
 with LiveEvents(build_filters()) as src:
     rc = ui.tui.run(src)
 sys.exit(rc)

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from enum import StrEnum
-from itertools import islice
+from itertools import count, islice
 from typing import NamedTuple
 
 from .events import NEIGH_KINDS, PF_CLONED, PF_KNOWN, PF_LAST, PF_NEW, Event
@@ -131,7 +131,7 @@ class Hop:
 class Journey:
     __slots__ = ("id", "events", "_hops", "_hopped", "pkt", "pkt_at", "live", "heads", "start", "last", "end",
                  "delivered", "frees", "routes", "out_routes", "icmp_errors", "conversation", "role", "netns",
-                 "spaces")
+                 "spaces", "verdict_memo", "_path")
 
     def __init__(self, jid: int, ev: Event, spaces: Namespaces | None = None):
         self.id = jid
@@ -153,6 +153,8 @@ class Journey:
         self.role = ""
         self.netns = ev.netns
         self.spaces = spaces if spaces is not None else Namespaces()  # names, bridges of the namespaces
+        self.verdict_memo: tuple | None = None  # (Correlator.version, verdict) once tracer.verdict made one
+        self._path: tuple = (-1, 0, "")          # (events, namespaces known, path) when `path` was made
 
     @property
     def ended(self) -> bool:
@@ -188,18 +190,25 @@ class Journey:
     @property
     def path(self) -> str:
         """The hops as text; when they cross namespaces, each namespace's name where the
-        packet enters it: `ns-a: veth0 (veth_xmit) > ns-b: veth1 > stack: icmp_rcv`."""
+        packet enters it: `ns-a: veth0 (veth_xmit) > ns-b: veth1 > stack: icmp_rcv`.  Made
+        again only after new events (or namespaces, whose names it may show)."""
+        n, known = len(self.events), len(self.spaces)
+        if self._path[0] == n and self._path[1] == known:
+            return self._path[2]
         hops = self.hops
-        if len(self.namespaces) <= 1:
-            return " > ".join(h.name for h in hops)
-        parts, here = [], None
-        for h in hops:
-            if h.netns and h.netns != here:
-                here = h.netns
-                parts.append(f"{self.spaces.name(here)}: {h.name}")
-            else:
-                parts.append(h.name)
-        return " > ".join(parts)
+        if len({h.netns for h in hops if h.netns}) <= 1:
+            path = " > ".join(h.name for h in hops)
+        else:
+            parts, here = [], None
+            for h in hops:
+                if h.netns and h.netns != here:
+                    here = h.netns
+                    parts.append(f"{self.spaces.name(here)}: {h.name}")
+                else:
+                    parts.append(h.name)
+            path = " > ".join(parts)
+        self._path = (n, known, path)
+        return path
 
     @property
     def summary(self) -> str:
@@ -310,10 +319,14 @@ def continues(last: Event, ev: Event, pkt) -> bool:
     return ev.kind != "xmit" or ev.pkt is pkt or same_packet(ev.pkt, pkt)
 
 
+_serials = count(1)
+
+
 class Correlator:
     """Feed events in time order; read `journeys` and `conversations`."""
 
     def __init__(self, context: dict | None = None, keep: int | None = None, namespaces: Namespaces | None = None):
+        self.serial = next(_serials)              # tells this correlator's `version` from another's
         self.context = context or {}              # the namespace vethtrace ran in (tracer.netns object)
         # every namespace of the trace; live commands add those they meet (Namespaces.learn)
         self.namespaces = namespaces if namespaces is not None else Namespaces([self.context])
@@ -340,6 +353,15 @@ class Correlator:
         self.on_forget = None                     # optional callback(journeys, conversations) (retention)
         self.may_forget = None                    # optional predicate(journey): may _prune drop it yet?
         self.losses = None                        # optional tracer.losses.LossWindows (lost_events)
+
+    @property
+    def version(self) -> tuple:
+        """Changes whenever what a verdict reads may have changed (events fed, journeys
+        forgotten, namespaces met, events lost), so a verdict made at one version still
+        holds at it."""
+        w = self.losses
+        lost = (id(w), len(w.starts), w.ends[-1] if w.ends else 0) if w is not None else None
+        return self.serial, self.events, self.pruned, len(self.namespaces), lost
 
     # -- feeding ----------------------------------------------------------------------
     def feed(self, events) -> None:

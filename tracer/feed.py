@@ -21,7 +21,8 @@ from .losses import LossWindows
 from . import runner
 from .runner import PtyCommand
 
-KEEP_JOURNEYS = 4_000    # journeys the correlator keeps (older ones are forgotten; retention.KEEP_JOURNEYS)
+KEEP_JOURNEYS = 2_000    # journeys the correlator keeps (older ones are forgotten; retention.KEEP_JOURNEYS):
+                         # two per echo, as many as the list's rows (ui.tui.schedule.MAX_ROWS) show
 MAX_RAW = 20_000         # raw events kept for "save the recording" (~1 KB each with their packets)
 POLL_MS = 100            # the reader's poll timeout (short, so quitting is quick)
 CHUNK = 1_000            # events fed to the correlator per lock hold

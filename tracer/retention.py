@@ -24,21 +24,36 @@ class Retention:
                  on_conversations: Callable | None = None):
         self.corr, self.key = corr, key
         self.forgotten: Counter = Counter()  # summary key -> journeys forgotten
+        self._shown: dict[int, object] = {}  # journey id -> its key as a view showed it (`shown`)
         self.on_conversations = on_conversations
         corr.keep, corr.keep_events = keep_journeys, keep_events
         corr.on_forget = self._forget
 
-    def _forget(self, journeys, conversations) -> None:
+    def shown(self, journeys) -> None:
+        """These journeys are being shown now: count each by its key as it is now, made
+        while the view makes its text (the verdict is made once for both, tracer.verdict)."""
         key = self.key
-        self.forgotten.update(key(j) for j in journeys)
+        for j in journeys:
+            self._shown[j.id] = key(j)
+
+    def _key(self, j):
+        k = self._shown.pop(j.id, _NONE)
+        return self.key(j) if k is _NONE else k
+
+    def _forget(self, journeys, conversations) -> None:
+        self.forgotten.update(map(self._key, journeys))
         if conversations and self.on_conversations is not None:
             self.on_conversations(conversations)
 
     def counts(self) -> Counter:
         """Every journey seen, by summary key: the forgotten and the ones still kept."""
         out = Counter(self.forgotten)
-        out.update(self.key(j) for j in self.corr.journeys)
+        shown, key = self._shown, self.key
+        out.update(shown[j.id] if j.id in shown else key(j) for j in self.corr.journeys)
         return out
+
+
+_NONE = object()
 
 
 CLOSE_NS = 1_000_000_000       # an answered exchange is closed once quiet this long (a clone comes sooner)
@@ -53,7 +68,8 @@ class ConversationStream:
     CLOSE_AFTER newer conversations started (an echo or ARP exchange with its answer: only
     a raw-socket clone of the answer can still come, microseconds later), or quiet for
     OPEN_NS (anything else: an ICMP error comes after ARP gave up), in the recording's own
-    time.  The summary stays exact through the Retention it installs."""
+    time.  The summary stays exact through the Retention it installs, and counts each
+    journey by its key as it was handed out (Retention.shown): as it was printed."""
 
     def __init__(self, corr, key: Callable, keep_journeys: int = KEEP_JOURNEYS // 2,
                  keep_events: int = KEEP_EVENTS // 2):
@@ -72,6 +88,7 @@ class ConversationStream:
                 break
             out.append(conv)
             self.done_id = conv.id
+        self.retention.shown(j for conv in out for j in conv.journeys)
         return out
 
     def counts(self) -> Counter:

@@ -39,8 +39,15 @@ class Verdict:
 
 
 def verdict(j: Journey, corr: Correlator) -> Verdict:
-    """The verdict of the first rule of tracer/rules.py that holds for journey j."""
-    return _of(rules.evaluate(j, corr))
+    """The verdict of the first rule of tracer/rules.py that holds for journey j.  Made once
+    per state of the correlator (renderers ask several times per journey): do not modify it."""
+    version = corr.version
+    memo = j.verdict_memo
+    if memo is not None and memo[0] == version:
+        return memo[1]
+    v = _of(rules.evaluate(j, corr))
+    j.verdict_memo = (version, v)
+    return v
 
 
 def _of(m: "rules.Match | None") -> Verdict:

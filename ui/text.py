@@ -16,6 +16,8 @@ from vethtrace.tracer.verdict import (ANSWERED, CONSUMED, DELIVERED, DROPPED, IN
 
 COLOURS = {DELIVERED: "32", ANSWERED: "32", CONSUMED: "33", DROPPED: "31", IN_FLIGHT: "36", INCOMPLETE: "35;1"}
 MARKS = {DELIVERED: "✓", ANSWERED: "✓", CONSUMED: "■", DROPPED: "✗", IN_FLIGHT: "…", INCOMPLETE: "?"}
+# whitespace other than a space: wrap() splits words at it and drops it
+_OTHER_SPACE = re.compile(r"[^\S ]")
 
 
 def terminal_width() -> int | None:
@@ -65,6 +67,9 @@ class Style:
         """prefix + the segments ((text, colour code or None), painted each), wrapped at word
         boundaries to self.width; continuation lines start with `cont` (default: as many
         spaces as prefix), so a block keeps its indentation."""
+        line = self._one_line(prefix, segments)
+        if line is not None:
+            return [line]
         cont = " " * len(prefix) if cont is None else cont
         rows: list[list[tuple[str, str | None]]] = [[]]
         used, carried = len(prefix), ""
@@ -78,6 +83,40 @@ class Style:
                 used += len(space) + len(word)
             carried += text[len(text.rstrip(" ")):]  # spaces between segments go before the next word
         return [(prefix if i == 0 else cont) + self._paint_runs(row) for i, row in enumerate(rows)]
+
+    def _one_line(self, prefix: str, segments) -> str | None:
+        """wrap()'s answer when it is one line (no width, or the words fit), made segment by
+        segment instead of word by word: most lines of a long replay fit.  None when the
+        word-by-word path must decide: too long, or whitespace other than spaces (which
+        that path drops)."""
+        runs: list[list] = []  # [text, code]: consecutive segments of one colour merged, as _paint_runs does
+        carried, used = "", len(prefix)
+        for text, code in segments:
+            if _OTHER_SPACE.search(text):
+                return None
+            body = text.rstrip(" ")
+            if not body:  # no word: its spaces go before the next word
+                carried += text
+                continue
+            piece = carried + body
+            carried = text[len(body):]
+            used += len(piece)
+            if runs and runs[-1][1] == code:
+                runs[-1][0] += piece
+            else:
+                runs.append([piece, code])
+        if self.width and used > self.width:
+            return None
+        if not self.colour:
+            return prefix + "".join(text for text, _ in runs)
+        out = [prefix]
+        for text, code in runs:
+            if not code:
+                out.append(text)
+                continue
+            word = text.lstrip(" ")
+            out.append(text[:len(text) - len(word)] + self.paint(word, code))  # leading spaces unpainted
+        return "".join(out)
 
     def _paint_runs(self, row: list[tuple[str, str | None]]) -> str:
         out, k = [], 0
@@ -169,9 +208,25 @@ def _no_path(j: Journey) -> str:
     return f"(never reached a device{'; it waited on ' + dev if dev else ''})"
 
 
+_route_texts: dict[tuple, str] = {}
+
+
 def route_text(ev, corr: Correlator, j: Journey | None = None) -> str:
     """A route lookup in words, judged in the namespace that made it, saying whether it
-    was an output lookup (a packet being sent) or an input one (a packet received)."""
+    was an output lookup (a packet being sent) or an input one (a packet received).
+    Made once per lookup and state of the correlator: a flood repeats the same few."""
+    f = ev.fib
+    key = (corr.version, ev.netns, ev.dev, ev.comm, ev.arg, f["src"], f["dst"], f["iif"], f["oif"],
+           j is not None and j.pkt is not None and j.pkt.l3 == "ARP")
+    text = _route_texts.get(key)
+    if text is None:
+        if len(_route_texts) > 1024:
+            _route_texts.clear()
+        text = _route_texts[key] = _route_text(ev, corr, j)
+    return text
+
+
+def _route_text(ev, corr: Correlator, j: Journey | None) -> str:
     f = ev.fib
     ctx = context_of(corr, ev.netns)
     output = f["iif"] in (0, 1)

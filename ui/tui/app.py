@@ -11,6 +11,7 @@ failures go first and the rest is counted ("shown N of M").
 """
 from __future__ import annotations
 
+import gc
 import importlib
 import os
 import signal
@@ -38,6 +39,13 @@ from vethtrace.ui.tui.widgets import ConversationList, FilterBar, ListHeader, Pa
 DETAIL_EVERY_S = 0.3     # following a flood: redraw the detail of the newest row at most this often
 SWITCH_INTERVAL_S = 0.0005  # hand the GIL to the UI thread sooner than Python's 5 ms (see on_mount)
 TICK_S = 0.1             # the UI takes what changed ten times a second
+# Textual makes reference cycles as it draws (each Strip keeps caches that can point back at
+# it): ~10k objects of cyclic garbage a second while the list scrolls.  Under the CLI's
+# thresholds for batch work (vethtrace.cli.GC_THRESHOLDS: a young collection every 500k
+# allocations, an older one almost never) whatever is still in use at a young collection
+# moves up and is never collected once it dies: the TUI grew by about 1 MB a minute and
+# held ~35 MB of garbage.  While it runs, collections come more often and are shorter.
+GC_THRESHOLDS = (100_000, 10, 10)
 
 EXPORT_MISSING = "diagram export needs the graphviz Python package (pip install graphviz)"
 
@@ -83,6 +91,7 @@ class VethtraceApp(App):
         self._draw_pending = False
         self._drawn_at = 0.0
         self._switch_interval = None
+        self._gc_thresholds = None
         self._status_text: dict[str, str] = {}
         self._main = None
         self._widgets: dict = {}
@@ -127,6 +136,8 @@ class VethtraceApp(App):
         # and a key press takes several.  A shorter interval keeps keys prompt.
         self._switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(SWITCH_INTERVAL_S)
+        self._gc_thresholds = gc.get_threshold()
+        gc.set_threshold(*GC_THRESHOLDS)
         self._main = self.screen
         self._w(ConversationList).header = self._w(ListHeader)
         self._w("#list-pane").border_title = "conversations"
@@ -152,6 +163,8 @@ class VethtraceApp(App):
     def on_unmount(self) -> None:
         if self._switch_interval is not None:
             sys.setswitchinterval(self._switch_interval)
+        if self._gc_thresholds is not None:
+            gc.set_threshold(*self._gc_thresholds)
         self.shutdown()
 
     @property

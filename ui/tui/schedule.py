@@ -21,7 +21,7 @@ from vethtrace.tracer.verdict import IN_FLIGHT, INCOMPLETE
 from vethtrace.ui.labels import might_fail
 from vethtrace.ui.tui.rows import Row
 
-MAX_ROWS = 2_000         # rows in the list; the oldest roll off
+MAX_ROWS = 1_000         # rows in the list; the oldest roll off (each pins its conversation: ~6 KB a ping)
 BACKLOG = 2_000          # conversations waiting to be shown; beyond this the oldest are skipped
 FAIL_BACKLOG = 500       # failures waiting to be shown (kept when the backlog overflows)
 ROWS_PER_TICK = 60       # conversations turned into rows per tick (600/s: more than anyone reads)
