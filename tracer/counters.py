@@ -85,11 +85,17 @@ class ExactPaths:
         presentation matter)."""
         self.row = row
         self.rows: dict[tuple, tuple] = {}
+        self.at_drop: dict[tuple, tuple] = {}  # (function, reason) -> the row of a journey freed there
 
     def note(self, j) -> None:
         k = journey_key(j)
         if k is not None and k not in self.rows and len(self.rows) < MAX_ROWS:
             self.rows[k] = self.row(j)
+        for ev in j.frees:  # a drop site's count is read with the journeys seen ending there
+            if ev.kind == "kfree":
+                site = (ev.func.split("+", 1)[0], ev.reason or "")
+                if site not in self.at_drop and len(self.at_drop) < MAX_ROWS:
+                    self.at_drop[site] = self.rows.get(k) if k is not None else self.row(j)
 
     def counts(self, kernel: KernelCounts, unseen_row: tuple) -> Counter:
         """The kernel's packets by summary row; those on paths never seen as unseen_row."""

@@ -311,9 +311,11 @@ def path_key(j: Journey, corr: Correlator) -> tuple[str, str, str, str]:
     return label, j.path or _no_path(j), how, v.outcome
 
 
-def summary_lines(corr: Correlator, style: Style, lost: int | None, journeys=None, counts=None) -> list[str]:
+def summary_lines(corr: Correlator, style: Style, lost: int | None, journeys=None, counts=None,
+                  exact: bool = False) -> list[str]:
     """counts: path_key -> journeys, when the journeys are no longer all kept
-    (tracer.retention)."""
+    (tracer.retention); exact: they are the kernel's own counts (tracer.counters), so
+    losses leave them whole."""
     if counts is None:
         journeys = corr.journeys if journeys is None else journeys
         counts = Counter(path_key(j, corr) for j in journeys)
@@ -325,8 +327,10 @@ def summary_lines(corr: Correlator, style: Style, lost: int | None, journeys=Non
                             f"{_plural(len(counts), 'path')}, {corr.events} {_plural(corr.events, 'event')}, "
                             f"{lost if lost is not None else 'unknown'} lost ---", "1"))
     if lost:
+        then = ("the counts below are the kernel's own, exact; journeys listed above may be incomplete"
+                if exact else "paths may be incomplete")
         lines += style.wrap("", (f"WARNING: {lost} {_plural(lost, 'event')} {'was' if lost == 1 else 'were'} lost "
-                                 f"(ring buffer full); paths may be incomplete", "31;1"))
+                                 f"(ring buffer full); {then}", "31;1"))
     width = max((len(k[0]) for k in counts), default=0)
     for (label, path, how, outcome), n in sorted(counts.items(), key=lambda kv: -kv[1]):
         prefix = f"{n:>5}x  {label:<{width}}  "

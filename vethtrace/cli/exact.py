@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 from ..tracer.counters import ExactPaths
+from ..tracer.verdict import DROPPED
 from ..ui.text import INCOMPLETE, path_key
 
 # the row of packets whose path no journey showed in full
@@ -41,7 +42,12 @@ def summary_counts(src, exact: ExactPaths, counts: Counter, lost: int | None) ->
         return counts, []
     lines = [f"counted in the kernel (exact, whatever was lost): {kc.packets()} packets ended"]
     for n, func, reason in kc.drops():
-        lines.append(f"{n:>5}x  dropped at {func}" + (f" ({reason})" if reason else ""))
+        line = f"{n:>5}x  dropped at {func}" + (f" ({reason})" if reason else "")
+        seen = exact.at_drop.get((func, reason or ""))
+        if seen is not None and seen[3] != DROPPED:  # a copy's free inside a journey that went on
+            line = (f"{n:>5}x  freed at {func}" + (f" ({reason})" if reason else "")
+                    + f", within: {seen[0]} {seen[2]}")
+        lines.append(line)
     if kc.uncounted:
         lines.append(f"WARNING: {kc.uncounted} ends were not counted (the kernel's count tables were full)")
     return exact.counts(kc, UNSEEN), lines

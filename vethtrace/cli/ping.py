@@ -108,7 +108,7 @@ def run(args) -> int:
         view.rest()
         print()
         counts, exact_lines = summary_counts(src, exact, retained.counts(), lost)
-        for text in summary_lines(corr, style, lost, counts=counts):
+        for text in summary_lines(corr, style, lost, counts=counts, exact=bool(exact_lines)):
             print(text)
         for text in exact_lines:
             print(text)

@@ -81,7 +81,7 @@ def run(args) -> int:
         for j in corr.journeys:
             exact.note(j)
         counts, exact_lines = summary_counts(src, exact, Counter(path_key(j, corr) for j in corr.journeys), lost)
-        for text in summary_lines(corr, style, lost, counts=counts) + exact_lines:
+        for text in summary_lines(corr, style, lost, counts=counts, exact=bool(exact_lines)) + exact_lines:
             print(text)
         print_extras(args, style, src, corr, kept, "vethtrace run " + " ".join(command))
         if args.record:

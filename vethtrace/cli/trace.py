@@ -116,5 +116,5 @@ def run(args) -> int:
         if not args.json:
             lost = src.lost()
             counts, exact_lines = summary_counts(src, exact, retained.counts(), lost)
-            print("\n".join(summary_lines(corr, style, lost, counts=counts) + exact_lines))
+            print("\n".join(summary_lines(corr, style, lost, counts=counts, exact=bool(exact_lines)) + exact_lines))
     return 0
