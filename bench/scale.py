@@ -404,7 +404,7 @@ def show_vs_tshark(h, cfg: dict, tmpdir: str, recording_path: str | None, report
     return out
 
 
-DROP_RE = re.compile(r"^\s*(\d+)x\s+dropped at (\w+) \((\w+)\)$", re.M)
+DROP_RE = re.compile(r"^\s*(\d+)x\s+(?:dropped|freed) at (\w+) \((\w+)\)(?:, within: .*)?$", re.M)
 
 
 def icmp_counters(ns: str) -> dict[str, int]:

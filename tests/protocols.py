@@ -173,6 +173,9 @@ def check_nd_no_owner(corr) -> None:
     assert r.rule == "nd.failed" and r.advice == verdict(solicits[-1], corr).advice, (r.rule, r.text)
     errors = [j for j in corr.journeys if j.pkt is not None and j.pkt.is_icmp_error and j.pkt.ip_proto == 58]
     assert errors and verdict(errors[0], corr).rule == "icmp.error.read"  # ping read "address unreachable"
+    # the error about it (its quote holds the request's source only) joins the request's conversation
+    assert errors[0].pkt.inner.src == req[0].pkt.src
+    assert errors[0].conversation is req[0].conversation and errors[0].role == Role.ERROR
 
 
 CHECKS = {"tcp-listen": check_tcp_listening, "tcp-closed": check_tcp_closed, "udp-closed": check_udp_closed,

@@ -138,3 +138,15 @@ def test_a_refused_send_recorded_without_the_queued_error_falls_back_to_the_rout
         d.data = d.data[:20]  # as the probes copied it before copy_local_error
     v = verdict(j, corr)
     assert v.rule == "send.refused" and "whose MTU is 1000" in v.text and "ping -s 972" in v.advice
+
+
+def test_an_icmp_errors_route_is_not_told_as_a_socket_binding():
+    """B's stack looks up the route of the port unreachable it sends with the device the
+    datagram came in on; no socket was bound there (the live test's client binds nothing),
+    so the lookup is told as the stack's, not as SO_BINDTODEVICE."""
+    from vethtrace.ui.text import Style, journey_lines
+    corr = load("udp-closed")
+    err = next(j for j in corr.journeys if j.pkt is not None and j.pkt.is_icmp_error)
+    text = "\n".join(journey_lines(err, corr, Style(colour=False, width=200)))
+    assert "route to " in text and "output lookup in" in text, text
+    assert "bound" not in text and "SO_BINDTODEVICE" not in text, text

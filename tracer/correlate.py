@@ -588,6 +588,8 @@ class Correlator:
 
     def _quoted(self, q, ts: int) -> Conversation | None:
         """The conversation of the packet an ICMP error quotes, if its header tells."""
+        if q.src is not None and q.dst is None:
+            return self._quoted_by_source(q, ts)
         if q.src is None or q.dst is None:
             return None
         if q.is_echo:
@@ -595,6 +597,21 @@ class Correlator:
             return self._conv.get(key) or self._open(key, ConvKind.ECHO, ts)
         if q.ip_proto in (IPPROTO_TCP, IPPROTO_UDP) and q.sport is not None:
             return self._flow(q, ts, opening=False)
+        return None
+
+    def _quoted_by_source(self, q, ts: int) -> Conversation | None:
+        """An IPv6 error whose quote was cut after its source: the 96 bytes the probes copy
+        of an error sent over lo hold the quoted source, not its destination.  The stack
+        sends "address unreachable" for a packet it gave up waiting for a neighbour for
+        (ndisc_error_report) just before freeing it: the packet it is about is the recent
+        one from that source that never reached a device."""
+        for j in islice(reversed(self.journeys), 256):
+            if ts - j.last > COPY_WINDOW_NS:
+                break
+            p = j.pkt
+            if (p is not None and p.l3 == "IPv6" and p.src == q.src and j.conversation is not None
+                    and not p.is_icmp_error and not any(h.kind == HopKind.XMIT for h in j.hops)):
+                return j.conversation
         return None
 
     def _open(self, key, kind: str, ts: int) -> Conversation:

@@ -216,8 +216,9 @@ def route_text(ev, corr: Correlator, j: Journey | None = None) -> str:
     was an output lookup (a packet being sent) or an input one (a packet received).
     Made once per lookup and state of the correlator: a flood repeats the same few."""
     f = ev.fib
+    p = j.pkt if j is not None else None
     key = (corr.version, ev.netns, ev.dev, ev.comm, ev.arg, f["src"], f["dst"], f["iif"], f["oif"],
-           j is not None and j.pkt is not None and j.pkt.l3 == "ARP")
+           p is not None and p.l3 == "ARP", p is not None and p.is_icmp_error)
     text = _route_texts.get(key)
     if text is None:
         if len(_route_texts) > 1024:
@@ -244,7 +245,9 @@ def _route_text(ev, corr: Correlator, j: Journey | None) -> str:
         return (f"route {f['src']} -> {f['dst']}: no route (error {ev.arg - (1 << 32) if ev.arg >= 1 << 31 else ev.arg}; "
                 f"{lookup})")
     owner = ctx.owner(f["dst"])
-    bound = ctx.name_of(f["oif"]) if output and f["oif"] not in (0, 1) else None
+    # an ICMP error's lookup names the device the packet it answers came in on: not a socket's binding
+    made_by_stack = j is not None and j.pkt is not None and j.pkt.is_icmp_error
+    bound = ctx.name_of(f["oif"]) if output and f["oif"] not in (0, 1) and not made_by_stack else None
     how = " (ping -I)" if ev.comm == "ping" else " (SO_BINDTODEVICE)"
     if owner is None:
         text = f"route to {f['dst']}: dev {ev.dev}" + (f" (socket bound to {bound}{how})" if bound else "")
