@@ -23,6 +23,13 @@ COMMANDS = {m.NAME: m.run for m in SUBCOMMANDS}
 # reference cycles when it prunes, so rare collections are enough.  Replays of a recording
 # pause the collector altogether (sources.collector_paused).
 GC_THRESHOLDS = (500_000, 1000, 1000)
+# Live commands keep a bounded window of journeys and forget the rest as they go, so what
+# they let go must be collected: under the batch thresholds a young collection came every
+# 500k allocations and whatever it promoted was almost never collected again once it died
+# (a 20k-ping flood that outran the reader peaked at 190-210 MB; with these, 118-127 MB,
+# for about 15% more CPU in the reader: bench/scale.py, peak RSS rows).
+LIVE_GC_THRESHOLDS = (100_000, 10, 10)
+LIVE_COMMANDS = frozenset({"ping", "run", "record", "trace"})
 
 
 def epilog() -> str:
@@ -78,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         _subparser(ap, args.cmd).error(f"unrecognized arguments: {' '.join(extra)}")
     if args.cmd in ("tui", "record", "run"):
         args.command = command
+    if args.cmd in LIVE_COMMANDS:
+        gc.set_threshold(*LIVE_GC_THRESHOLDS)
     try:
         return COMMANDS[args.cmd](args)
     except (SetupError, RecordingError, LabError, OutputError) as exc:
