@@ -11,7 +11,7 @@ from vethtrace.tracer.correlate import Conversation, Correlator, Hop, Journey
 from vethtrace.tracer.events import nud_name
 from vethtrace.tracer.verdict import (ANSWERED, CONSUMED, DELIVERED, DROPPED, IN_FLIGHT, INCOMPLETE, PARKED, UNANSWERED,
                                       Verdict, conversation_outcome, verdict)
-from vethtrace.ui.text import MARKS, Style, fold_retries, journey_lines, path_key
+from vethtrace.ui.text import MARKS, Style, fmt_delta, fold_retries, journey_lines, path_key
 
 MARK = MARKS  # one mark per outcome
 NEIGH_WINDOW_NS = 1_000_000_000  # neighbour changes this close to a journey belong to it
@@ -224,19 +224,6 @@ def might_fail(conv: Conversation) -> bool:
 
 
 # -- time and places --------------------------------------------------------------------
-def fmt_delta(ns: int) -> str:
-    """+4.1 µs, +120 µs, +1.25 ms, +3.02 s."""
-    if ns < 0:
-        return f"-{fmt_delta(-ns)[1:]}"
-    if ns < 10_000:
-        return f"+{ns / 1000:.1f} µs"
-    if ns < 1_000_000:
-        return f"+{ns / 1000:.0f} µs"
-    if ns < 1_000_000_000:
-        return f"+{ns / 1e6:.2f} ms"
-    return f"+{ns / 1e9:.2f} s"
-
-
 def netns_label(netns: int, corr: Correlator) -> str:
     """The namespace's name in this trace (ip netns name, else netns:INODE)."""
     return corr.namespaces.name(netns) if netns else "?"

@@ -187,20 +187,22 @@ def timed_path(j: Journey) -> str:
         if several and h.netns and h.netns != here:  # as Journey.path: the namespace where it enters one
             here = h.netns
             name = f"{j.spaces.name(here)}: {name}"
-        parts.append(name if before is None else f"{name} {_delta(h.ts - before)}")
+        parts.append(name if before is None else f"{name} {fmt_delta(h.ts - before, sep='')}")
         before = h.ts
     return " > ".join(parts)
 
 
-def _delta(ns: int) -> str:
-    """+4.1µs, +120µs, +1.25ms, +3.02s."""
+def fmt_delta(ns: int, sep: str = " ") -> str:
+    """+4.1 µs, +120 µs, +1.25 ms, +3.02 s (sep "": +4.1µs, for one-line paths)."""
+    if ns < 0:
+        return f"-{fmt_delta(-ns, sep)[1:]}"
     if ns < 10_000:
-        return f"+{ns / 1000:.1f}µs"
+        return f"+{ns / 1000:.1f}{sep}µs"
     if ns < 1_000_000:
-        return f"+{ns / 1000:.0f}µs"
+        return f"+{ns / 1000:.0f}{sep}µs"
     if ns < 1_000_000_000:
-        return f"+{ns / 1e6:.2f}ms"
-    return f"+{ns / 1e9:.2f}s"
+        return f"+{ns / 1e6:.2f}{sep}ms"
+    return f"+{ns / 1e9:.2f}{sep}s"
 
 
 def _no_path(j: Journey) -> str:

@@ -11,9 +11,9 @@ from rich.text import Text
 
 from vethtrace.tracer.correlate import Correlator, Journey
 from vethtrace.tracer.verdict import ANSWERED, CONSUMED, DELIVERED, DROPPED, IN_FLIGHT, INCOMPLETE, verdict
-from vethtrace.ui.labels import (MARK, MAX_HOPS, MAX_JOURNEYS, end_text, fmt_delta, hop_parts, journey_groups,
+from vethtrace.ui.labels import (MARK, MAX_HOPS, MAX_JOURNEYS, end_text, hop_parts, journey_groups,
                                  journey_label, neighbour_notes, netns_label)
-from vethtrace.ui.text import ROLE_LABEL, route_text
+from vethtrace.ui.text import ROLE_LABEL, fmt_delta, route_text
 from vethtrace.ui.tui.rows import Row
 
 MAX_BOXES = 12        # boxes per column in the path pane
