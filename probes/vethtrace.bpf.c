@@ -192,7 +192,7 @@ static __always_inline __u32 task_netns(void)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
 
-	return BPF_CORE_READ(task, nsproxy, net_ns, ns.inum);
+	return task->nsproxy->net_ns->ns.inum;  /* BTF pointers: plain loads, a NULL reads as 0 */
 }
 
 static __always_inline bool in_scope(__u32 netns)
@@ -266,12 +266,25 @@ static __always_inline int publish(struct vtr_event *e)
 	return 0;
 }
 
+/* A kernel name (task->comm, dev->name: 16 NUL-padded bytes, which the kernel's writers
+ * keep padded) copied with two loads from a BTF pointer: the helpers (bpf_get_current_comm's
+ * strscpy, bpf_probe_read_kernel) cost more than the rest of an event's fields together. */
+#define COPY_NAME16(dst, src)                                  \
+	do {                                                   \
+		const __u64 *_s = (const __u64 *)(src);        \
+		__u64 *_d = (__u64 *)(dst);                    \
+		_d[0] = _s[0];                                 \
+		_d[1] = _s[1];                                 \
+	} while (0)
+
 static __always_inline struct vtr_event *reserve(struct vtr_event *e)
 {
+	struct task_struct *task = bpf_get_current_task_btf();
+
 	e->ts_ns = bpf_ktime_get_ns();
 	e->cpu = bpf_get_smp_processor_id();
-	e->pid = bpf_get_current_pid_tgid() >> 32;
-	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	e->pid = task->tgid;
+	COPY_NAME16(e->comm, task->comm);
 	e->skb = 0;
 	e->head = 0;
 	e->location = 0;
@@ -293,7 +306,7 @@ static __always_inline void set_dev(struct vtr_event *e, const struct net_device
 	if (!dev)
 		return;
 	e->ifindex = dev->ifindex;
-	bpf_probe_read_kernel(e->ifname, sizeof(e->ifname), dev->name);
+	COPY_NAME16(e->ifname, dev->name);
 }
 
 /* A message the stack itself queued on a socket's error queue (ip_local_error,
@@ -922,7 +935,7 @@ SEC("tp_btf/net_dev_start_xmit")
 int BPF_PROG(tp_xmit, const struct sk_buff *skb, const struct net_device *dev)
 {
 	/* The driver's transmit function (veth_xmit, loopback_xmit) names the hop. */
-	__u64 fn = (__u64)BPF_CORE_READ(dev, netdev_ops, ndo_start_xmit);
+	__u64 fn = (__u64)dev->netdev_ops->ndo_start_xmit;
 
 	return device_event(skb, dev, VTR_EV_XMIT, fn, 0);
 }
@@ -1039,7 +1052,7 @@ static __always_inline int neigh_event(const struct neighbour *n, const struct n
 	struct vtr_neigh *nb;
 	__u32 key = 0;
 
-	if (BPF_CORE_READ(n, tbl, family) != AF_INET)
+	if (n->tbl->family != AF_INET)
 		return 0;
 	if (!context_ok(dev_netns(dev)))
 		return 0;

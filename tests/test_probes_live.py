@@ -119,3 +119,66 @@ def test_interface_filter(tmp_path):
     r = recording.read(str(out))
     devices = {e.dev for e in r.events if e.kind in ("xmit", "netif_rx", "receive")}
     assert devices == {"veth1"}, devices
+
+
+# A process in the lab that names itself (first a name longer than the kernel keeps, then a
+# short one, so a copy that does not stop at the NUL would show what the long one left), then
+# sends one ICMP echo request from a raw socket to an address of the lab and reads what comes
+# back (a raw socket's read is a reported delivery; a UDP read of a linear skb is not): the
+# records of its send and of the delivery carry its comm and tgid.  It prints its pid and the
+# name the kernel gives in /proc.
+NAMED_SENDER = r"""
+import ctypes, os, socket, struct
+prctl = ctypes.CDLL(None, use_errno=True).prctl
+assert prctl(15, b"vt-a-very-long-name-indeed", 0, 0, 0) == 0  # PR_SET_NAME
+assert prctl(15, b"vt-named", 0, 0, 0) == 0
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+s.settimeout(5)
+msg = struct.pack("!BBHHH", 8, 0, 0, 0x7674, 1) + b"names!"
+csum = sum(struct.unpack("!7H", msg))
+csum = (csum >> 16) + (csum & 0xffff)
+msg = msg[:2] + struct.pack("!H", ~(csum + (csum >> 16)) & 0xffff) + msg[4:]
+s.sendto(msg, ("192.168.2.1", 0))
+s.recv(256)
+print(os.getpid(), open("/proc/self/comm").read().rstrip("\n"))
+"""
+
+
+def test_names_are_the_kernels():
+    """comm and ifname are copied from task->comm and dev->name with plain loads: every record
+    must carry exactly the kernel's NUL-padded names, as /proc/PID/comm and `ip link` give them
+    (the witnesses), pid is the sender's tgid, and nothing past the NUL is carried."""
+    import json
+    from vethtrace.tracer import kernel, record
+    from vethtrace.tracer.live import build_filters
+    from vethtrace.tracer.loader import Probes
+    raws = []
+    with lab.lab("two-ips-fixed", name=lab.unique_name()) as a:
+        btf = kernel.open_btf()
+        try:
+            with Probes(build_filters(netns=[a.name]), btf, want_fentry=False) as probes:
+                res = subprocess.run(a.exec_cmd([sys.executable, "-c", NAMED_SENDER]), capture_output=True,
+                                     text=True, timeout=30)
+                assert res.returncode == 0, res.stderr
+                assert ping(a.name, "-I", "veth0", "192.168.2.1").returncode == 0
+                raws += probes.poll(100) + probes.drain()
+        finally:
+            btf.close()
+        links = json.loads(subprocess.run(["ip", "-n", a.name, "-j", "link", "show"], capture_output=True,
+                                          text=True, check=True).stdout)
+    pid, comm = res.stdout.split()
+    assert comm == "vt-named"
+    ifnames = {link["ifindex"]: link["ifname"] for link in links}
+    f = [name for name, _ in record.EVENT_FIELDS]
+    recs = [dict(zip(f, record.EVENT.unpack(r))) for r in raws]
+    pad16 = lambda s: s.encode().ljust(16, b"\0")  # noqa: E731
+    by_sender = [x for x in recs if x["pid"] == int(pid)]
+    assert any(x["kind"] == 10 for x in by_sender), "no delivery to the named sender"  # VTR_EV_DELIVER
+    assert {x["comm"] for x in by_sender} == {pad16(comm)}
+    pings = [x for x in recs if x["comm"] == pad16("ping")]
+    assert pings, {x["comm"] for x in recs}
+    for x in recs:
+        assert x["comm"].rstrip(b"\0").find(b"\0") < 0, x["comm"]
+        if x["ifindex"] and x["kind"] != 6:  # a route lookup's device is the route's
+            assert x["ifname"] == pad16(ifnames[x["ifindex"]]), (x["ifindex"], x["ifname"])
+    assert {ifnames[x["ifindex"]] for x in recs if x["ifindex"]} >= {"veth0", "veth1", "lo"}
