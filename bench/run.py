@@ -642,6 +642,7 @@ def run_ping(built, n: int) -> dict:
     execs, so the pid is ping's).  The probes run in ping's context (its sends, and the
     softirqs its sends raise), so that CPU time shows their cost even when other work on
     the machine makes the rates noisy."""
+    before = PROBE_CLOCK.snapshot() if PROBE_CLOCK else None
     t0 = time.monotonic()
     p = spawn(built.exec_cmd(ping_argv(n)), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     err = LineReader(p.stderr)
@@ -655,7 +656,14 @@ def run_ping(built, n: int) -> dict:
         raise RuntimeError(f"ping printed no statistics (exit {p.returncode}): {text[-300:]} {err.text()[-300:]}")
     res = parse_ping(m, wall, n)
     res["cpu_us_per_ping"] = round((ru.ru_utime + ru.ru_stime) * 1e6 / max(res["sent"], 1), 3)
+    if before is not None:
+        res.update(PROBE_CLOCK.per_ping(before, PROBE_CLOCK.snapshot(), max(res["sent"], 1)))
     return res
+
+
+# Set by bench/scale.py's probe_time sub-part: the kernel's own run time of the tracing
+# programs, read around each ping (scale.ProbeClock).
+PROBE_CLOCK = None
 
 
 def parse_ping(m: re.Match, wall: float, n: int) -> dict:

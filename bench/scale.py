@@ -44,6 +44,14 @@ VARIANTS = [
       ("COPY_NAME16(e->comm, task->comm);", "bpf_get_current_comm(e->comm, sizeof(e->comm));"),
       ("COPY_NAME16(e->ifname, dev->name);", "bpf_probe_read_kernel(e->ifname, sizeof(e->ifname), dev->name);"),
       ("(__u64)dev->netdev_ops->ndo_start_xmit;", "(__u64)BPF_CORE_READ(dev, netdev_ops, ndo_start_xmit);")]),
+    ("no_seen", "no early exit: every event looks up `tracked`, every namespace is searched for clones/answers",
+     [("seen_skb_maybe(skb) ? bpf_map_lookup_elem(&tracked, &key) : NULL;\n\tstruct vtr_track *t",
+       "bpf_map_lookup_elem(&tracked, &key);\n\tstruct vtr_track *t"),
+      ("\tif (!seen_ns_maybe(netns))\n\t\treturn 0;  /* no followed packet was ever reported here */\n", ""),
+      ("struct vtr_track *t = seen_skb_maybe(skb) ? bpf_map_lookup_elem(&tracked, &key) : NULL;",
+       "struct vtr_track *t = bpf_map_lookup_elem(&tracked, &key);"),
+      ("return in_scope(netns) || (seen_ns_maybe(netns) && just_followed(netns));",
+       "return in_scope(netns) || just_followed(netns);")]),
     ("no_map_updates", "no tracked/heads map updates (every event judged as a new packet)",
      [("bpf_map_update_elem(&tracked, &key, &fresh, BPF_ANY);", ";"),
       ("bpf_map_update_elem(&heads, &head, &h, BPF_ANY);", ";")]),
@@ -213,9 +221,14 @@ def floor_mode(h, built, n: int, obj: str) -> dict:
         h.stop(p)
 
 
-def consumer_mode(h, built, n: int, obj: str) -> dict:
-    p, out, err = started(h, built.exec_cmd([sys.executable, __file__, "consume", obj]), re.compile(r"^ready"),
-                          "probe variant")
+# variants also measured tracing the idle namespace (probe_time): what the early exit saves there
+IDLE_VARIANTS = ("no_seen",)
+
+
+def consumer_mode(h, built, n: int, obj: str, where=None) -> dict:
+    """The flood in `built`; the consumer (and the scope) in `where`, by default the same."""
+    p, out, err = started(h, (where or built).exec_cmd([sys.executable, __file__, "consume", obj]),
+                          re.compile(r"^ready"), "probe variant")
     try:
         res = h.run_ping(built, n)
         h.wait_idle(p.pid)
@@ -295,6 +308,123 @@ def probe_rates(h, cfg: dict, tmpdir: str, report) -> dict:
         pps = out[k]["pps_median"]
         if pps and floor and ev:
             out[k]["us_per_event_above_floor"] = round((1 / pps - 1 / floor) * n / ev * 1e6, 3)
+    return out
+
+
+class ProbeClock:
+    """The kernel's own account of what BPF programs cost: with run-time statistics on
+    (BPF_ENABLE_STATS, held by an fd: off again when it is closed, also if the bench is
+    killed), every program's run_time_ns and run_cnt.  Read around a ping flood, summed over
+    the tracing programs, it is the probes' time per ping, free of the scheduling noise
+    that moves the rates (the consumer, other work on a 2-CPU machine).  The statistics
+    cost each run two clock reads, so rates measured meanwhile are not comparable: the
+    probe_time sub-part runs its own rounds."""
+
+    TYPES = {2, 5, 7, 17, 26}  # kprobe, tracepoint, perf_event, raw_tracepoint, tracing (tp_btf)
+    INFO_SIZE = 512
+    TYPE_OFF, NAME_OFF, RUN_TIME_OFF = 0, 64, 192  # struct bpf_prog_info: type, name[16], run_time_ns, run_cnt
+
+    def __init__(self):
+        import ctypes
+        sys.path.insert(0, str(ROOT))
+        from vethtrace.tracer import libbpf
+        self.ct = ctypes
+        self.lib = lib = libbpf.lib()
+        for name, args in (("bpf_enable_stats", [ctypes.c_int]), ("bpf_prog_get_next_id", [ctypes.c_uint32,
+                           ctypes.POINTER(ctypes.c_uint32)]), ("bpf_prog_get_fd_by_id", [ctypes.c_uint32]),
+                           ("bpf_obj_get_info_by_fd", [ctypes.c_int, ctypes.c_void_p,
+                                                       ctypes.POINTER(ctypes.c_uint32)])):
+            getattr(lib, name).argtypes, getattr(lib, name).restype = args, ctypes.c_int
+        self.fd = lib.bpf_enable_stats(0)  # BPF_STATS_RUN_TIME
+        if self.fd < 0:
+            raise RuntimeError(f"BPF run-time statistics unavailable: {os.strerror(-self.fd)}")
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def snapshot(self) -> dict[int, tuple[str, int, int]]:
+        """{program id: (name, run_time_ns, run_cnt)} of every tracing program loaded now."""
+        ct, lib, out = self.ct, self.lib, {}
+        cur, nxt = ct.c_uint32(0), ct.c_uint32(0)
+        while lib.bpf_prog_get_next_id(cur.value, ct.byref(nxt)) == 0:
+            cur.value = nxt.value
+            fd = lib.bpf_prog_get_fd_by_id(cur.value)
+            if fd < 0:
+                continue  # unloaded meanwhile
+            try:
+                buf, ln = ct.create_string_buffer(self.INFO_SIZE), ct.c_uint32(self.INFO_SIZE)
+                if lib.bpf_obj_get_info_by_fd(fd, buf, ct.byref(ln)) != 0:
+                    continue
+                raw = buf.raw
+                if int.from_bytes(raw[self.TYPE_OFF:self.TYPE_OFF + 4], "little") not in self.TYPES:
+                    continue
+                name = raw[self.NAME_OFF:self.NAME_OFF + 16].split(b"\0", 1)[0].decode(errors="replace")
+                out[cur.value] = (name, int.from_bytes(raw[self.RUN_TIME_OFF:self.RUN_TIME_OFF + 8], "little"),
+                                  int.from_bytes(raw[self.RUN_TIME_OFF + 8:self.RUN_TIME_OFF + 16], "little"))
+            finally:
+                os.close(fd)
+        return out
+
+    @staticmethod
+    def per_ping(before: dict, after: dict, pings: int) -> dict:
+        """Run time and runs per ping of the programs alive at both snapshots, and by name."""
+        by_name: dict[str, list[float]] = {}
+        for pid, (name, ns, cnt) in after.items():
+            if pid in before:
+                d = by_name.setdefault(name, [0.0, 0.0])
+                d[0] += (ns - before[pid][1]) / pings
+                d[1] += (cnt - before[pid][2]) / pings
+        return dict(probe_ns_per_ping=round(sum(d[0] for d in by_name.values()), 1),
+                    probe_runs_per_ping=round(sum(d[1] for d in by_name.values()), 2),
+                    probe_ns_by_program={k: round(d[0], 1) for k, d in sorted(by_name.items())})
+
+
+def probe_time(h, cfg: dict, tmpdir: str, report) -> dict:
+    """The probes' own run time per ping (ProbeClock) in interleaved rounds: the empty
+    programs (the floor: what the statistics themselves add to a run), vethtrace record in
+    an idle namespace and in the flood's, and the full object and each variant read by the
+    counting consumer.  Each figure above the floor is what that build costs a ping."""
+    n = cfg["ping_n"]
+    objs = build_objects(tmpdir)
+    from vethtrace.tracer import lab
+    modes = {"empty_programs_floor": lambda b, i: floor_mode(h, b, n, objs["empty"]),
+             "record_idle_netns": lambda b, i: idle_record_mode(h, i, b, n, tmpdir),
+             "vethtrace_record": lambda b, i: h.traced_by_record(b, n, tmpdir),
+             "probes_counting_consumer": lambda b, i: consumer_mode(h, b, n, objs["full"])}
+    for name, _what, _e in VARIANTS:
+        if name in objs:
+            modes[f"variant_{name}"] = (lambda o: lambda b, i: consumer_mode(h, b, n, o))(objs[name])
+    modes["full_idle_netns"] = lambda b, i: consumer_mode(h, b, n, objs["full"], where=i)
+    for name in IDLE_VARIANTS:
+        if name in objs:
+            modes[f"variant_{name}_idle_netns"] = (lambda o: lambda b, i: consumer_mode(h, b, n, o, where=i))(objs[name])
+    runs: dict[str, list[dict]] = {k: [] for k in modes}
+    clock = ProbeClock()
+    h.PROBE_CLOCK = clock
+    try:
+        with lab.lab("two-ips-fixed", name=lab.unique_name()) as built, \
+                lab.lab("two-ips-fixed", name=lab.unique_name()) as idle:
+            h.run_ping(built, 100)
+            for r in range(cfg["ping_reps"]):
+                for k, fn in modes.items():
+                    res = fn(built, idle)
+                    runs[k].append(res)
+                    report(f"  round {r + 1}/{cfg['ping_reps']} {k}: {res['probe_ns_per_ping']:.0f} ns/ping in "
+                           f"{res['probe_runs_per_ping']} program runs")
+    finally:
+        h.PROBE_CLOCK = None
+        clock.close()
+    out: dict = {"n": n, "command": " ".join(h.ping_argv(n)), "variants": {name: what for name, what, _ in VARIANTS}}
+    floor = h.med([x["probe_ns_per_ping"] for x in runs["empty_programs_floor"]])
+    for k, rs in runs.items():
+        ns = h.med([x["probe_ns_per_ping"] for x in rs])
+        progs = sorted({p for x in rs for p in x["probe_ns_by_program"]})
+        out[k] = dict(ns_per_ping_median=ns, ns_per_ping_runs=[x["probe_ns_per_ping"] for x in rs],
+                      above_floor_ns=round(ns - floor, 1), runs_per_ping=h.med([x["probe_runs_per_ping"] for x in rs]),
+                      by_program={p: h.med([x["probe_ns_by_program"].get(p, 0.0) for x in rs]) for p in progs},
+                      events_median=h.med([x["events"] for x in rs if x.get("events") is not None]))
     return out
 
 
@@ -461,7 +591,7 @@ def overflow_counts(h, cfg: dict, report) -> dict:
     return out
 
 
-SUBPARTS = ("rates", "flood_rss", "steady", "show", "overflow")
+SUBPARTS = ("rates", "probe_time", "flood_rss", "steady", "show", "overflow")
 
 
 def part_scale(h, cfg: dict, tmpdir: str, recording_path: str | None, report, only=None) -> dict:
@@ -469,6 +599,8 @@ def part_scale(h, cfg: dict, tmpdir: str, recording_path: str | None, report, on
     out: dict = {}
     for key, label, fn in (("rates", "probe cost: ping -f rates (floor, idle namespace, variants)",
                             lambda: probe_rates(h, cfg, tmpdir, report)),
+                           ("probe_time", "probe run time per ping (the kernel's BPF run-time statistics)",
+                            lambda: probe_time(h, cfg, tmpdir, report)),
                            ("flood_rss", "peak RSS of the flood commands", lambda: flood_rss(h, cfg, tmpdir, report)),
                            ("steady", f"trace/tui RSS over {cfg['steady_s']} s of steady traffic",
                             lambda: steady_rss(h, cfg, tmpdir, report)),
@@ -550,7 +682,28 @@ def print_scale(p, s: dict) -> None:
                 if d.get("ping_cpu_us_per_ping") is not None else ""
             p(f"      {label:<58} {d['pps_median']:>9,}/s  x{d['vs_untraced']:.3f} untraced  "
               f"x{d['vs_floor']:.3f} floor{cpu}{extra}{ev}")
-    for k in ("flood_rss", "steady", "show", "overflow"):
+    pt = s.get("probe_time", {})
+    if "empty_programs_floor" in pt:
+        p(f"   probe run time per ping (kernel BPF statistics), median of {len(pt['empty_programs_floor']['ns_per_ping_runs'])}"
+          f" rounds; 'above floor' is the build's own cost:")
+        labels = {"empty_programs_floor": "10 empty tp_btf programs (floor)",
+                  "record_idle_netns": "vethtrace record, idle namespace", "vethtrace_record": "vethtrace record",
+                  "probes_counting_consumer": "probes + counting consumer"}
+        for name, what, _ in VARIANTS:
+            labels[f"variant_{name}"] = f"  variant: {what}"
+        labels["full_idle_netns"] = "probes + counting consumer, idle namespace"
+        for name in IDLE_VARIANTS:
+            labels[f"variant_{name}_idle_netns"] = f"  variant {name}, idle namespace"
+        for k, label in labels.items():
+            d = pt.get(k)
+            if d:
+                p(f"      {label:<58} {d['ns_per_ping_median']:>7,.0f} ns/ping  {d['above_floor_ns']:>+7,.0f} above floor"
+                  f"  ({d['runs_per_ping']} runs/ping)")
+        full = pt.get("probes_counting_consumer")
+        if full:
+            p("      by program (probes + counting consumer): " + ", ".join(
+                f"{k} {v:,.0f}" for k, v in sorted(full["by_program"].items(), key=lambda kv: -kv[1]) if v >= 1))
+    for k in ("rates", "probe_time", "flood_rss", "steady", "show", "overflow"):
         if isinstance(s.get(k), dict) and "error" in s[k]:
             p(f"   {k}: FAILED: {s[k]['error']}")
     if fr:
