@@ -171,6 +171,48 @@ struct {
 	__type(value, struct vtr_recent);
 } recent SEC(".maps");
 
+/* Cheap answers to "could this be followed?", asked before any map is looked up: a bit by
+ * the skb's address, set when an skb is first followed, and a bit by namespace, set when a
+ * followed packet is reported outside the scope (only then can a namespace outside the scope
+ * have clones, answers or context events to admit).  Never cleared, and a bit may stand for
+ * several keys: a set bit only means "look it up".  Traffic in a namespace no followed
+ * packet reached leaves after these loads (what tracing an idle namespace costs a flood
+ * elsewhere: bench/scale.py, record_idle_netns), and a new skb in the scope skips the
+ * `tracked` lookup. */
+#define SEEN_SKB_BITS 16
+#define SEEN_NS_BITS 10
+__u64 seen_skb[1 << (SEEN_SKB_BITS - 6)];
+__u64 seen_ns[1 << (SEEN_NS_BITS - 6)];
+
+#define SEEN_WORD(set, x, bits) (&(set)[(((x) * 0x9E3779B97F4A7C15ULL) >> (64 - (bits) + 6)) & ((1 << ((bits) - 6)) - 1)])
+#define SEEN_BIT(x, bits) (1ULL << ((((x) * 0x9E3779B97F4A7C15ULL) >> (64 - (bits))) & 63))
+
+/* An skb's address as a number to hash: the verifier allows no arithmetic on a pointer but
+ * the difference of two (for a tracer, allowed to see addresses); a fixed base keeps it unique. */
+static __always_inline __u64 skb_bits(const struct sk_buff *skb)
+{
+	return (__u64)skb - (__u64)&seen_ns[0];
+}
+
+static __always_inline bool seen_skb_maybe(const struct sk_buff *skb)
+{
+	__u64 x = skb_bits(skb);
+
+	return *SEEN_WORD(seen_skb, x, SEEN_SKB_BITS) & SEEN_BIT(x, SEEN_SKB_BITS);
+}
+
+static __always_inline bool seen_ns_maybe(__u32 netns)
+{
+	return *SEEN_WORD(seen_ns, (__u64)netns, SEEN_NS_BITS) & SEEN_BIT((__u64)netns, SEEN_NS_BITS);
+}
+
+/* Set before the entry it announces is written; read first, so the atomic is paid once. */
+static __always_inline void mark_seen(__u64 *word, __u64 bit)
+{
+	if (!(*word & bit))
+		__sync_fetch_and_or(word, bit);
+}
+
 static __always_inline __u32 dev_netns(const struct net_device *dev)
 {
 	return dev ? dev->nd_net.net->ns.inum : 0;
@@ -503,6 +545,8 @@ static __always_inline __u8 admit(const struct sk_buff *skb, const struct net_de
 		return 0;
 	if (netns && in_scope(netns))
 		return ORIGIN_SCOPE;
+	if (!seen_ns_maybe(netns))
+		return 0;  /* no followed packet was ever reported here */
 	return followed_origin(skb, netns, kind);
 }
 
@@ -763,6 +807,7 @@ static __always_inline void note_recent(__u32 netns, __u64 ts)
 	__u32 zero = 0;
 	struct vtr_recent *r = bpf_map_lookup_elem(&recent, &zero);
 
+	mark_seen(SEEN_WORD(seen_ns, (__u64)netns, SEEN_NS_BITS), SEEN_BIT((__u64)netns, SEEN_NS_BITS));
 	if (r) {
 		r->ts = ts;
 		r->netns = netns;
@@ -772,7 +817,7 @@ static __always_inline void note_recent(__u32 netns, __u64 ts)
 /* Route and neighbour events: from the scope, or where a followed packet just was. */
 static __always_inline bool context_ok(__u32 netns)
 {
-	return in_scope(netns) || just_followed(netns);
+	return in_scope(netns) || (seen_ns_maybe(netns) && just_followed(netns));
 }
 
 /* After a followed packet was reported: remember what it is, where it is, its head, and
@@ -795,6 +840,9 @@ static __always_inline void follow(const struct sk_buff *skb, struct vtr_track *
 	} else if (slot) {
 		*slot = fresh;  /* the entry of an skb that ended at this address (ended_track) */
 	} else {
+		__u64 x = skb_bits(skb);
+
+		mark_seen(SEEN_WORD(seen_skb, x, SEEN_SKB_BITS), SEEN_BIT(x, SEEN_SKB_BITS));
 		bpf_map_update_elem(&tracked, &key, &fresh, BPF_ANY);
 	}
 	if (!t || t->head != head || moved) {
@@ -851,7 +899,8 @@ static __always_inline int packet_event(const struct sk_buff *skb, const struct 
 					__u8 kind, __u64 location, __u32 arg, bool want_l2, bool free)
 {
 	__u64 key = (__u64)skb, content, hop;
-	struct vtr_track *slot = bpf_map_lookup_elem(&tracked, &key), *t = slot && slot->kind ? slot : NULL;
+	struct vtr_track *slot = seen_skb_maybe(skb) ? bpf_map_lookup_elem(&tracked, &key) : NULL;
+	struct vtr_track *t = slot && slot->kind ? slot : NULL;
 	struct vtr_event draft, *e;
 	__u8 origin = 0;
 
@@ -962,8 +1011,7 @@ static __always_inline int free_event(const struct sk_buff *skb, __u8 kind, __u6
 
 	if (!dev && !sk_is_packet_family(skb->sk)) {
 		__u64 key = (__u64)skb;
-
-		struct vtr_track *t = bpf_map_lookup_elem(&tracked, &key);
+		struct vtr_track *t = seen_skb_maybe(skb) ? bpf_map_lookup_elem(&tracked, &key) : NULL;
 
 		if (!t || !t->kind)
 			return 0;
