@@ -295,11 +295,20 @@ static __always_inline void count(void *map, const void *key)
 /* Events are drafted on the stack and copied into the ring buffer only once every filter
  * kept them: a record reserved and then discarded still wakes the reader, which under a
  * flood the filters reject costs more than recording it (bench/run.py, ping -f). */
+/* ~(ring size / RING_WAKE_SHARE - 1), asked once: the size is fixed when the object is loaded. */
+__u64 ring_step;
+
 static __always_inline int publish(struct vtr_event *e)
 {
 	__u64 fill = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
-	__u64 step = ~(bpf_ringbuf_query(&events, BPF_RB_RING_SIZE) / RING_WAKE_SHARE - 1);
-	__u64 wake = ((fill + RING_RECORD) & step) != (fill & step) ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	__u64 step = ring_step;
+	__u64 wake;
+
+	if (!step) {
+		step = ~(bpf_ringbuf_query(&events, BPF_RB_RING_SIZE) / RING_WAKE_SHARE - 1);
+		ring_step = step;
+	}
+	wake = ((fill + RING_RECORD) & step) != (fill & step) ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
 
 	if (bpf_ringbuf_output(&events, e, sizeof(*e), wake)) {
 		count_lost(VTR_LOST_RING);
