@@ -230,7 +230,7 @@ def consumer_mode(h, built, n: int, obj: str, where=None) -> dict:
     p, out, err = started(h, (where or built).exec_cmd([sys.executable, __file__, "consume", obj]),
                           re.compile(r"^ready"), "probe variant")
     try:
-        res = h.run_ping(built, n)
+        res = h.run_ping_beside(built, n, p.pid)
         h.wait_idle(p.pid)
     finally:
         h.stop(p)
@@ -248,7 +248,7 @@ def idle_record_mode(h, idle, built, n: int, tmpdir: str) -> dict:
     p, _o, err = started(h, idle.exec_cmd([h.vethtrace_bin(), "record", "-o", path]), h.READY_RE,
                          "vethtrace record (idle namespace)", on_stderr=True)
     try:
-        res = h.run_ping(built, n)
+        res = h.run_ping_beside(built, n, p.pid)
     finally:
         h.stop(p)
         with contextlib.suppress(OSError):
@@ -296,7 +296,8 @@ def probe_rates(h, cfg: dict, tmpdir: str, report) -> dict:
     for k, rs in runs.items():
         pps = h.med([x["pps"] for x in rs])
         cpu = h.med([x["cpu_us_per_ping"] for x in rs])
-        out[k] = dict(pps_median=pps, pps_runs=[x["pps"] for x in rs], vs_untraced=round(pps / base, 3),
+        consumer = h.med([x["consumer_cpu_us_per_ping"] for x in rs if x.get("consumer_cpu_us_per_ping") is not None])
+        out[k] = dict(pps_median=pps, consumer_cpu_us_per_ping=consumer, pps_runs=[x["pps"] for x in rs], vs_untraced=round(pps / base, 3),
                       ping_cpu_us_per_ping=cpu, ping_cpu_runs=[x["cpu_us_per_ping"] for x in rs],
                       ping_cpu_above_floor_us=round(cpu - cpu_floor, 3),
                       vs_floor=round(pps / floor, 3), events_median=h.med([x["events"] for x in rs
@@ -680,6 +681,8 @@ def print_scale(p, s: dict) -> None:
                 if d.get("events_median") is not None and d.get("lost_median") is not None else ""
             cpu = f"  ping CPU {d['ping_cpu_us_per_ping']:.2f} us/ping ({d['ping_cpu_above_floor_us']:+.2f} vs floor)" \
                 if d.get("ping_cpu_us_per_ping") is not None else ""
+            if d.get("consumer_cpu_us_per_ping") is not None:
+                cpu += f", consumer {d['consumer_cpu_us_per_ping']:.2f} us/ping"
             p(f"      {label:<58} {d['pps_median']:>9,}/s  x{d['vs_untraced']:.3f} untraced  "
               f"x{d['vs_floor']:.3f} floor{cpu}{extra}{ev}")
     pt = s.get("probe_time", {})
