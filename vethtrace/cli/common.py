@@ -101,10 +101,10 @@ class StopSignals:
             signal.signal(s, h)
 
 
-def draw(journeys, corr, path: str, title: str, aggregate: bool | None = None) -> None:
+def draw(journeys, corr, path: str, title: str, aggregate: bool | None = None, exact=None) -> None:
     from ..ui import diagram  # graphviz is only needed here
     try:
-        diagram.write(diagram.build(journeys, corr, title=title, aggregate=aggregate), path)
+        diagram.write(diagram.build(journeys, corr, title=title, aggregate=aggregate, exact=exact), path)
     except (diagram.DotMissing, diagram.DiagramError) as exc:
         raise SetupError(str(exc)) from None
 
