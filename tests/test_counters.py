@@ -221,3 +221,13 @@ def test_render_all_of_a_recording_that_lost_events_counts_the_kernels_packets(t
     res = _vethtrace("render", str(path), "--all", "-o", str(out))
     assert res.returncode == 0 and "kernel counted" not in out.read_text()
     assert max(int(n) for n in re.findall(r'label="×(\d+)"', out.read_text())) <= 16
+
+
+def test_the_schema_describes_the_footers_counts():
+    jsonschema = pytest.importorskip("jsonschema")
+    from vethtrace.tracer.schema import SCHEMA
+    foot = {"footer": True, "events": 1, "lost": 1, "counts": json.loads(json.dumps(_counts(10).to_json()))}
+    jsonschema.validate(foot, SCHEMA)
+    foot["counts"]["paths"][0][0] = 1 << 64
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(foot, {**SCHEMA, "oneOf": [{"$ref": "#/$defs/footer"}]})

@@ -432,9 +432,11 @@ def _lines(chunk: list[bytes], n: int, path: str, version: int, dec: RowDecoder,
         if not line.strip():
             continue
         before = len(rows)
+        what = "event"
         try:
             d = loads(line)
             if isinstance(d, dict) and d.get("footer"):
+                what = "footer"
                 n_lost = d.get("lost", 0)
                 if type(n_lost) is not int or n_lost < 0:
                     raise TypeError("footer's lost is not a count")
@@ -454,7 +456,7 @@ def _lines(chunk: list[bytes], n: int, path: str, version: int, dec: RowDecoder,
             else:
                 rows += dec.prepare([object_row(d)])
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise RecordingError(f"{path}: line {n} is not a valid event ({type(exc).__name__}: "
+            raise RecordingError(f"{path}: line {n} is not a valid {what} ({type(exc).__name__}: "
                                  f"{untrusted.term(str(exc)[:80])}); the file is damaged") from None
         if len(rows) > before and _untrusted([line]):
             _clean(rows[-1])
