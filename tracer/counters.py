@@ -132,17 +132,30 @@ def _field(v, form: str, what: str):
 class ExactPaths:
     """Summary rows by path hash, learnt from journeys as they are counted."""
 
-    def __init__(self, row):
+    RETRIES = 32  # journeys tried per path for a better row
+
+    def __init__(self, row, better=None):
         """row(journey) -> its summary key as if nothing was lost (the caller's; a
-        presentation matter)."""
+        presentation matter).  better(old row) -> a test of a new row, or None: while
+        a path's row may improve (an echo request whose answer was lost with the events
+        read), later journeys of the path are tried, up to RETRIES of them."""
         self.row = row
+        self.better = better
         self.rows: dict[tuple, tuple] = {}
+        self._tries: Counter = Counter()
         self.at_drop: dict[tuple, tuple] = {}  # (function, reason) -> the row of a journey freed there
 
     def note(self, j) -> None:
         k = journey_key(j)
         if k is not None and k not in self.rows and len(self.rows) < MAX_ROWS:
             self.rows[k] = self.row(j)
+        elif k in self.rows and self.better is not None and self._tries[k] < self.RETRIES:
+            test = self.better(self.rows[k])
+            if test is not None:
+                self._tries[k] += 1
+                new = self.row(j)
+                if test(new):
+                    self.rows[k] = new
         for ev in j.frees:  # a drop site's count is read with the journeys seen ending there
             if ev.kind == "kfree":
                 site = (ev.func.split("+", 1)[0], ev.reason or "")

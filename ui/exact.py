@@ -7,11 +7,17 @@ from __future__ import annotations
 from collections import Counter
 
 from ..tracer.counters import ExactPaths, KernelCounts, journey_key
-from ..tracer.verdict import DROPPED
+from ..tracer.verdict import ANSWERED, CONSUMED, DROPPED
 from .text import INCOMPLETE, path_key
 
 # the row of packets whose path no journey showed in full
 UNSEEN = ("packets", "on paths not seen in detail (their events were lost)", INCOMPLETE, INCOMPLETE)
+
+
+def _better(old):
+    """A request consumed without an answer seen: another journey of its path may show the
+    reply (its events were not lost), and so that it was answered."""
+    return (lambda new: new[3] == ANSWERED) if old[3] == CONSUMED else None
 
 
 def exact_paths(corr) -> ExactPaths:
@@ -23,7 +29,7 @@ def exact_paths(corr) -> ExactPaths:
             return path_key(j, corr)
         finally:
             corr.losses = losses
-    return ExactPaths(row)
+    return ExactPaths(row, _better)
 
 
 def noting(exact: ExactPaths, key):
