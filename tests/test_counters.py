@@ -231,3 +231,20 @@ def test_the_schema_describes_the_footers_counts():
     foot["counts"]["paths"][0][0] = 1 << 64
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(foot, {**SCHEMA, "oneOf": [{"$ref": "#/$defs/footer"}]})
+
+
+def test_a_footer_over_a_mebibyte_is_refused_and_a_long_one_cut_short_is_a_cut(tmp_path):
+    lines = SCOPE.read_bytes().splitlines()
+    huge = tmp_path / "huge.jsonl"
+    huge.write_bytes(b"\n".join([*lines[:-1], b'{"footer":true,"events":1,"lost":0,"pad":"' + b"x" * (2 << 20) + b'"}'])
+                     + b"\n")
+    res = _vethtrace("show", str(huge))
+    assert res.returncode == 2 and "longer than 1 MiB, so not a footer" in res.stderr, res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1 and res.stdout == ""
+    src = tmp_path / "long.jsonl"
+    _rewrite(src, SCOPE, 7, _counts(3000).to_json())
+    cut = tmp_path / "cut.jsonl"
+    cut.write_bytes(src.read_bytes()[:-5000])  # killed while writing its long footer
+    rec = recording.read(str(cut))
+    assert rec.counts is None and rec.lost is None and len(rec.events) == 114
+    assert "cut short" in rec.warning
