@@ -4,7 +4,7 @@
 feeds the correlator in chunks under a lock, and keeps what a UI asks for on its own
 schedule: the conversations that are new or changed since it last asked, counters, the
 loss windows, the kernel's exact counts (tracer.counters: read every COUNTS_EVERY_S, with
-the summary row of each path learnt from the journeys as they end, `learn_paths`), and the
+the summary row of each path learnt from the journeys as they end, into `exact`), and the
 raw events for "save the recording".  `CommandOutput` runs a
 command on a pty (tracer/runner.py: it dies with vethtrace) and collects its lines in a
 thread.  Nothing here imports a UI toolkit.
@@ -156,6 +156,9 @@ class Feed:
                     self._prev_last = chunk[-1].ts
                     if self.ui_waiting.is_set():
                         time.sleep(0.001)  # let the UI take the lock between chunks
+                if self._unnoted and self.live and not events:
+                    with self.lock:  # quiet: what ended a while ago (the probes' clock) is complete
+                        self._note_ended(time.monotonic_ns())
                 if time.monotonic() - self._counts_at >= COUNTS_EVERY_S and (self.live or not self.done):
                     self.read_counts()  # in this thread: the probes are only touched by it
                 if getattr(src, "exhausted", False):

@@ -12,13 +12,13 @@ failures go first and the rest is counted ("shown N of M").
 from __future__ import annotations
 
 import gc
-from collections import Counter
 import importlib
 import os
 import signal
 import sys
 import termios
 import time
+from collections import Counter
 
 from rich.markup import escape
 from rich.text import Text
