@@ -127,10 +127,11 @@ def test_older_recordings_have_no_counts():
     assert recording.read(str(SCOPE)).counts is None
 
 
-def _vethtrace(*args, cwd=None):
+def _vethtrace(*args, cwd=None, stdin=None):
     env = dict(os.environ, PYTHONPATH=str(ROOT), NO_COLOR="1", COLUMNS="200")
-    return subprocess.run([sys.executable, "-m", "vethtrace", *args], capture_output=True, text=True, env=env,
-                          cwd=cwd, timeout=120)
+    with open(stdin or os.devnull, "rb") as inp:
+        return subprocess.run([sys.executable, "-m", "vethtrace", *args], capture_output=True, text=True, env=env,
+                              cwd=cwd, timeout=120, stdin=inp)
 
 
 BAD_COUNTS = [
@@ -183,8 +184,8 @@ def test_show_of_a_recording_that_lost_events_prints_the_footers_counts(tmp_path
     kc, rows = _scope_counts(1000, 77)
     path = tmp_path / "lossy.jsonl"
     _rewrite(path, SCOPE, 9, kc.to_json())
-    for extra in ([], ["--devices"]):  # streamed, and read whole
-        res = _vethtrace("show", str(path), *extra)
+    for arg, extra in ((path, []), (path, ["--devices"]), ("-", [])):  # streamed, read whole, from a pipe
+        res = _vethtrace("show", str(arg), *extra, stdin=path if arg == "-" else None)
         assert res.returncode == 0, res.stderr
         summary = res.stdout[res.stdout.index("--- vethtrace:"):]
         assert f"--- vethtrace: {sum(rows.values()) + 77} packets" in summary

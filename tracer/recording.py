@@ -228,6 +228,15 @@ class Reader:
         except (ValueError, TypeError, AttributeError):
             return losses.LossWindows()
 
+    def may_use_counts(self) -> bool:
+        """False when the footer, read ahead, says no event was lost or holds no kernel
+        counts (then no summary uses them, and a replay need not learn their rows); True
+        otherwise, also when it cannot be read ahead."""
+        d = self._peek_footer()
+        if d is None:
+            return True
+        return bool(d.get("lost")) and d.get("counts") is not None
+
     def peek_namespaces(self) -> None:
         """The footer's namespaces read ahead into `namespaces` (a streamed view names
         them as it goes); nothing if there is no valid footer to read ahead."""

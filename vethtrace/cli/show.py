@@ -63,6 +63,8 @@ def run(args) -> int:
 
 def _exact_summary(corr, style: Style, lost, kc, journeys) -> list[str]:
     """summary_lines of a recording read whole, with its footer's kernel counts (ui.exact)."""
+    if not lost or kc is None:
+        return summary_lines(corr, style, lost)
     exact = exact_paths(corr)
     for j in journeys:
         exact.note(j)
@@ -115,8 +117,10 @@ def _show_streamed(path: str, verbose: bool = False, timestamps: bool = False) -
     reader.peek_namespaces()  # namespaces first met while recording: named before they are printed
     corr = Correlator(reader.context, namespaces=reader.namespaces)
     corr.losses = reader.peek_losses()  # read ahead from the footer, to mark journeys as they are printed
-    exact = exact_paths(corr)  # rows for the footer's kernel counts, when events were lost
-    stream = ConversationStream(corr, noting(exact, lambda j: path_key(j, corr)))
+    # rows for the footer's kernel counts, learnt only if the summary may use them
+    exact = exact_paths(corr) if reader.may_use_counts() else None
+    key = lambda j: path_key(j, corr)  # noqa: E731
+    stream = ConversationStream(corr, noting(exact, key) if exact is not None else key)
     held: list[str] = []
     _print_header(reader.header, style, held.append)
     with collector_paused():
@@ -132,7 +136,8 @@ def _show_streamed(path: str, verbose: bool = False, timestamps: bool = False) -
             corr.losses = reader.losses  # could not be read ahead (a pipe): marks what is still held
         for conv in stream.ready(None):
             _print_conversation(conv, corr, style, held.append)
-    counts, exact_lines = summary_counts(reader.counts, exact, stream.counts(), reader.lost)
+    counts, exact_lines = (summary_counts(reader.counts, exact, stream.counts(), reader.lost) if exact is not None
+                           else (stream.counts(), []))
     held += ["", *summary_lines(corr, style, reader.lost, counts=counts, exact=bool(exact_lines)), *exact_lines]
     print("\n".join(held))
     if reader.warning:
