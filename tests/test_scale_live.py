@@ -61,8 +61,8 @@ def test_flood_beyond_the_ring_buffer_shows_no_impossible_path_as_complete(tmp_p
         possible = {(label, path) for _n, label, path, mark in paced if mark == "✓"}
         assert {label for label, _ in possible} >= {"ICMP echo request", "ICMP echo reply"}
         before = icmp_counters(ns.name)
-        res = vethtrace(ns.name, "ping", "--buffer-mb", "1", "--record", str(rec), "-f", "-q", "-c", "20000",
-                        "-I", "veth0", "192.168.2.1")
+        res = vethtrace(ns.name, "ping", "--buffer-mb", "1", "--record", str(rec), "--svg", str(tmp_path / "ping.dot"),
+                        "-f", "-q", "-c", "20000", "-I", "veth0", "192.168.2.1")
         after = icmp_counters(ns.name)
         rows, lost, received = summary(res)
     kernel = {k: after[k] - before[k] for k in after}
@@ -82,6 +82,9 @@ def test_flood_beyond_the_ring_buffer_shows_no_impossible_path_as_complete(tmp_p
     # and it is told as the free of a copy inside the replies that were delivered, not as a failure
     within = {func: w for _n, func, _r, w in DROPS.findall(res.stdout)}
     assert within["ping_rcv"].startswith("ICMP echo reply") and "delivered" in within["ping_rcv"], res.stdout[-1500:]
+    # ping --svg: the figure counts the kernel's packets (every reply ping received into its socket)
+    dot = (tmp_path / "ping.dot").read_text()
+    assert [int(n) for n in re.findall(r'-> "?socket[^ ]* \[label="×(\d+)"', dot)] == [kernel["InEchoReps"]], dot[-2000:]
     # ping --record: the recording's footer has the same counts, so `show` prints the same rows
     shown = replayed("show", str(rec))
     assert shown.returncode == 0, shown.stderr[-2000:]
@@ -150,10 +153,12 @@ def test_a_recorded_flood_is_shown_and_drawn_with_the_kernels_exact_counts(tmp_p
     assert drops.get(("ping_rcv", "NO_SOCKET")) == kernel["InEchoReps"], shown.stdout[-1500:]
     # the aggregated diagram: the hop into ping's socket is taken by every reply ping received,
     # the hop into icmp_rcv by every request and every reply
-    out = tmp_path / "all.dot"
+    out, auto = tmp_path / "all.dot", tmp_path / "auto.dot"
     drawn = replayed("render", str(rec), "--all", "-o", str(out))
     assert drawn.returncode == 0 and "Traceback" not in drawn.stderr, drawn.stderr[-2000:]
+    assert replayed("render", str(rec), "-o", str(auto)).returncode == 0
     dot = out.read_text()
+    assert auto.read_text() == dot, "without --all, a recording that lost events is added up the same way"
     into_socket = [int(n) for n in re.findall(r'-> "?socket[^ ]* \[label="×(\d+)"', dot)]
     assert into_socket == [kernel["InEchoReps"]], (into_socket, dot[-3000:])
     # (the reply's hop from lo is drawn backwards, dir=back; the dashed link is the cause, not a hop)

@@ -273,8 +273,11 @@ def build(journeys, corr: Correlator, title: str = "", aggregate: bool | None = 
     aggregate=True added up; None chooses: the steps while they stay readable (few journeys,
     or many that repeat a few sequences, as a flood of identical pings does).
     exact: (journeys, weights, unseen) of ui.exact.exact_journeys when events were lost: an
-    aggregate then counts the kernel's packets on each path, drawn from journeys seen in full."""
+    aggregate then counts the kernel's packets on each path, drawn from journeys seen in full;
+    with it, None chooses the aggregate (the steps of the survivors would not be the packets')."""
     journeys = list(journeys)
+    if aggregate is None and exact is not None:
+        aggregate = True
     g = None
     if aggregate is None:
         aggregate = len(journeys) > SEQUENCE_LIMIT

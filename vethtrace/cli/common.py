@@ -176,14 +176,15 @@ class ConversationCount:
         return len(self.ended_ids) >= self.count
 
 
-def print_extras(args, style, src, corr, kept, title: str) -> None:
+def print_extras(args, style, src, corr, kept, title: str, exact=None) -> None:
     """What `ping` and `run` print after their summary: the probe mechanism (-v), the raw
-    events (--events), and where the diagram (--svg) went."""
+    events (--events), and where the diagram (--svg) went; exact: ui.exact.exact_journeys,
+    for a diagram that counts the kernel's packets when events were lost."""
     from ..ui.text import event_lines
     if style.verbose:
         print(style.dim(f"probes: {src.mechanism}"))
     if args.events:
         print("\n".join(event_lines(kept)))
     if args.svg:
-        draw(corr.journeys, corr, args.svg, title=title)
+        draw(corr.journeys, corr, args.svg, title=title, exact=exact)
         print(style.dim(f"diagram saved to {args.svg}"))

@@ -18,7 +18,7 @@ from ..tracer.runner import PtyCommand
 from ..ui.ping import PingView
 from ..ui.text import Style, path_key, summary_lines
 from .common import SETTLE_S, check_diagram, positive, print_extras
-from ..ui.exact import exact_paths, noting, summary_counts
+from ..ui.exact import exact_journeys, exact_paths, noting, summary_counts
 
 NAME = "ping"
 OWN_FLAGS = ("--events", "--ipv6", "--verbose", "--timestamps", "-h", "--help")  # not -v, -t: ping's own
@@ -130,7 +130,8 @@ def run(args) -> int:
             print(text)
         for text in exact_lines:
             print(text)
-        print_extras(args, style, src, corr, kept, "vethtrace ping " + " ".join(ping_args))
+        print_extras(args, style, src, corr, kept, "vethtrace ping " + " ".join(ping_args),
+                     exact=exact_journeys(kc, corr.journeys, lost) if args.svg else None)
         if args.record:
             print(style.dim(f"recording saved to {args.record}"))
     return status

@@ -14,7 +14,7 @@ from ..tracer.kernel import SetupError
 from ..tracer.live import LiveSource, build_filters
 from ..ui.text import Style, conversation_lines, path_key, summary_lines
 from .common import EXPRESSION_HELP, SETTLE_S, StopSignals, check_diagram, expression_arg, filter_args, print_extras
-from ..ui.exact import exact_paths, summary_counts
+from ..ui.exact import exact_journeys, exact_paths, summary_counts
 
 NAME = "run"
 # Conversations a fresh IPv6 interface makes by itself: shown as one line each, folded.
@@ -84,7 +84,8 @@ def run(args) -> int:
         counts, exact_lines = summary_counts(kc, exact, Counter(path_key(j, corr) for j in corr.journeys), lost)
         for text in summary_lines(corr, style, lost, counts=counts, exact=bool(exact_lines)) + exact_lines:
             print(text)
-        print_extras(args, style, src, corr, kept, "vethtrace run " + " ".join(command))
+        print_extras(args, style, src, corr, kept, "vethtrace run " + " ".join(command),
+                     exact=exact_journeys(kc, corr.journeys, lost) if args.svg else None)
         if args.record:
             recording.write_file(args.record, recording.header(corr.context, src.mechanism, command, corr.namespaces),
                                  kept, lost, counts=kc)
