@@ -41,6 +41,10 @@
  *  - route lookups and neighbour changes are reported from scope namespaces, and from
  *    another namespace only on a CPU that just reported a followed packet there (they
  *    happen while the stack processes that packet).
+ *  - cost: unrelated traffic leaves before any map lookup (seen_skb/seen_ns bits); fields are
+ *    read with plain loads from BTF pointers where the kernel types them (task, device),
+ *    helpers only for packet bytes.  bench/run.py --only scale --scale-part probe_time
+ *    measures each piece (bench/scale.py VARIANTS).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
