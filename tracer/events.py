@@ -180,6 +180,7 @@ class RowDecoder:
     def __init__(self):
         self._numbers: dict[tuple, int] = {}   # prepare's side: (hex, protocol, l2) -> number
         self._addrs: dict[str, int] = {}
+        self._strings: dict[str, str] = {}     # prepare's: one object per distinct name (bounded)
         self._table: list = [None] * self.TABLE  # events' side: number -> (bytes, Packet)
 
     def reset(self) -> None:
@@ -228,16 +229,25 @@ def _make_stages():
     checks = " or ".join(f"({_CHECK[c.form].format(v='_' + c.name, lo=c.lo, hi=c.hi)})" for c in COLUMNS)
     checks = checks.replace("kind ==", "_kind ==").replace("kind in NEIGH", "_kind in NEIGH")
     skb, head, data, summary = _AT["skb"], _AT["head"], _AT["data"], _AT["summary"]
+    # names, functions and kinds repeat in every row: one string object each, so the pipe
+    # between the two stages carries a reference instead of the text (marshal) and the events
+    # share them
+    share = "\n".join(f"            row[{i}] = share(_{c.name}, _{c.name})"
+                      for i, c in enumerate(COLUMNS) if c.form in ("str", "kind"))
     prepare = f"""
 def prepare(self, rows):
     numbers, addrs = self._numbers, self._addrs
     fromhex, valid_fib = bytes.fromhex, _valid_fib
     valid_neigh = lambda d: _valid(d, NEIGH_TYPES)
+    if len(self._strings) > self.TABLE:
+        self._strings.clear()
+    share = self._strings.setdefault
     try:
         for row in rows:
             ({names},) = row
             if {checks}:
                 raise TypeError("a field has the wrong type or is out of range, or the kind is unknown")
+{share}
             if _skb:
                 row[{skb}] = addrs.get(_skb) or self._addr(_skb)
                 row[{head}] = addrs.get(_head) or self._addr(_head)
