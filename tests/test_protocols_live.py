@@ -322,6 +322,32 @@ def test_ipv6_ping(pair, tmp_path):
     assert any(s.startswith(f"ICMPv6 echo request {A_IP6} > {B_IP6}") for s in crossed), crossed
 
 
+def test_ping_of_an_ipv6_address_needs_no_flag(pair, tmp_path):
+    """`vethtrace ping ADDR6` traces IPv6 by itself: without --ipv6 it said "no packets were
+    traced".  The fresh interfaces' housekeeping (MLD reports, router solicitations) is not a
+    block under ping's lines (tests/test_ping_view.py replays this trace for the folded line)."""
+    before = pair.nstat(pair.b, "Icmp6InEchos")
+    dump = tcpdump(pair, tmp_path / "vb.pcap")
+    trace = tmp_path / "t.jsonl"
+    env = dict(os.environ, PYTHONPATH=str(ROOT), NO_COLOR="1", COLUMNS="200")
+    res = subprocess.run(["ip", "netns", "exec", pair.a, sys.executable, "-m", "vethtrace", "ping", "--record",
+                          str(trace), "-c", "2", "-i", "0.5", B_IP6],
+                         capture_output=True, text=True, timeout=90, env=env, cwd=ROOT)
+    stop(dump)
+    assert res.returncode == 0 and "2 received" in res.stdout, res.stdout + res.stderr
+    assert "Traceback" not in res.stderr, res.stderr
+    assert pair.nstat(pair.b, "Icmp6InEchos") - before == 2
+    requests = [line for line in tcpdump_text(tmp_path / "vb.pcap") if f"{A_IP6} > {B_IP6}: ICMP6, echo request" in line]
+    assert len(requests) == 2, requests
+    under_ping, summary = res.stdout.split("--- vethtrace:")
+    assert under_ping.count(f"ICMPv6 echo request {A_IP6} > {B_IP6}") == 2, res.stdout
+    assert under_ping.count("✓ delivered to ping") == 2, res.stdout
+    assert "IPv6 housekeeping of a fresh interface" not in under_ping, res.stdout
+    assert "2x  ICMPv6 echo request" in summary and " 0 lost" in summary, summary
+    if os.environ.get("VETHTRACE_UPDATE_TRACES"):
+        shutil.copy(trace, TRACES / "proto-ping6-housekeeping.jsonl")
+
+
 def test_nd_no_owner(pair, tmp_path):
     """IPv6 ping to an address of the pair's subnet that no interface has: A solicits it,
     B frees each solicitation unanswered; ping reports "Address unreachable"."""

@@ -5,11 +5,16 @@ import re
 import sys
 
 from ..tracer.correlate import Correlator
-from ..tracer.verdict import conversation_outcome
+from ..tracer.verdict import conversation_outcome, verdict
 from .text import Style, conversation_lines
 
 SEQ_RE = re.compile(rb"icmp_seq=(\d+)")
-TARGET_RE = re.compile(rb"^PING \S+ \(([0-9.]+)\)")
+# "PING 192.168.2.1 (192.168.2.1) 56(84) bytes ...", "PING fd07::2(fd07::2) 56 data bytes"
+TARGET_RE = re.compile(rb"^PING \S+? ?\(([0-9a-fA-F.:]+)\)")
+# Background conversations that are normal and say nothing about the ping: without --verbose
+# they are one line saying how many, not a block each (the summary still counts their paths).
+FOLDED_RULES = {"ipv6.housekeeping": "IPv6 housekeeping of fresh interfaces (multicast listener reports, "
+                                     "router solicitations), normal"}
 
 
 class PingView:
@@ -21,6 +26,7 @@ class PingView:
         self.shown: set[int] = set()
         self.kept_failures: list[list[str]] = []  # failures forgotten by the correlator before rest()
         self.unlisted = 0                          # other conversations forgotten unshown
+        self.folded: dict[str, int] = {}           # FOLDED_RULES id -> packets not listed
 
     def forgotten(self, convs, limit: int = 12) -> None:
         """Conversations the correlator lets go (tracer.retention) before ping printed a
@@ -67,8 +73,20 @@ class PingView:
                 continue
             self.show(conv)
 
+    def _folded_rule(self, conv) -> str | None:
+        """The FOLDED_RULES id that decided all of conv's journeys, if any (never under -v)."""
+        if self.style.verbose or conv.kind == "echo" or not conv.journeys:
+            return None
+        rules = {verdict(j, self.corr).rule for j in conv.journeys}
+        rule = rules.pop() if len(rules) == 1 else None
+        return rule if rule in FOLDED_RULES else None
+
     def show(self, conv) -> None:
         self.shown.add(conv.id)
+        rule = self._folded_rule(conv)
+        if rule is not None:
+            self.folded[rule] = self.folded.get(rule, 0) + len(conv.journeys)
+            return
         for text in conversation_lines(conv, self.corr, self.style):
             print(text)
         sys.stdout.flush()
@@ -76,6 +94,19 @@ class PingView:
     def rest(self, limit: int = 12) -> None:
         """What ping printed no line for; a flood would print thousands, so beyond `limit`
         only the failures are shown (up to `limit`) and the rest is counted."""
+        try:
+            self._rest(limit)
+        finally:
+            self._say_folded()
+
+    def _say_folded(self) -> None:
+        for rule, n in self.folded.items():
+            packets = "1 packet" if n == 1 else f"{n} packets"
+            print("\n".join(self.style.wrap("    ", (f"({FOLDED_RULES[rule]}: {packets} not listed; --verbose "
+                                                    f"lists them)", "2"))))
+        self.folded = {}
+
+    def _rest(self, limit: int) -> None:
         todo = [c for c in self.corr.conversations if c.id not in self.shown]
         kept, self.kept_failures = self.kept_failures, []
         if len(todo) + len(kept) + self.unlisted > limit:

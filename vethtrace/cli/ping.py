@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import selectors
 import shutil
 import signal
@@ -34,7 +35,8 @@ def add_parser(sub) -> None:
                    "time since the one before (-t is ping's own)")
     p.add_argument("--verbose", action="store_true", help="also the details: probe mechanism, benign kernel notes "
                    "(-v is ping's own)")
-    p.add_argument("--ipv6", action="store_true", help="include IPv6 packets")
+    p.add_argument("--ipv6", action="store_true", help="include IPv6 packets (on by itself when ping sends "
+                   "IPv6: -6 or an IPv6 address among its arguments)")
     p.add_argument("--svg", metavar="FILE", help="also draw the packets' paths (.svg, .png or .dot)")
     p.add_argument("--buffer-mb", type=positive(int), default=DEFAULT_RING_MB, metavar="MB",
                    help=f"kernel ring buffer size (default {DEFAULT_RING_MB} MB); larger loses fewer events in floods "
@@ -73,6 +75,20 @@ def split_argv(argv: list[str]) -> list[str]:
     return ["ping", *own, *(["--", *rest] if rest else [])]
 
 
+def pings_ipv6(ping_args: list[str]) -> bool:
+    """Does ping send IPv6 (-6, or an IPv6 address among its arguments)?  Then its packets
+    are traced without --ipv6: a ping6 that traced nothing would explain nothing."""
+    for a in ping_args:
+        if a == "-6":
+            return True
+        try:
+            if ipaddress.ip_address(a.split("%", 1)[0]).version == 6:
+                return True
+        except ValueError:
+            pass
+    return False
+
+
 def run(args) -> int:
     ping_args = args.ping_args[1:] if args.ping_args[:1] == ["--"] else args.ping_args
     if not ping_args:
@@ -84,7 +100,8 @@ def run(args) -> int:
     if args.record:
         safefile.check(args.record)
     style = Style.for_terminal(args.verbose, time.time_ns() - time.monotonic_ns() if args.timestamps else None)
-    with LiveSource(build_filters(ipv6=args.ipv6, expression=args.filter), ring_mb=args.buffer_mb) as src:
+    ipv6 = args.ipv6 or pings_ipv6(ping_args)
+    with LiveSource(build_filters(ipv6=ipv6, expression=args.filter), ring_mb=args.buffer_mb) as src:
         corr = Correlator(kernel.context())
         corr.losses = src.losses  # journeys around lost events are shown incomplete
         view = PingView(corr, style)
