@@ -180,7 +180,7 @@ class RowDecoder:
     def __init__(self):
         self._numbers: dict[tuple, int] = {}   # prepare's side: (hex, protocol, l2) -> number
         self._addrs: dict[str, int] = {}
-        self._strings: dict[str, str] = {}     # prepare's: one object per distinct name (bounded)
+        self._strings: dict = {}               # prepare's: one object per distinct name or number (bounded)
         self._fibs: dict[tuple, dict] = {}     # and per distinct route lookup (never modified)
         self._table: list = [None] * self.TABLE  # events' side: number -> (bytes, Packet)
 
@@ -230,11 +230,11 @@ def _make_stages():
     checks = " or ".join(f"({_CHECK[c.form].format(v='_' + c.name, lo=c.lo, hi=c.hi)})" for c in COLUMNS)
     checks = checks.replace("kind ==", "_kind ==").replace("kind in NEIGH", "_kind in NEIGH")
     skb, head, data, summary, fib = _AT["skb"], _AT["head"], _AT["data"], _AT["summary"], _AT["fib"]
-    # names, functions and kinds repeat in every row: one string object each, so the pipe
-    # between the two stages carries a reference instead of the text (marshal) and the events
-    # share them
+    # names, functions, kinds, namespaces and pids repeat in every row: one object each, so
+    # the pipe between the two stages carries a reference instead of the value (marshal) and
+    # the events share them
     share = "\n".join(f"            row[{i}] = share(_{c.name}, _{c.name})"
-                      for i, c in enumerate(COLUMNS) if c.form in ("str", "kind"))
+                      for i, c in enumerate(COLUMNS) if c.form in ("str", "kind") or c.name in ("netns", "pid"))
     prepare = f"""
 def prepare(self, rows):
     numbers, addrs = self._numbers, self._addrs
