@@ -9,6 +9,10 @@ them).  The table ends with the general cases (delivered, no end seen, dropped w
 reason, consumed), so every journey gets a rule.  When the kernel lost events, the rules of
 LOSSES come first: a journey around a loss is INCOMPLETE (`events.lost`), with the verdict
 of RULES kept as the guess of what was seen.
+
+Each rule also says, as data, which ends (`ends`) and packets (`packets`) it can hold for:
+`evaluate` tries only those rules (`candidates`), in table order, so the answer is the
+table's first match while a flood's journeys are each tried against a handful of rules.
 """
 from __future__ import annotations
 
