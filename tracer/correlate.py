@@ -656,8 +656,7 @@ class Correlator:
             return []  # it arrived from elsewhere: no output lookup of this namespace sent it
         lookups, n = j.out_routes or ((), 0)
         start, src, latest = j.start, p.src, None
-        for k in range(min(n, len(lookups)) - 1, max(0, n - OUT_ROUTES_KEPT) - 1, -1):  # newest first
-            ev = lookups[k]
+        for ev in reversed(lookups[max(0, n - OUT_ROUTES_KEPT):n]):  # newest first
             f = ev.fib
             if 0 <= start - ev.ts < ROUTE_WINDOW_NS and f["src"] in ("0.0.0.0", src):
                 if f["oif"] not in (0, LOOPBACK_IFINDEX):
