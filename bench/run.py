@@ -77,7 +77,7 @@ SIZES = {
     # the recorder keeps up and the recording is complete (see README)
     # big_flood, steady_s, show_reps: part 4 (bench/scale.py)
     "full": dict(replay_pings=20_000, replay_reps=3, attach_reps=5, ping_n=20_000, ping_reps=5,
-                 big_flood=200_000, steady_s=120, show_reps=3),
+                 big_flood=200_000, steady_s=600, show_reps=3),
     "quick": dict(replay_pings=2_000, replay_reps=3, attach_reps=3, ping_n=10_000, ping_reps=3,
                   big_flood=50_000, steady_s=20, show_reps=2),
 }
@@ -982,6 +982,8 @@ def main(argv=None) -> int:
                     help="run only this part (repeatable)")
     ap.add_argument("--scale-part", action="append", choices=scale.SUBPARTS,
                     help="with --only scale: run only this sub-part (repeatable)")
+    ap.add_argument("--steady-s", type=int, metavar="SECONDS", help="scale's steady part: this long instead "
+                    "(full run 600, --quick 20)")
     ap.add_argument("--recording", metavar="FILE", help="replay this recording instead of recording one live")
     ap.add_argument("--profile", action="store_true", help="also cProfile each replay path and list hot functions")
     ap.add_argument("--results", default=str(ROOT / "bench" / "results.json"), metavar="FILE",
@@ -989,7 +991,9 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     parts = args.only or ["replay", "attach", "ping", "scale"]
     mode = "quick" if args.quick else "full"
-    cfg = SIZES[mode]
+    cfg = dict(SIZES[mode])
+    if args.steady_s:
+        cfg["steady_s"] = args.steady_s
     live_needed = "attach" in parts or "ping" in parts or "scale" in parts or ("replay" in parts and not args.recording)
     if live_needed and os.geteuid() != 0:
         print("bench: live parts need root (namespaces, BPF); run with sudo, or --only replay --recording FILE",

@@ -795,3 +795,33 @@ def test_snapshot_help_screen(snap_compare):
     """`?` over the main screen: the keys, verdict colours, filter terms, status bar."""
     assert snap_compare(build_app(ReplaySource(str(SNAP_INPUTS / "exp2.jsonl"))), terminal_size=SIZE,
                         run_before=_caught_up, press=["question_mark"])
+
+
+@pytest.mark.asyncio
+async def test_a_recording_that_lost_events_shows_the_kernels_exact_counts(tmp_path):
+    """A recording whose footer has the kernel's counts (made here: each path of the trace
+    1000 times per journey seen, 77 packets on a path none shows) and says events were lost:
+    the exact pane lists those counts and says they are the kernel's; the summary printed
+    after quitting has them too.  Without counts (an older recording) there is no pane."""
+    from test_counters import SCOPE, _rewrite, _scope_counts
+    kc, want = _scope_counts(1000, 77)
+    path = tmp_path / "lossy.jsonl"
+    _rewrite(path, SCOPE, 9, kc.to_json())
+    app = build_app(ReplaySource(str(path)))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, lambda: app.caught_up and app.query_one("#exact").display)
+        pane = app.query_one("#exact")
+        assert "as the kernel counted it" in str(pane.border_title)
+        text = plain(pane.content)
+        assert f"{sum(want.values()) + 77} packets ended" in text and "the kernel's counts" in text, text
+        for (label, p, how, _outcome), n in want.items():
+            assert f"{n:>7,}×  {label}  {p}  ✓ {how}" in text, text
+        assert "77×  packets  on paths not seen in detail (their events were lost)  ? incomplete" in text
+        summary = app.exit_summary()
+    assert "77x  dropped at ip_rcv_core (OTHERHOST)" in summary
+    _rewrite(path, SCOPE, 9, None)
+    app = build_app(ReplaySource(str(path)))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert not app.query_one("#exact").display
+        assert "counted in the kernel" not in app.exit_summary()

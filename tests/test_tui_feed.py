@@ -115,3 +115,23 @@ def test_a_command_dies_with_the_process_that_started_it():
         proc.wait()
         if child is not None and alive(child):
             os.kill(child, signal.SIGKILL)  # the test failed: leave nothing running
+
+
+def test_the_feed_reads_the_kernels_counts_and_learns_rows_before_it_forgets(tmp_path):
+    """A recording with the kernel's counts in its footer: the feed hands them to the UI, and
+    learns the row of each counted path from journeys, also those the correlator forgets
+    (keep=4) long before the end: each learnt as the whole recording shows it."""
+    from test_counters import SCOPE, _rewrite, _scope_counts
+    from vethtrace.ui.exact import UNSEEN, exact_paths
+    kc, want = _scope_counts(10, 3)
+    path = tmp_path / "lossy.jsonl"
+    _rewrite(path, SCOPE, 9, kc.to_json())
+    feed = Feed(ReplaySource(str(path), batch=8), keep=4)
+    feed.exact = exact_paths(feed.corr)
+    feed.start()
+    try:
+        wait(lambda: feed.done, "the recording to be read")
+    finally:
+        feed.close()
+    assert feed.kernel == kc and feed.corr.pruned > 0
+    assert feed.exact.counts(feed.kernel, UNSEEN) == {**want, UNSEEN: 3}

@@ -4,6 +4,7 @@ terminal going away) must leave no probe loaded.  Needs root, tmux and bpftool."
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -36,10 +37,10 @@ sys.exit(rc)
 class Tui:
     """The TUI in a detached tmux session inside a namespace."""
 
-    def __init__(self, ns: str, tmp: Path, command: list[str] | None = None):
+    def __init__(self, ns: str, tmp: Path, command: list[str] | None = None, launch: str = LAUNCH):
         self.session = f"vethtrace-tui-{os.getpid()}-{time.monotonic_ns() % 10**6}"
         script = tmp / "launch.py"
-        script.write_text(LAUNCH)
+        script.write_text(launch)
         inner = shlex.join(["ip", "netns", "exec", ns, sys.executable, str(script), *(command or [])])
         # After the TUI exits its summary and exit status stay on the screen to be read.
         # COLUMNS/LINES (pytest's terminal size) would override the pane's size.
@@ -236,5 +237,43 @@ def test_a_command_dies_with_the_tui(lab_ns, tmp_path):
             time.sleep(0.05)
         assert not _alive(pings[0]), "ping outlived the TUI"
         assert_unloaded(ids)
+    finally:
+        tui.kill()
+
+
+def test_tui_counts_a_flood_it_cannot_keep_up_with_exactly(lab_ns, tmp_path):
+    """`tui -- ping -f -c 20000` with a 1 MB ring buffer: most events are lost, so the list
+    holds a fraction of the packets; the exact pane shows the kernel's counts of every echo
+    request and reply, witnessed by ping's statistics and the namespace's Icmp counters; no
+    row has a ✓ on a path that was not seen whole."""
+    from test_scale_live import icmp_counters
+    launch = LAUNCH.replace("LiveEvents(build_filters())", "LiveEvents(build_filters(), ring_mb=1)")
+    before = icmp_counters(lab_ns.name)
+    tui = Tui(lab_ns.name, tmp_path, ["ping", "-f", "-q", "-c", "20000", "-I", "veth0", "192.168.2.1"], launch)
+    try:
+        screen = tui.wait_for(lambda s: "exited with status 0" in s, "the flood to end", timeout=120)
+        after = icmp_counters(lab_ns.name)
+        kernel = {k: after[k] - before[k] for k in after}
+        m = re.search(r"(\d+) packets transmitted, (\d+) received", screen)
+        assert m, screen
+        sent, received = int(m.group(1)), int(m.group(2))
+        assert sent == 20000 == kernel["InEchos"] and received == kernel["InEchoReps"], (kernel, screen)
+        request = re.compile(r"([\d,]+)×\s+ICMP echo request\s.*✓ answered at icmp_rcv")
+        reply = re.compile(r"([\d,]+)×\s+ICMP echo reply\s.*> socket \(ping\)\s+✓ delivered to ping")
+
+        def counted(pattern, text):
+            return sum(int(n.replace(",", "")) for n in pattern.findall(text))
+        # the pane is redrawn as the kernel's counts are read (every second)
+        screen = tui.wait_for(lambda s: counted(request, s) == sent and counted(reply, s) == received,
+                              "the exact pane to count the flood", timeout=30)
+        assert "as the kernel counted it" in screen and re.search(r"LOST [\d,]+ EVENTS", screen), screen
+        for line in screen.splitlines():
+            if "ICMP echo 192.168.2.11 > 192.168.2.1 id" in line and "✓" in line:
+                assert "veth0 > veth1 > icmp_rcv ⇒ lo > icmp_rcv > socket" in line, line
+        tui.keys("q")
+        screen = tui.wait_for(lambda s: "TUI-EXIT=" in s, "the TUI to exit")
+        assert "TUI-EXIT=0" in screen and "probes detached" in screen and "Traceback" not in screen, screen
+        after_summary = screen[screen.index("vethtrace tui:"):]
+        assert counted(request, after_summary) == sent and counted(reply, after_summary) == received, screen
     finally:
         tui.kill()

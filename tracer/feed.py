@@ -3,7 +3,9 @@
 `Feed` reads an event source (tracer/sources.py: live probes or a recording) in a thread,
 feeds the correlator in chunks under a lock, and keeps what a UI asks for on its own
 schedule: the conversations that are new or changed since it last asked, counters, the
-loss windows, and the raw events for "save the recording".  `CommandOutput` runs a
+loss windows, the kernel's exact counts (tracer.counters: read every COUNTS_EVERY_S, with
+the summary row of each path learnt from the journeys as they end, into `exact`), and the
+raw events for "save the recording".  `CommandOutput` runs a
 command on a pty (tracer/runner.py: it dies with vethtrace) and collects its lines in a
 thread.  Nothing here imports a UI toolkit.
 """
@@ -16,6 +18,7 @@ import time
 from collections import deque
 
 from .correlate import Conversation, Correlator
+from .counters import ExactPaths, KernelCounts
 from .events import PACKET_KINDS
 from .losses import LossWindows
 from . import runner
@@ -30,6 +33,9 @@ READER_SHARE = 0.5       # most of the time the reader may spend busy in a flood
 TOUCH_CAP = 20_000       # ended-journey notifications kept while the UI does not take them
 LOSSY_GAP_NS = 100_000_000  # loss windows closer than this merge into one
 COMMAND_LINES = 2_000    # lines of a command's output kept until the UI takes them
+COUNTS_EVERY_S = 1.0     # how often the kernel's counts are read (a few ms of map lookups)
+NOTE_AFTER_NS = 500_000_000  # an ended journey's row is learnt this much later: a socket's
+                             # delivery is reported after the free that ends the journey
 
 
 class Feed:
@@ -63,8 +69,44 @@ class Feed:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._closed = False
+        self.kernel: KernelCounts | None = None  # the latest reading (None: the source has none)
+        # set by the UI before start(): learns each counted path's row as journeys end
+        self.exact: ExactPaths | None = None
+        self._counts_at = 0.0
+        self._unnoted: dict[int, object] = {}  # ended journeys whose rows are not learnt yet, oldest first
+        self.corr.on_forget = self._forgotten
+
+    def read_counts(self) -> None:
+        """The kernel's counts now, if the source keeps them (live probes; a recording's
+        footer)."""
+        read = getattr(self.source, "kernel_counts", None)
+        if read is not None:
+            self.kernel = read()
+        self._counts_at = time.monotonic()
+
+    def _note_ended(self, now_ts: int | None) -> None:
+        """Teach `exact` the rows of journeys that ended NOTE_AFTER_NS before now_ts (all
+        with None).  Call with the lock held."""
+        q = self._unnoted
+        while q:
+            j = q[next(iter(q))]
+            if now_ts is not None and now_ts - j.last <= NOTE_AFTER_NS and len(q) <= TOUCH_CAP:
+                break
+            del q[j.id]
+            self.exact.note(j)
+
+    def _forgotten(self, journeys, _conversations) -> None:
+        """The correlator forgets these (and then their conversations): learnt now, while
+        their conversation still says what became of them."""
+        q = self._unnoted
+        if q:
+            for j in journeys:
+                if q.pop(j.id, None) is not None:
+                    self.exact.note(j)
 
     def _ended(self, j) -> None:
+        if self.exact is not None:
+            self._unnoted[j.id] = j
         conv = j.conversation
         if conv is None:
             return
@@ -105,6 +147,8 @@ class Feed:
                         if self.t0 is None:
                             self.t0 = chunk[0].ts
                         self.corr.feed(chunk)
+                        if self._unnoted:
+                            self._note_ended(chunk[-1].ts)
                         self.raw.extend(chunk)
                         self.received += len(chunk)
                         self.packet_events += sum(1 for e in chunk if e.kind in PACKET_KINDS)
@@ -112,7 +156,15 @@ class Feed:
                     self._prev_last = chunk[-1].ts
                     if self.ui_waiting.is_set():
                         time.sleep(0.001)  # let the UI take the lock between chunks
+                if self._unnoted and self.live and not events:
+                    with self.lock:  # quiet: what ended a while ago (the probes' clock) is complete
+                        self._note_ended(time.monotonic_ns())
+                if time.monotonic() - self._counts_at >= COUNTS_EVERY_S and (self.live or not self.done):
+                    self.read_counts()  # in this thread: the probes are only touched by it
                 if getattr(src, "exhausted", False):
+                    if self._unnoted:
+                        with self.lock:
+                            self._note_ended(None)  # the recording's last journeys are complete
                     self.done = True
                 elif events and self.live and READER_SHARE < 1:
                     # Python runs one thread at a time: a reader that never rests starves
@@ -148,6 +200,13 @@ class Feed:
         self.stop(timeout)
         if not self._closed:
             self._closed = True
+            if self.live and (self._thread is None or not self._thread.is_alive()):
+                try:
+                    with self.lock:
+                        self._note_ended(None)
+                    self.read_counts()  # the last reading, for the summary printed after quitting
+                except OSError:
+                    pass
             self.source.close()
 
     @property

@@ -263,9 +263,10 @@ def _causes(journeys, corr: Correlator):
     return out
 
 
-def aggregate_graph(journeys, corr: Correlator) -> nx.MultiDiGraph:
+def aggregate_graph(journeys, corr: Correlator, weights: dict | None = None) -> nx.MultiDiGraph:
     """Distinct hops per role with how many packets took them, the kinds of conversation
-    they belong to and their outcomes."""
+    they belong to and their outcomes.  weights: journey id -> the packets it stands for
+    (the kernel's count of its path, tracer.counters), else 1 each."""
     g = nx.MultiDiGraph()
     todo = []
     found = [journey_steps(j, corr) for j in journeys]
@@ -280,11 +281,12 @@ def aggregate_graph(journeys, corr: Correlator) -> nx.MultiDiGraph:
         if not g.has_edge(u, w, key=role):
             g.add_edge(u, w, key=role, role=role, count=0, kinds=set(), outcomes={})
         d = g.edges[u, w, role]
-        d["count"] += 1
+        n = weights.get(j.id, 1) if weights else 1
+        d["count"] += n
         if j.conversation is not None:
             d["kinds"].add(j.conversation.kind)
         if v is not None:
-            d["outcomes"][v.outcome] = d["outcomes"].get(v.outcome, 0) + 1
+            d["outcomes"][v.outcome] = d["outcomes"].get(v.outcome, 0) + n
     for _, _, d in g.edges(data=True):
         d["outcome"] = max(d["outcomes"], key=d["outcomes"].get) if d["outcomes"] else ""
         d["kind"] = ",".join(sorted(d["kinds"]))

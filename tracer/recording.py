@@ -8,6 +8,11 @@ replay fast: parsing an array and unpacking it costs about half of looking up an
 keys.  The last line may be a footer {"footer": true, "events": N, "lost": L}: how many
 events the kernel could not deliver.  Format 1 files are still read.
 
+The footer's "counts" (tracer.counters.KernelCounts.to_json) are the kernel's own counts of
+every drop and every packet's path when the recording ended: summaries and diagrams of a
+recording that lost events are exact with them.  Being many entries, a footer may be longer
+than an event line (up to MAX_FOOTER); recordings made before it have no counts.
+
 Namespaces (tracer.netns): the header's "context" is the namespace vethtrace ran in; its
 "namespaces" lists every namespace known when it was written (name, interfaces, routes,
 sysctls); the footer's "namespaces" those first met while recording.  Older recordings
@@ -44,6 +49,7 @@ from functools import partial
 from itertools import islice
 
 from . import losses, safefile, untrusted
+from .counters import KernelCounts
 from .events import FIELDS, Event, RowDecoder, object_row
 from .netns import Namespaces
 
@@ -54,6 +60,8 @@ CHUNK = 8192  # lines parsed per batch: bounded memory on top of the events them
 # 1 KiB).  A longer line is refused, so a crafted file cannot make one line take gigabytes.
 MAX_HEADER = 1 << 20
 MAX_LINE = 16 << 10
+MAX_FOOTER = 1 << 20  # the footer with the kernel's counts (two maps of 4096 entries fit)
+FOOTER_START = b'{"footer":true'  # how the footer Writer writes begins
 # the header's wall_offset_ns: Unix time minus CLOCK_MONOTONIC; with an event's ts (< 2**63)
 # it must fit pcapng's 64-bit timestamps
 WALL_OFFSET_MAX = (1 << 62) - 1
@@ -91,9 +99,13 @@ class Writer:
     def write(self, events) -> None:
         self.count += write_lines(self.f, events)
 
-    def close(self, lost: int, lost_windows: list | None = None, namespaces=()) -> None:
-        """namespaces: those first met after the header was written."""
+    def close(self, lost: int, lost_windows: list | None = None, namespaces=(),
+              counts: KernelCounts | None = None) -> None:
+        """namespaces: those first met after the header was written; counts: the kernel's
+        (tracer.counters), read after the last event."""
         foot = {"footer": True, "events": self.count, "lost": lost}
+        if counts is not None:
+            foot["counts"] = counts.to_json()
         if lost_windows:  # when the kernel lost them (tracer.losses): show marks the journeys around
             foot["lost_windows"] = lost_windows
         if namespaces:
@@ -116,10 +128,11 @@ class Recording:
     """A recording read whole: header, events and footer."""
 
     def __init__(self, head: dict, events: list[Event], lost: int | None, warning: str | None = None,
-                 namespaces: Namespaces | None = None):
+                 namespaces: Namespaces | None = None, counts: KernelCounts | None = None):
         self.header = head
         self.events = events
         self.lost = lost
+        self.counts = counts  # the footer's kernel counts (None: an older recording, or no footer)
         self.warning = warning  # Reader.warning: the file was cut short or has no footer
         self.namespaces = namespaces if namespaces is not None else header_namespaces(head)
 
@@ -161,6 +174,7 @@ class Reader:
         self.path = path
         self.lost: int | None = None
         self.losses = losses.LossWindows()  # from the footer: when events were lost
+        self.counts: KernelCounts | None = None  # from the footer: the kernel's exact counts
         self.cut: int | None = None  # the number of a last line cut short (disk full, killed recorder)
         self.footer = False
         self.events_read = 0
@@ -197,8 +211,9 @@ class Reader:
                     for ns in payload:
                         self.namespaces.add(ns)
                 else:
-                    self.footer, self.lost, windows = payload
+                    self.footer, self.lost, windows, counts = payload
                     self.losses = losses.from_footer(windows)
+                    self.counts = KernelCounts.from_json(counts) if counts is not None else None
         finally:
             stage.close()  # a forked child is stopped and reaped, even on Ctrl-C
             self.close()
@@ -212,6 +227,15 @@ class Reader:
             return losses.from_footer(d.get("lost_windows")) if d is not None else losses.LossWindows()
         except (ValueError, TypeError, AttributeError):
             return losses.LossWindows()
+
+    def may_use_counts(self) -> bool:
+        """False when the footer, read ahead, says no event was lost or holds no kernel
+        counts (then no summary uses them, and a replay need not learn their rows); True
+        otherwise, also when it cannot be read ahead."""
+        d = self._peek_footer()
+        if d is None:
+            return True
+        return bool(d.get("lost")) and d.get("counts") is not None
 
     def peek_namespaces(self) -> None:
         """The footer's namespaces read ahead into `namespaces` (a streamed view names
@@ -232,8 +256,13 @@ class Reader:
         except (OSError, ValueError, AttributeError):
             return None
         try:
-            self._f.seek(max(here, size - MAX_LINE - 2))
-            tail = self._f.read().rstrip(b"\n").rsplit(b"\n", 1)[-1]
+            for span in (MAX_LINE, MAX_FOOTER):  # most footers are short; one with counts may not be
+                start = max(here, size - span - 2)
+                self._f.seek(start)
+                block = self._f.read().rstrip(b"\n")
+                if b"\n" in block or start == here:
+                    break
+            tail = block.rsplit(b"\n", 1)[-1]
             self._f.seek(here)
             d = loads(tail)
             return d if isinstance(d, dict) and d.get("footer") is True else None
@@ -265,7 +294,7 @@ def read(path: str) -> Recording:
     events: list[Event] = []
     for chunk in reader.chunks():
         events += chunk
-    return Recording(reader.header, events, reader.lost, reader.warning, reader.namespaces)
+    return Recording(reader.header, events, reader.lost, reader.warning, reader.namespaces, reader.counts)
 
 
 def _read_header(f, path: str) -> dict:
@@ -295,12 +324,13 @@ def _read_header(f, path: str) -> dict:
 
 def _prepared(f, path: str, version: int, dec: RowDecoder):
     """The first stage: ("rows", prepared rows) per chunk of lines, ("cut", line number) if
-    the file ends inside a line, then ("end", (footer seen, lost)): the footer's count of
-    lost events (None without a footer: the recorder was killed).
+    the file ends inside a line, then ("end", (footer seen, lost, lost windows, counts)): the
+    footer's count of lost events (None without a footer: the recorder was killed), and its
+    kernel counts as written (checked; None in older recordings).
     A format 2 chunk is parsed whole on the fast path (every line a row); a chunk with
     anything else in it (the footer, a blank line, damage) goes through `_lines`, which
     knows each line's number."""
-    lost, footer, cut, windows = None, False, None, None
+    lost, footer, cut, windows, counts = None, False, None, None, None
     spaces: list = []  # the footer's namespaces
     n = 2  # the number of the chunk's first line
     lines = iter(partial(f.readline, MAX_LINE + 1), b"")  # no line read is longer than MAX_LINE + 1
@@ -309,14 +339,17 @@ def _prepared(f, path: str, version: int, dec: RowDecoder):
         if not chunk:
             break
         longest = max(map(len, chunk))
+        if longest > MAX_LINE:
+            chunk = _joined_footer(chunk, lines, n, path)  # a footer may be long, no other line
+            longest = max((len(line) for line in chunk if not line.startswith(FOOTER_START)), default=0)
         last = chunk[-1]
-        if not last.endswith(b"\n") and len(last) <= MAX_LINE and _unparsable(last):
+        if not last.endswith(b"\n") and (len(last) <= MAX_LINE or last.startswith(FOOTER_START)) and _unparsable(last):
             chunk.pop()  # the file ends inside this line: keep what precedes it
             cut = n + len(chunk)
             if not chunk:
                 break
         if longest > MAX_LINE:
-            k = next(i for i, line in enumerate(chunk) if len(line) > MAX_LINE)
+            k = next(i for i, line in enumerate(chunk) if len(line) > MAX_LINE and not line.startswith(FOOTER_START))
             raise RecordingError(f"{path}: line {n + k} is longer than {MAX_LINE >> 10} KiB, so not an event; "
                                  "the file is damaged")
         tail = [chunk.pop()] if chunk[-1].startswith(b"{") else []  # the footer, most likely
@@ -327,7 +360,7 @@ def _prepared(f, path: str, version: int, dec: RowDecoder):
             if rows is None:
                 rows, end = _lines(part, n, path, version, dec, spaces)
                 if end is not None:
-                    footer, (lost, windows) = True, end
+                    footer, (lost, windows, counts) = True, end
             if rows:
                 yield "rows", rows
             n += len(part)
@@ -335,7 +368,28 @@ def _prepared(f, path: str, version: int, dec: RowDecoder):
         yield "cut", cut
     if spaces:
         yield "namespaces", spaces
-    yield "end", (footer, lost, windows)
+    yield "end", (footer, lost, windows, counts)
+
+
+def _joined_footer(chunk: list[bytes], lines, n: int, path: str) -> list[bytes]:
+    """The chunk with a footer longer than MAX_LINE (read in MAX_LINE pieces) joined into
+    one line, read on from `lines` if it goes on past the chunk; a long line that is no
+    footer is left for the caller to refuse."""
+    k = next(i for i, line in enumerate(chunk) if len(line) > MAX_LINE)
+    if not chunk[k].startswith(FOOTER_START):
+        return chunk
+    pieces, rest = [chunk[k]], iter(chunk[k + 1:])
+    size = len(chunk[k])
+    while not pieces[-1].endswith(b"\n"):
+        piece = next(rest, None) or next(lines, b"")
+        if not piece:
+            break  # the file ends inside the footer: the caller sees a line cut short
+        size += len(piece)
+        if size > MAX_FOOTER:
+            raise RecordingError(f"{path}: line {n + k} is longer than {MAX_FOOTER >> 20} MiB, so not a footer; "
+                                 "the file is damaged")
+        pieces.append(piece)
+    return chunk[:k] + [b"".join(pieces)] + list(rest)
 
 
 def _unparsable(line: bytes) -> bool:
@@ -387,9 +441,11 @@ def _lines(chunk: list[bytes], n: int, path: str, version: int, dec: RowDecoder,
         if not line.strip():
             continue
         before = len(rows)
+        what = "event"
         try:
             d = loads(line)
             if isinstance(d, dict) and d.get("footer"):
+                what = "footer"
                 n_lost = d.get("lost", 0)
                 if type(n_lost) is not int or n_lost < 0:
                     raise TypeError("footer's lost is not a count")
@@ -399,7 +455,9 @@ def _lines(chunk: list[bytes], n: int, path: str, version: int, dec: RowDecoder,
                 if spaces is not None:
                     spaces += untrusted.clean(d.get("namespaces", []))
                 losses.from_footer(d.get("lost_windows"))  # checked here, where the line is known
-                lost = (n_lost, d.get("lost_windows"))
+                if d.get("counts") is not None:
+                    KernelCounts.from_json(d["counts"])
+                lost = (n_lost, d.get("lost_windows"), d.get("counts"))
             elif version >= 2:
                 if not isinstance(d, list):
                     raise TypeError("not a JSON array (an event row)")
@@ -407,7 +465,7 @@ def _lines(chunk: list[bytes], n: int, path: str, version: int, dec: RowDecoder,
             else:
                 rows += dec.prepare([object_row(d)])
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise RecordingError(f"{path}: line {n} is not a valid event ({type(exc).__name__}: "
+            raise RecordingError(f"{path}: line {n} is not a valid {what} ({type(exc).__name__}: "
                                  f"{untrusted.term(str(exc)[:80])}); the file is damaged") from None
         if len(rows) > before and _untrusted([line]):
             _clean(rows[-1])
@@ -571,9 +629,9 @@ def _namespace_problem(ns: dict, what: str) -> str:
     return ""
 
 
-def write_file(path: str, head: dict, events, lost: int) -> None:
+def write_file(path: str, head: dict, events, lost: int, counts: KernelCounts | None = None) -> None:
     """A whole recording at `path`, or nothing (safefile.OutputError says why)."""
     with safefile.replacing(path) as out:
         w = Writer(out, head)
         w.write(events)
-        w.close(lost)
+        w.close(lost, counts=counts)

@@ -9,6 +9,7 @@ newer ones with a message saying to upgrade.
 from __future__ import annotations
 
 from .events import COLUMNS, FIELDS, KINDS, Column
+from .counters import MAX_ENTRIES, MAX_NAME
 from .recording import WALL_OFFSET_MAX
 from .recording import FORMAT, VERSION
 
@@ -20,6 +21,27 @@ _FORMS = {  # a column's form (tracer/events.py COLUMNS) as JSON schema
     "kind": {"enum": sorted(KINDS.values())},
     "fib": {"type": "object", "properties": {"src": _STR, "dst": _STR, "iif": _INT, "oif": _INT, "proto": _INT}},
     "neigh": {"type": "object", "properties": {"addr": _STR, "lladdr": _STR}},
+}
+
+
+_U64 = {"type": "integer", "minimum": 0, "maximum": (1 << 64) - 1}
+_U32 = {"type": "integer", "minimum": 0, "maximum": (1 << 32) - 1}
+_NAME = {"type": "string", "maxLength": MAX_NAME}
+_KIND = {"enum": sorted(KINDS.values())}
+_COUNTS = {  # tracer.counters.KernelCounts.to_json
+    "type": "object", "description": "the kernel's own counts when the recording ended (tracer.counters), exact "
+    "whatever was lost: summaries and --all diagrams of a recording that lost events use them",
+    "properties": {
+        "ends": {"type": "array", "maxItems": MAX_ENTRIES, "description": "every drop by place and reason: "
+                 "[kind, where, reason, netns, ifindex, packets]",
+                 "items": {"type": "array", "prefixItems": [_KIND, _NAME, _NAME, _U32, _U32, _U64], "items": False,
+                           "minItems": 6}},
+        "paths": {"type": "array", "maxItems": MAX_ENTRIES, "description": "every packet whose data was released, "
+                  "by its path hash (the sum of vtr_hop_hash over its events) and how it ended: "
+                  "[path hash, kind, where, reason, packets]",
+                  "items": {"type": "array", "prefixItems": [_U64, _KIND, _NAME, _NAME, _U64], "items": False,
+                            "minItems": 5}},
+        "uncounted": {**_U64, "description": "ends the kernel's full count tables had no room for"}},
 }
 
 
@@ -104,7 +126,8 @@ SCHEMA = {
                                             "items": {"type": "array", "minItems": 2, "maxItems": 2,
                                                       "items": _INT}},
                            "namespaces": {"type": "array", "items": {"$ref": "#/$defs/namespace"},
-                                          "description": "namespaces first met after the header was written"}},
+                                          "description": "namespaces first met after the header was written"},
+                           "counts": _COUNTS},
         },
     },
 }

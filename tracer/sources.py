@@ -59,7 +59,8 @@ def replay(path: str, pcap=None) -> tuple[recording.Recording, Correlator]:
             corr = Correlator(reader.context, namespaces=reader.namespaces)
             corr.feed(events)
     corr.losses = reader.losses  # the footer's: journeys around lost events are incomplete
-    return recording.Recording(reader.header, events, reader.lost, reader.warning, reader.namespaces), corr
+    return recording.Recording(reader.header, events, reader.lost, reader.warning, reader.namespaces,
+                               reader.counts), corr
 
 
 def matching(corr: Correlator, events: list, pcap) -> list:
@@ -82,7 +83,7 @@ class ReplaySource:
     live = False
 
     def __init__(self, path: str, batch: int | None = None, pcap=None):
-        self.path = path
+        self.path, self.pcap = path, pcap
         with collector_paused():
             self.rec = recording.read(path)
             if pcap is not None:
@@ -109,6 +110,11 @@ class ReplaySource:
 
     def lost(self):
         return self.rec.lost
+
+    def kernel_counts(self):
+        """The footer's kernel counts; None when filtered (they count the whole recording)
+        or when the recording has none."""
+        return self.rec.counts if self.pcap is None else None
 
     def close(self) -> None:
         pass
@@ -142,6 +148,10 @@ class LiveEvents:
 
     def lost(self):
         return self._src.lost()
+
+    def kernel_counts(self):
+        """The probes' exact counts so far (tracer.counters.KernelCounts)."""
+        return self._src.kernel_counts()
 
     def close(self) -> None:
         self._src.close()

@@ -91,7 +91,10 @@ def _edge(dot, tail: str, head: str, back: bool, attrs: dict) -> None:
     dot.edge(_id(tail), _id(head), **attrs)
 
 
-def to_dot(g, corr: Correlator, title: str = "", aggregate: bool = False) -> graphviz.Digraph:
+def to_dot(g, corr: Correlator, title: str = "", aggregate: bool = False,
+           counted: int | None = None) -> graphviz.Digraph:
+    """counted: the counts are the kernel's (events were lost), and this many packets went
+    on paths not seen in detail (not drawn)."""
     dot = graphviz.Digraph("vethtrace", graph_attr={
         "rankdir": "LR", "fontname": "Helvetica", "fontsize": "12", "labelloc": "t", "label": graphviz.escape(untrusted.label(title)),
         "nodesep": "0.35", "ranksep": "0.6", "compound": "true"},
@@ -194,7 +197,7 @@ def to_dot(g, corr: Correlator, title: str = "", aggregate: bool = False) -> gra
     edges = [d for _, w, d in g.edges(data=True) if g.nodes[w]["kind"] != "end"]
     kinds = {k for d in edges for k in d.get("kinds", ())} | {d.get("kind", "") for d in edges if "kinds" not in d}
     _legend(dot, {d.get("role", "packet") for d in edges}, aggregate, kinds,
-            any(d["kind"] == "end" for _, d in g.nodes(data=True)), g.graph.get("sequences", ()))
+            any(d["kind"] == "end" for _, d in g.nodes(data=True)), g.graph.get("sequences", ()), counted)
     return dot
 
 
@@ -233,14 +236,19 @@ def sequence_title(owners) -> str:
 
 
 def _legend(dot, roles: set[str], aggregate: bool, kinds: set[str] = frozenset(), ends: bool = True,
-            sequences=()) -> None:
+            sequences=(), counted: int | None = None) -> None:
     """Only what is drawn: the roles of the edges (named for the kinds of conversation), the
     end mark if there is one, and the conversation each tagged sequence of steps stands for."""
     rows = "".join(f'<tr><td><font color="{ROLE_COLOURS[r]}">━━▶</font></td><td align="left">{role_label(r, kinds)}'
                    '</td></tr>' for r in ROLE_COLOURS if r in roles)
     if ends:
         rows += '<tr><td><font color="#c62828">✗</font></td><td align="left">where a packet stopped, and why</td></tr>'
-    if aggregate:
+    if aggregate and counted is not None:
+        how = ("edge labels: packets that took the hop, as the kernel counted them (exact; events were lost, "
+               "so each path is drawn from one packet seen in full)")
+        if counted:
+            how += f"; {counted} packets on paths not seen in detail are not drawn"
+    elif aggregate:
         how = "edge labels: packets that took the hop"
     elif len(sequences) > 1:
         how = "edge labels: each conversation's steps in order (A1, A2, ...); ×N: N packets"
@@ -259,22 +267,37 @@ def _legend(dot, roles: set[str], aggregate: bool, kinds: set[str] = frozenset()
         lg.node("legend", f'<<table border="0" cellspacing="2">{rows}</table>>', shape="plaintext")
 
 
-def build(journeys, corr: Correlator, title: str = "", aggregate: bool | None = None) -> graphviz.Digraph:
+def build(journeys, corr: Correlator, title: str = "", aggregate: bool | None = None,
+          exact=None) -> graphviz.Digraph:
     """The figure of these journeys: step by step (each conversation numbered), or with
     aggregate=True added up; None chooses: the steps while they stay readable (few journeys,
-    or many that repeat a few sequences, as a flood of identical pings does)."""
+    or many that repeat a few sequences, as a flood of identical pings does).
+    exact: (journeys, weights, unseen) of ui.exact.exact_journeys when events were lost: an
+    aggregate then counts the kernel's packets on each path, drawn from journeys seen in full;
+    with it, None chooses the aggregate (the steps of the survivors would not be the packets')."""
     journeys = list(journeys)
+    if aggregate is None and exact is not None:
+        aggregate = True
     g = None
     if aggregate is None:
         aggregate = len(journeys) > SEQUENCE_LIMIT
         if STEP_LIMIT < len(journeys) <= SEQUENCE_LIMIT:
             g = sequence_graph(journeys, corr)
             aggregate = len(g.graph["sequences"]) > SEQUENCES_SHOWN
-    if aggregate:
+    counted = None
+    if aggregate and exact is not None:
+        drawn, weights, unseen = exact
+        losses, corr.losses = corr.losses, None  # each was seen in full: its verdict is as the kernel ended it
+        try:
+            g = aggregate_graph(drawn, corr, weights)
+        finally:
+            corr.losses = losses
+        counted = unseen
+    elif aggregate:
         g = aggregate_graph(journeys, corr)
     elif g is None:
         g = sequence_graph(journeys, corr)
-    return to_dot(g, corr, title, aggregate)
+    return to_dot(g, corr, title, aggregate, counted)
 
 
 FORMATS = ("svg", "png", "pdf", "dot", "gv")

@@ -18,6 +18,7 @@ import signal
 import sys
 import termios
 import time
+from collections import Counter
 
 from rich.markup import escape
 from rich.text import Text
@@ -29,6 +30,8 @@ from textual.widgets import Footer, Input, Label, Log, Static
 from vethtrace.tracer import recording
 from vethtrace.tracer.feed import CommandOutput, Feed
 from vethtrace.tracer.verdict import ANSWERED, CONSUMED, DELIVERED, DROPPED, IN_FLIGHT, INCOMPLETE
+from vethtrace.ui.exact import exact_paths, summary_counts
+from vethtrace.ui.labels import MARK
 from vethtrace.ui.tui.panes import detail_renderable, path_renderable
 from vethtrace.ui.tui.query import Filter, FilterError
 from vethtrace.ui.tui.rows import Row
@@ -36,6 +39,7 @@ from vethtrace.ui.tui.schedule import RowSchedule
 from vethtrace.ui.tui.screens import HelpScreen, SaveScreen
 from vethtrace.ui.tui.widgets import ConversationList, FilterBar, ListHeader, Pane
 
+EXACT_ROWS = 6           # rows of the kernel's exact counts shown when events were lost
 DETAIL_EVERY_S = 0.3     # following a flood: redraw the detail of the newest row at most this often
 SWITCH_INTERVAL_S = 0.0005  # hand the GIL to the UI thread sooner than Python's 5 ms (see on_mount)
 TICK_S = 0.1             # the UI takes what changed ten times a second
@@ -76,6 +80,8 @@ class VethtraceApp(App):
         super().__init__()
         self.source = source
         self.feed = Feed(source)
+        self.feed.exact = exact_paths(self.feed.corr)  # each counted path's row, learnt as journeys end
+        self._exact_of = None  # the kernel reading the exact pane shows
         self.live = bool(getattr(source, "live", False))
         self.mechanism = getattr(source, "mechanism", "") or "?"
         self.runner = CommandOutput(command) if command else None
@@ -109,6 +115,7 @@ class VethtraceApp(App):
                 yield Static(id="detail")
             with Pane(id="path-pane"):
                 yield Static(id="path")
+        yield Static(id="exact")
         if self.runner is not None:
             yield Log(id="command-log", max_lines=1_000)
         with Horizontal(id="status"):
@@ -143,6 +150,7 @@ class VethtraceApp(App):
         self._w("#list-pane").border_title = "conversations"
         self._w("#detail-pane").border_title = "detail"
         self._w("#path-pane").border_title = "path"
+        self._w("#exact").border_title = "events were lost: every packet, as the kernel counted it (exact)"
         self._w(FilterBar).border_title = "filter · Enter applies · Escape cancels · the terms are listed in the help (?)"
         if self.runner is not None:
             self._w("#command-log").border_title = Text(" ".join(self.command))  # text, not markup
@@ -213,6 +221,35 @@ class VethtraceApp(App):
             self._show_selection(self._selected)
         self._drain_command()
         self._update_status()
+        self._update_exact()
+
+    def exact_lines(self) -> list[str]:
+        """When events were lost: the kernel's exact count of packets on each path (one
+        line per row, most first) and of each drop (ui.exact, as `ping` prints them); else
+        nothing."""
+        feed = self.feed
+        with feed.lock:
+            counts, lines = summary_counts(feed.kernel, feed.exact, Counter(), feed.lost)
+        if not lines:
+            return []
+        rows = [f"{n:>7,}×  {label}  {path}  {MARK.get(outcome, '?')} {how}"
+                for (label, path, how, outcome), n in sorted(counts.items(), key=lambda kv: -kv[1])]
+        return [lines[0] + " (the kernel's counts; the rows above show only what was read)", *rows, *lines[1:]]
+
+    def _update_exact(self) -> None:
+        """The exact pane, redrawn when a new reading of the kernel's counts came."""
+        if self.feed.kernel is self._exact_of:
+            return
+        self._exact_of = self.feed.kernel
+        lines = self.exact_lines()
+        pane = self._w("#exact", Static)
+        pane.display = bool(lines)
+        if lines:
+            shown = lines[:EXACT_ROWS + 1]
+            if len(lines) > len(shown):
+                shown.append(f"… {len(lines) - len(shown)} more lines")
+            pane.update(Text("\n".join(shown)))  # plain text: names from a recording are not markup
+            pane.styles.height = len(shown) + 2
 
     def _lost_clock(self) -> int | None:
         """When events were lost: the newest event's time (unfinished rows are looked at
@@ -518,7 +555,8 @@ class VethtraceApp(App):
                 f"{sched.events_shown:,} of {counted:,} packet events were in shown conversations{share}")
         if self.live:
             text += "; probes detached" if f.closed else "; probes still attached?"
-        return text
+        exact = self.exact_lines()
+        return "\n".join([text, *exact]) if exact else text
 
 
 def build_app(source, *, command: list[str] | None = None) -> VethtraceApp:

@@ -101,10 +101,10 @@ class StopSignals:
             signal.signal(s, h)
 
 
-def draw(journeys, corr, path: str, title: str, aggregate: bool | None = None) -> None:
+def draw(journeys, corr, path: str, title: str, aggregate: bool | None = None, exact=None) -> None:
     from ..ui import diagram  # graphviz is only needed here
     try:
-        diagram.write(diagram.build(journeys, corr, title=title, aggregate=aggregate), path)
+        diagram.write(diagram.build(journeys, corr, title=title, aggregate=aggregate, exact=exact), path)
     except (diagram.DotMissing, diagram.DiagramError) as exc:
         raise SetupError(str(exc)) from None
 
@@ -176,14 +176,15 @@ class ConversationCount:
         return len(self.ended_ids) >= self.count
 
 
-def print_extras(args, style, src, corr, kept, title: str) -> None:
+def print_extras(args, style, src, corr, kept, title: str, exact=None) -> None:
     """What `ping` and `run` print after their summary: the probe mechanism (-v), the raw
-    events (--events), and where the diagram (--svg) went."""
+    events (--events), and where the diagram (--svg) went; exact: ui.exact.exact_journeys,
+    for a diagram that counts the kernel's packets when events were lost."""
     from ..ui.text import event_lines
     if style.verbose:
         print(style.dim(f"probes: {src.mechanism}"))
     if args.events:
         print("\n".join(event_lines(kept)))
     if args.svg:
-        draw(corr.journeys, corr, args.svg, title=title)
+        draw(corr.journeys, corr, args.svg, title=title, exact=exact)
         print(style.dim(f"diagram saved to {args.svg}"))

@@ -18,7 +18,7 @@ from ..tracer.runner import PtyCommand
 from ..ui.ping import PingView
 from ..ui.text import Style, path_key, summary_lines
 from .common import SETTLE_S, check_diagram, positive, print_extras
-from .exact import exact_paths, noting, summary_counts
+from ..ui.exact import exact_journeys, exact_paths, noting, summary_counts
 
 NAME = "ping"
 OWN_FLAGS = ("--events", "--ipv6", "--verbose", "--timestamps", "-h", "--help")  # not -v, -t: ping's own
@@ -116,20 +116,22 @@ def run(args) -> int:
             time.sleep(SETTLE_S)
             sink.drain(src)
             lost = src.lost()
+            kc = src.kernel_counts()  # read once: the summary and the recording's footer agree
             if writer is not None:
-                writer.close(lost, src.losses.as_list(FOOTER_WINDOWS), namespaces=sink.met)
+                writer.close(lost, src.losses.as_list(FOOTER_WINDOWS), namespaces=sink.met, counts=kc)
                 writer.f.commit()  # complete: only now at its name
         finally:
             if writer is not None:  # without commit (interrupted, failed): nothing left behind
                 writer.f.close()
         view.rest()
         print()
-        counts, exact_lines = summary_counts(src, exact, retained.counts(), lost)
+        counts, exact_lines = summary_counts(kc, exact, retained.counts(), lost)
         for text in summary_lines(corr, style, lost, counts=counts, exact=bool(exact_lines)):
             print(text)
         for text in exact_lines:
             print(text)
-        print_extras(args, style, src, corr, kept, "vethtrace ping " + " ".join(ping_args))
+        print_extras(args, style, src, corr, kept, "vethtrace ping " + " ".join(ping_args),
+                     exact=exact_journeys(kc, corr.journeys, lost) if args.svg else None)
         if args.record:
             print(style.dim(f"recording saved to {args.record}"))
     return status

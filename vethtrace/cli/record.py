@@ -108,7 +108,8 @@ def _record(args, src, writer, proc, stop: StopSignals, spaces: Namespaces) -> i
         for chunk in src.drain_chunks():  # a backlog is decoded and written a chunk at a time
             met += spaces.learn(chunk)
             writer.write(chunk)
-        writer.close(src.lost(), src.losses.as_list(FOOTER_WINDOWS), namespaces=met)
+        # the kernel's exact counts, read after the last event: show and render are exact with them
+        writer.close(src.lost(), src.losses.as_list(FOOTER_WINDOWS), namespaces=met, counts=src.kernel_counts())
     if proc is not None:
         status = runner.stop(proc)
     return status

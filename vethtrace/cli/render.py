@@ -4,6 +4,7 @@ from __future__ import annotations
 import sys
 
 from ..tracer.kernel import SetupError
+from ..ui.exact import exact_journeys
 from .common import REPLAY_EXPRESSION_HELP, check_diagram, draw, expression_arg, replay_filter, replayed
 
 NAME = "render"
@@ -25,7 +26,8 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     check_diagram(args.output)
-    rec, corr = replayed(args.file, replay_filter(args))
+    pcap = replay_filter(args)
+    rec, corr = replayed(args.file, pcap)
     name = " ".join(rec.header.get("command") or []) or args.file
     if args.conversation is not None:
         conv = next((c for c in corr.conversations if c.id == args.conversation), None)
@@ -34,6 +36,8 @@ def run(args) -> int:
                              f"(it has 1..{len(corr.conversations)}; `vethtrace show {args.file}` lists them)")
         draw(conv.journeys, corr, args.output, title=f"{conv.title}  ({name})", aggregate=False)
     else:
-        draw(corr.journeys, corr, args.output, title=name, aggregate=True if args.all else None)
+        # the footer's kernel counts, when events were lost (the whole recording's: not for a filtered view)
+        exact = exact_journeys(rec.counts, corr.journeys, rec.lost) if pcap is None else None
+        draw(corr.journeys, corr, args.output, title=name, aggregate=True if args.all else None, exact=exact)
     print(f"wrote {'standard output' if args.output == '-' else args.output}", file=sys.stderr)
     return 0

@@ -14,7 +14,7 @@ from ..tracer.kernel import SetupError
 from ..tracer.live import LiveSource, build_filters
 from ..ui.text import Style, conversation_lines, path_key, summary_lines
 from .common import EXPRESSION_HELP, SETTLE_S, StopSignals, check_diagram, expression_arg, filter_args, print_extras
-from .exact import exact_paths, summary_counts
+from ..ui.exact import exact_journeys, exact_paths, summary_counts
 
 NAME = "run"
 # Conversations a fresh IPv6 interface makes by itself: shown as one line each, folded.
@@ -73,6 +73,7 @@ def run(args) -> int:
         time.sleep(SETTLE_S)
         _feed(src.drain(), corr, kept)
         lost = src.lost()
+        kc = src.kernel_counts()  # read once: the summary and the recording agree
         print()
         for text in explain_lines(corr, style):
             print(text)
@@ -80,13 +81,14 @@ def run(args) -> int:
         exact = exact_paths(corr)  # rows from the kernel's counts when events were lost
         for j in corr.journeys:
             exact.note(j)
-        counts, exact_lines = summary_counts(src, exact, Counter(path_key(j, corr) for j in corr.journeys), lost)
+        counts, exact_lines = summary_counts(kc, exact, Counter(path_key(j, corr) for j in corr.journeys), lost)
         for text in summary_lines(corr, style, lost, counts=counts, exact=bool(exact_lines)) + exact_lines:
             print(text)
-        print_extras(args, style, src, corr, kept, "vethtrace run " + " ".join(command))
+        print_extras(args, style, src, corr, kept, "vethtrace run " + " ".join(command),
+                     exact=exact_journeys(kc, corr.journeys, lost) if args.svg else None)
         if args.record:
             recording.write_file(args.record, recording.header(corr.context, src.mechanism, command, corr.namespaces),
-                                 kept, lost)
+                                 kept, lost, counts=kc)
             print(style.dim(f"recording saved to {args.record}"))
     return status
 

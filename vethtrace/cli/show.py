@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import sys
+from collections import Counter
 
 from ..tracer import recording
 from ..tracer.correlate import Correlator, namespace_crossings
 from ..tracer.events import json_object
 from ..tracer.retention import ConversationStream
 from ..tracer.sources import collector_paused
+from ..ui.exact import exact_paths, noting, summary_counts
 from ..ui.text import Style, conversation_lines, event_lines, path_key, summary_lines
 from .common import REPLAY_EXPRESSION_HELP, expression_arg, replay_filter, replayed
 
@@ -41,7 +43,10 @@ def run(args) -> int:
     for conv in corr.conversations:
         _print_conversation(conv, corr, style)
     print()
-    print("\n".join(summary_lines(corr, style, rec.lost)))
+    if pcap is None:  # the footer's counts are the whole recording's, not a filtered view's
+        print("\n".join(_exact_summary(corr, style, rec.lost, rec.counts, corr.journeys)))
+    else:
+        print("\n".join(summary_lines(corr, style, rec.lost)))
     if args.devices:
         spaces = corr.namespaces
         placed = namespace_crossings(rec.events)
@@ -54,6 +59,17 @@ def run(args) -> int:
     if args.events:
         print("\n".join(event_lines(rec.events)))
     return 0
+
+
+def _exact_summary(corr, style: Style, lost, kc, journeys) -> list[str]:
+    """summary_lines of a recording read whole, with its footer's kernel counts (ui.exact)."""
+    if not lost or kc is None:
+        return summary_lines(corr, style, lost)
+    exact = exact_paths(corr)
+    for j in journeys:
+        exact.note(j)
+    counts, exact_lines = summary_counts(kc, exact, Counter(path_key(j, corr) for j in journeys), lost)
+    return summary_lines(corr, style, lost, counts=counts, exact=bool(exact_lines)) + exact_lines
 
 
 def _show_json(rec, corr) -> int:
@@ -101,7 +117,10 @@ def _show_streamed(path: str, verbose: bool = False, timestamps: bool = False) -
     reader.peek_namespaces()  # namespaces first met while recording: named before they are printed
     corr = Correlator(reader.context, namespaces=reader.namespaces)
     corr.losses = reader.peek_losses()  # read ahead from the footer, to mark journeys as they are printed
-    stream = ConversationStream(corr, lambda j: path_key(j, corr))
+    # rows for the footer's kernel counts, learnt only if the summary may use them
+    exact = exact_paths(corr) if reader.may_use_counts() else None
+    key = lambda j: path_key(j, corr)  # noqa: E731
+    stream = ConversationStream(corr, noting(exact, key) if exact is not None else key)
     held: list[str] = []
     _print_header(reader.header, style, held.append)
     with collector_paused():
@@ -117,7 +136,9 @@ def _show_streamed(path: str, verbose: bool = False, timestamps: bool = False) -
             corr.losses = reader.losses  # could not be read ahead (a pipe): marks what is still held
         for conv in stream.ready(None):
             _print_conversation(conv, corr, style, held.append)
-    held += ["", *summary_lines(corr, style, reader.lost, counts=stream.counts())]
+    counts, exact_lines = (summary_counts(reader.counts, exact, stream.counts(), reader.lost) if exact is not None
+                           else (stream.counts(), []))
+    held += ["", *summary_lines(corr, style, reader.lost, counts=counts, exact=bool(exact_lines)), *exact_lines]
     print("\n".join(held))
     if reader.warning:
         print(f"vethtrace: warning: {reader.warning}", file=sys.stderr)

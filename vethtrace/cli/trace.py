@@ -11,7 +11,7 @@ from ..tracer.events import PACKET_KINDS, json_object
 from ..tracer.live import LiveSource, build_filters
 from ..tracer.retention import Retention
 from ..ui.text import Style, journey_lines, path_key, summary_lines
-from .exact import exact_paths, noting, summary_counts
+from ..ui.exact import exact_paths, noting, summary_counts
 from .common import ConversationCount, StopSignals, count_arg, duration_arg, expression_arg, filter_args
 
 NAME = "trace"
@@ -115,6 +115,6 @@ def run(args) -> int:
         flush(everything=True)
         if not args.json:
             lost = src.lost()
-            counts, exact_lines = summary_counts(src, exact, retained.counts(), lost)
+            counts, exact_lines = summary_counts(src.kernel_counts(), exact, retained.counts(), lost)
             print("\n".join(summary_lines(corr, style, lost, counts=counts, exact=bool(exact_lines)) + exact_lines))
     return 0
