@@ -655,11 +655,15 @@ class Correlator:
         if j.events and j.events[0].kind in ("netif_rx", "receive"):
             return []  # it arrived from elsewhere: no output lookup of this namespace sent it
         lookups, n = j.out_routes or ((), 0)
-        out = [ev for ev in lookups[max(0, n - OUT_ROUTES_KEPT):n]
-               if 0 <= j.start - ev.ts < ROUTE_WINDOW_NS and ev.fib["src"] in ("0.0.0.0", p.src)]
-        # A lookup constrained to an output device (ping -I) is the one that decided.
-        bound = [ev for ev in out if ev.fib["oif"] not in (0, LOOPBACK_IFINDEX)]
-        return (bound or out)[-1:]
+        start, src, latest = j.start, p.src, None
+        for ev in reversed(lookups[max(0, n - OUT_ROUTES_KEPT):n]):  # newest first
+            f = ev.fib
+            if 0 <= start - ev.ts < ROUTE_WINDOW_NS and f["src"] in ("0.0.0.0", src):
+                if f["oif"] not in (0, LOOPBACK_IFINDEX):
+                    return [ev]  # a lookup constrained to an output device (ping -I) is the one that decided
+                if latest is None:
+                    latest = ev
+        return [latest] if latest is not None else []
 
     def routes_of_task(self, pid: int, netns: int, before: int) -> list[Event]:
         """Output route lookups a task made in a namespace shortly before `before` (a send

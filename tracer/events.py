@@ -180,6 +180,8 @@ class RowDecoder:
     def __init__(self):
         self._numbers: dict[tuple, int] = {}   # prepare's side: (hex, protocol, l2) -> number
         self._addrs: dict[str, int] = {}
+        self._strings: dict = {}               # prepare's: one object per distinct name or number (bounded)
+        self._fibs: dict[tuple, dict] = {}     # and per distinct route lookup (never modified)
         self._table: list = [None] * self.TABLE  # events' side: number -> (bytes, Packet)
 
     def reset(self) -> None:
@@ -227,17 +229,32 @@ def _make_stages():
     names = ", ".join("_" + c.name for c in COLUMNS)
     checks = " or ".join(f"({_CHECK[c.form].format(v='_' + c.name, lo=c.lo, hi=c.hi)})" for c in COLUMNS)
     checks = checks.replace("kind ==", "_kind ==").replace("kind in NEIGH", "_kind in NEIGH")
-    skb, head, data, summary = _AT["skb"], _AT["head"], _AT["data"], _AT["summary"]
+    skb, head, data, summary, fib = _AT["skb"], _AT["head"], _AT["data"], _AT["summary"], _AT["fib"]
+    # names, functions, kinds, namespaces and pids repeat in every row: one object each, so
+    # the pipe between the two stages carries a reference instead of the value (marshal) and
+    # the events share them
+    share = "\n".join(f"            row[{i}] = share(_{c.name}, _{c.name})"
+                      for i, c in enumerate(COLUMNS) if c.form in ("str", "kind") or c.name in ("netns", "pid"))
     prepare = f"""
 def prepare(self, rows):
     numbers, addrs = self._numbers, self._addrs
     fromhex, valid_fib = bytes.fromhex, _valid_fib
     valid_neigh = lambda d: _valid(d, NEIGH_TYPES)
+    if len(self._strings) > self.TABLE:
+        self._strings.clear()
+    share = self._strings.setdefault
+    if len(self._fibs) > self.TABLE:
+        self._fibs.clear()
+    share_fib = self._fibs.setdefault
     try:
         for row in rows:
             ({names},) = row
             if {checks}:
                 raise TypeError("a field has the wrong type or is out of range, or the kind is unknown")
+{share}
+            if _fib is not None and len(_fib) == 5:  # a quarter of all events: the same few lookups
+                g = _fib.get
+                row[{fib}] = share_fib((g("src"), g("dst"), g("iif"), g("oif"), g("proto")), _fib)
             if _skb:
                 row[{skb}] = addrs.get(_skb) or self._addr(_skb)
                 row[{head}] = addrs.get(_head) or self._addr(_head)

@@ -9,6 +9,10 @@ them).  The table ends with the general cases (delivered, no end seen, dropped w
 reason, consumed), so every journey gets a rule.  When the kernel lost events, the rules of
 LOSSES come first: a journey around a loss is INCOMPLETE (`events.lost`), with the verdict
 of RULES kept as the guess of what was seen.
+
+Each rule also says, as data, which ends (`ends`) and packets (`packets`) it can hold for:
+`evaluate` tries only those rules (`candidates`), in table order, so the answer is the
+table's first match while a flood's journeys are each tried against a handful of rules.
 """
 from __future__ import annotations
 
@@ -22,7 +26,7 @@ from typing import Callable
 from .correlate import ConvKind, Correlator, Journey, Role
 from .events import nud_name
 from .packet import (ICMP6_DEST_UNREACH, ICMP6_PACKET_TOO_BIG, ICMP_DEST_UNREACH, ICMP_TIME_EXCEEDED,
-                     IPPROTO_ICMPV6, TCP_ACK, TCP_RST, TCP_SYN, local_error)
+                     IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, TCP_ACK, TCP_RST, TCP_SYN, local_error)
 
 
 class Outcome(StrEnum):
@@ -262,6 +266,32 @@ class Rule:
     tag: str = ""                          # "unanswered" / "parked" / "benign": what the end means for code
     label: Callable[[Facts], str] = lambda f: ""  # the few words lists, summaries and diagrams show
     note: Callable[[Facts], str] = lambda f: ""   # a benign kernel detail, shown only under -v
+    # What `when` needs to hold at all (an index, `candidates`, tries only the rules that may):
+    # how the journey ended (Facts.kind: "kfree", "consume", "" for no end) and its packet's
+    # class (packet_class).  Each is implied by `when`; tests/test_rule_index.py checks that
+    # on every recorded trace.
+    ends: frozenset = frozenset({"kfree", "consume", ""})
+    packets: frozenset | None = None  # None: any packet, or none
+
+
+def packet_class(p) -> object:
+    """What the rules' `packets` name: "none" (no header seen), "arp", the IP protocol
+    number of an IPv4/IPv6 packet (1, 6, 17, 58, ...), else "other"."""
+    if p is None:
+        return "none"
+    if p.l3 == "ARP":
+        return "arp"
+    if p.ip_proto is not None and p.l3 in ("IPv4", "IPv6"):
+        return p.ip_proto
+    return "other"
+
+
+ENDED, KFREE, CONSUME, NO_END = (frozenset({"kfree", "consume"}), frozenset({"kfree"}), frozenset({"consume"}),
+                                 frozenset({""}))
+TCP, UDP = frozenset({IPPROTO_TCP}), frozenset({IPPROTO_UDP})
+ICMP_ANY, ICMP6 = frozenset({IPPROTO_ICMP, IPPROTO_ICMPV6}), frozenset({IPPROTO_ICMPV6})
+NOT_IP = frozenset({"none", "arp", "other"})
+ARP = frozenset({"arp"})
 
 
 def _is_tcp(f: Facts) -> bool:
@@ -446,62 +476,62 @@ def _error_queue_read(f: Facts) -> bool:
 RULES: tuple[Rule, ...] = (
     Rule("send.refused", ("delivered", "end.func", "local_error", "route_out", "interface.mtu"), Outcome.DROPPED,
          _error_queue_read, _refused_send, _refused_advice,
-         label=lambda f: "send refused before any device"),
+         label=lambda f: "send refused before any device", ends=ENDED, packets=NOT_IP),
     Rule("tcp.syn.no-listener", ("pkt.tcp_flags", "end.reason", "rst_answer", "namespace"), Outcome.DROPPED,
          lambda f: f.reason == "NO_SOCKET" and _is_syn(f),
          lambda f: (f"dropped: NO_SOCKET at {f.func}: nothing listens on {_proto_port(f)} in {f.namespace}"
                     + ("; the kernel answered with a RST" if f.rst_answer else "")),
          lambda f: (f"start a server on {_proto_port(f)} in {f.namespace}, or connect to a port that has one "
                     f"({f.run_there}ss -ltn lists them)"),
-         label=lambda f: f"no listener on {_proto_port(f)}"),
+         label=lambda f: f"no listener on {_proto_port(f)}", ends=KFREE, packets=TCP),
     Rule("tcp.rst.answers", ("pkt.tcp_flags", "conversation.syn", "namespace"), Outcome.CONSUMED,
          lambda f: _is_tcp(f) and f.pkt.has_tcp_flag(TCP_RST) and f.j.role == Role.REPLY and any(
              k.pkt is not None and k.pkt.tcp_seq is not None and (k.pkt.tcp_seq + 1) % (1 << 32) == f.pkt.tcp_ack
              and k.pkt.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN for k in f.j.conversation.with_role(Role.REQUEST)),
          lambda f: (f"RST answering the SYN: nothing listens on tcp/{f.pkt.sport} in {f.sent_from}; the "
                     f"connecting socket gets ECONNREFUSED"),
-         label=lambda f: "RST: connection refused"),
+         label=lambda f: "RST: connection refused", packets=TCP),
     Rule("tcp.syn.accepted", ("pkt.tcp_flags", "conversation.syn-ack", "syn-ack.sent_from"), Outcome.ANSWERED,
          lambda f: _is_syn(f) and f.kind == "consume" and any(
              k.pkt.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN | TCP_ACK for k in f.answers if k.pkt.is_tcp),
          lambda f: f"answered with a SYN-ACK from {_synack_from(f)}: something listens on {_proto_port(f)} there",
-         label=lambda f: "answered with a SYN-ACK"),
+         label=lambda f: "answered with a SYN-ACK", ends=CONSUME, packets=TCP),
     Rule("udp.no-listener", ("pkt.ip_proto", "end.reason", "icmp_answer", "namespace"), Outcome.DROPPED,
          lambda f: f.reason == "NO_SOCKET" and f.pkt is not None and f.pkt.is_udp,
          lambda f: (f"dropped: NO_SOCKET at {f.func}: nothing listens on {_proto_port(f)} in {f.namespace}"
                     + ("; the kernel answered with ICMP port unreachable" if f.icmp_answer else "")),
          lambda f: (f"start a server on {_proto_port(f)} in {f.namespace}, or send to a port that has one "
                     f"({f.run_there}ss -lun lists them)"),
-         label=lambda f: f"no listener on {_proto_port(f)}"),
+         label=lambda f: f"no listener on {_proto_port(f)}", ends=KFREE, packets=UDP),
     Rule("icmp.error.read", ("pkt.inner", "delivered"), Outcome.DELIVERED,
          lambda f: f.pkt is not None and f.pkt.is_icmp_error and bool(f.j.delivered),
          lambda f: (f"read by {f.j.delivered[-1].comm} (pid {f.j.delivered[-1].pid}) as an error about its "
                     f"packet, {f.j.delivered[-1].arg} bytes"),
-         label=lambda f: f"error read by {f.j.delivered[-1].comm}"),
+         label=lambda f: f"error read by {f.j.delivered[-1].comm}", packets=ICMP_ANY),
     Rule("icmp.error.to-socket", ("pkt.inner", "end.func"), Outcome.DELIVERED,
          lambda f: (f.pkt is not None and f.pkt.is_icmp_error and f.kind == "consume"
                     and f.pkt.inner is not None and (f.pkt.inner.is_udp or f.pkt.inner.is_tcp)
                     and f.func in ("icmp_rcv", "icmpv6_rcv")),
          _error_fate,
-         label=lambda f: "error handed to the sender's socket"),
+         label=lambda f: "error handed to the sender's socket", ends=CONSUME, packets=ICMP_ANY),
     Rule("netfilter.drop", ("end.reason", "namespace", "hops"), Outcome.DROPPED,
          lambda f: f.reason == "NETFILTER_DROP",
          lambda f: f"dropped: NETFILTER_DROP at {f.func}: a netfilter rule in {f.namespace} dropped it (hook: {_hook(f)})",
          lambda f: f"see the rules there: {f.run_there}nft list ruleset (iptables rules show there too)",
-         label=lambda f: "dropped by netfilter"),
+         label=lambda f: "dropped by netfilter", ends=KFREE),
     Rule("rp_filter.drop", ("end.reason", "end.dev", "sysctl.rp_filter", "namespace"), Outcome.DROPPED,
          lambda f: f.reason == "IP_RPFILTER", _rp_text, _rp_advice,
-         label=lambda f: f"dropped by rp_filter on {f.end.dev}"),
+         label=lambda f: f"dropped by rp_filter on {f.end.dev}", ends=KFREE),
     Rule("tcp.sender-copy.closed", ("pkt.tcp", "end.reason", "end.func"), Outcome.CONSUMED,
          lambda f: _tcp_undelivered(f) and (f.reason == "QUEUE_PURGE" or f.func.startswith(TCP_COPY_FREES)),
          lambda f: (f"the sender's copy kept for retransmission, freed at {f.func} when its socket closed "
                     "(normal: not a loss)"), tag="benign",
-         label=lambda f: "sender's copy freed on close"),
+         label=lambda f: "sender's copy freed on close", ends=ENDED, packets=TCP),
     Rule("tcp.sender-copy.acked", ("pkt.tcp", "end.func"), Outcome.CONSUMED,
          lambda f: _tcp_undelivered(f) and f.kind == "consume" and f.func.startswith(TCP_ACKED_FREES),
          lambda f: f"the sender's copy kept for retransmission, freed at {f.func} once acknowledged (normal)",
          tag="benign",
-         label=lambda f: "sender's copy freed once acked"),
+         label=lambda f: "sender's copy freed once acked", ends=CONSUME, packets=TCP),
     Rule("tcp.freed-unreported", ("pkt.tcp", "events.receive", "cut", "end"), Outcome.CONSUMED,
          lambda f: (_tcp_undelivered(f) and (f.j.cut or f.end is None or bool(f.j.live) or _capture_copy(f)
                                              or _foreign_free(f))
@@ -509,26 +539,26 @@ RULES: tuple[Rule, ...] = (
          lambda f: ("taken in by the stack, then freed without a trace event: TCP frees the segments it has "
                     "processed with __kfree_skb, which no tracepoint reports (not a loss); its sk_buff then "
                     "carried another packet"), tag="benign",
-         label=lambda f: "processed; TCP freed it unreported"),
+         label=lambda f: "processed; TCP freed it unreported", packets=TCP),
     Rule("capture.copy", ("end.func", "live"), Outcome.CONSUMED,
          lambda f: _capture_copy(f) and not f.j.delivered,
          lambda f: (f"the last free seen is of the copy a packet capture (tcpdump) took, at {f.func}; the packet's "
                     f"own end was not reported" + (" (it is still held)" if f.j.live else "")),
-         tag="benign", label=lambda f: "capture's copy freed"),
+         tag="benign", label=lambda f: "capture's copy freed", ends=CONSUME),
     Rule("echo6.answered", ("pkt.icmp_type", "end.func", "conversation.reply"), Outcome.ANSWERED,
          lambda f: (f.pkt is not None and f.pkt.ip_proto == IPPROTO_ICMPV6 and f.pkt.is_echo_request
                     and f.kind == "consume" and bool(f.j.conversation.with_role(Role.REPLY))),
          lambda f: f"consumed by {f.func}, which answered it with an echo reply",
-         label=lambda f: "answered"),
+         label=lambda f: "answered", ends=CONSUME, packets=ICMP6),
     Rule("nd.answered", ("pkt.icmp_type", "conversation.advert"), Outcome.ANSWERED,
          lambda f: (f.pkt is not None and f.pkt.is_neighbor_solicit and f.end is not None
                     and bool(f.j.conversation.with_role(Role.ADVERT))),
          lambda f: "answered: " + _advert_text(f.j.conversation.with_role(Role.ADVERT)[0]),
-         label=lambda f: "answered"),
+         label=lambda f: "answered", ends=ENDED, packets=ICMP6),
     Rule("nd.advert.processed", ("pkt.icmp_type", "end.func"), Outcome.ANSWERED,
          lambda f: f.pkt is not None and f.pkt.is_neighbor_advert and f.kind == "consume",
          lambda f: f"neighbour advertisement processed by {f.func} ({f.pkt.nd_target} is-at {f.pkt.lladdr or '?'})",
-         label=lambda f: "answered"),
+         label=lambda f: "answered", ends=CONSUME, packets=ICMP6),
     Rule("nd.unanswered.no-owner", ("pkt.icmp_type", "conversation.advert", "context.addrs6"), Outcome.CONSUMED,
          lambda f: _nd_unanswered(f) and f.ctx.known6 and f.ctx.owner6(f.pkt.nd_target) is None,
          lambda f: (f"neighbour solicitation for {f.pkt.nd_target} freed at {_fn(f)} in {f.ctx.label} without an "
@@ -538,20 +568,20 @@ RULES: tuple[Rule, ...] = (
          lambda f: (f"nobody can answer: give {f.pkt.nd_target} to an interface there: {f.ctx.exec_prefix()}ip -6 "
                     f"addr add {f.pkt.nd_target}/{f.ctx.prefix6(_nd_rx(f), f.pkt.nd_target)} dev {_nd_rx(f)}; "
                     "or ping an address that exists"),
-         tag=UNANSWERED, label=lambda f: f"no reply: nobody has {f.pkt.nd_target}"),
+         tag=UNANSWERED, label=lambda f: f"no reply: nobody has {f.pkt.nd_target}", ends=ENDED, packets=ICMP6),
     Rule("nd.failed", ("pkt.l3", "end.func", "conversation.nd", "nd solicit verdict"), Outcome.DROPPED,
          lambda f: (f.pkt is not None and f.pkt.l3 == "IPv6" and f.kind == "kfree" and f.func.startswith("neigh_")
                     and _nd_conv(f) is not None),
          lambda f: (f"dropped: {f.reason} at {f.func}: the neighbour solicitation for {f.pkt.dst} went unanswered "
                     f"{len(_nd_conv(f).with_role(Role.SOLICIT))} times, so the packet waiting for it was dropped "
                     "(the sender is told: ICMPv6 address unreachable)"),
-         _nd_failed_advice, label=lambda f: f"dropped: no neighbour {f.pkt.dst}"),
+         _nd_failed_advice, label=lambda f: f"dropped: no neighbour {f.pkt.dst}", ends=KFREE),
     Rule("ipv6.housekeeping", ("pkt.icmp_type", "end.func"), Outcome.CONSUMED,
          lambda f: (f.pkt is not None and (f.pkt.is_router_discovery or (f.pkt.is_neighbor_solicit and f.pkt.src == "::"))
                     and f.end is not None and f.func.startswith(HOUSEKEEPING_FREES)),
          lambda f: (f"IPv6 housekeeping of a fresh interface ({f.pkt.icmp_name()}), freed at {f.func}: "
                     "nobody here needed it (normal)"), tag="benign",
-         label=lambda f: "IPv6 housekeeping"),
+         label=lambda f: "IPv6 housekeeping", ends=ENDED, packets=ICMP6),
 )
 
 
@@ -669,44 +699,44 @@ GENERAL: tuple[Rule, ...] = (
     Rule("end.cut", ("cut", "losses"), Outcome.IN_FLIGHT, lambda f: bool(f.j.cut),
          lambda f: ("no end seen: its sk_buff carried another packet before a free of it was reported ("
                     + ("its free may be among the events the kernel lost)" if f.corr.losses
-                       else "it was freed where no tracepoint reports it; no events were lost)"))),
+                       else "it was freed where no tracepoint reports it; no events were lost)")), ends=NO_END),
     Rule("in-flight", ("end", "live"), Outcome.IN_FLIGHT, lambda f: f.end is None or bool(f.j.live),
          lambda f: "no end seen: still in flight when the trace stopped"),
     Rule("neigh.failed", ("end.reason", "pkt.dst", "arp_for", "arp request verdict"), Outcome.DROPPED,
-         lambda f: f.reason == "NEIGH_FAILED" and bool(f.pkt.dst), _neigh_failed_text, _neigh_failed_advice),
-    Rule("dropped", ("end.reason", "end.func"), Outcome.DROPPED, lambda f: f.kind == "kfree", _drop_text),
+         lambda f: f.reason == "NEIGH_FAILED" and bool(f.pkt.dst), _neigh_failed_text, _neigh_failed_advice, ends=KFREE),
+    Rule("dropped", ("end.reason", "end.func"), Outcome.DROPPED, lambda f: f.kind == "kfree", _drop_text, ends=KFREE),
     Rule("arp.reply.processed", ("pkt.arp", "neigh_changes"), Outcome.ANSWERED,
-         lambda f: _is_arp(f) and f.pkt.is_arp_reply, _arp_reply_text),
+         lambda f: _is_arp(f) and f.pkt.is_arp_reply, _arp_reply_text, ends=CONSUME, packets=ARP),
     Rule("arp.consumed", ("pkt.arp", "end.func"), Outcome.CONSUMED,
-         lambda f: _is_arp(f) and not f.pkt.is_arp_request, lambda f: f"consumed by {_fn(f)}"),
+         lambda f: _is_arp(f) and not f.pkt.is_arp_request, lambda f: f"consumed by {_fn(f)}", ends=CONSUME, packets=ARP),
     Rule("arp.answered", ("pkt.arp", "conversation.arp reply"), Outcome.ANSWERED,
-         lambda f: _arp_request(f) and bool(f.j.conversation.with_role(Role.ARP_REPLY)), _arp_answered_text),
+         lambda f: _arp_request(f) and bool(f.j.conversation.with_role(Role.ARP_REPLY)), _arp_answered_text, ends=CONSUME, packets=ARP),
     Rule("arp.unanswered.no-context", ("pkt.arp", "context.known"), Outcome.CONSUMED,
          lambda f: _arp_request(f) and not f.ctx.known,
          lambda f: f"{_arp_base(f)}; the trace has no context of {f.ctx.label}, so why cannot be told",
-         tag=UNANSWERED),
+         tag=UNANSWERED, ends=CONSUME, packets=ARP),
     Rule("arp.unanswered.no-owner", ("pkt.arp", "context.addrs"), Outcome.CONSUMED,
          lambda f: _arp_request(f) and f.ctx.owner(f.pkt.dst) is None,
          lambda f: f"{_arp_base(f)}: no interface in {f.here} owns {f.pkt.dst}",
          lambda f: (f"nobody can answer: give {f.pkt.dst} to an interface ({f.ctx.exec_prefix()}ip addr add "
-                    f"{f.pkt.dst}/24 dev ...), or ping an address that exists"), tag=UNANSWERED),
+                    f"{f.pkt.dst}/24 dev ...), or ping an address that exists"), tag=UNANSWERED, ends=CONSUME, packets=ARP),
     Rule("arp.unanswered.accept_local", ("pkt.arp", "context.addrs", "sysctl.accept_local"), Outcome.CONSUMED,
          lambda f: _arp_request(f) and f.ctx.owner(f.pkt.src) is not None,
-         _accept_local_text, _accept_local_advice, tag=UNANSWERED),
+         _accept_local_text, _accept_local_advice, tag=UNANSWERED, ends=CONSUME, packets=ARP),
     Rule("arp.unanswered.ignored", ("pkt.arp", "context.addrs"), Outcome.CONSUMED, _arp_request,
          lambda f: (f"{_arp_base(f)}: {f.ctx.owner(f.pkt.dst)} owns {f.pkt.dst} but the kernel chose not to "
-                    "answer (check arp_ignore, arp_filter and rp_filter on it)"), tag=UNANSWERED),
+                    "answer (check arp_ignore, arp_filter and rp_filter on it)"), tag=UNANSWERED, ends=CONSUME, packets=ARP),
     Rule("echo.answered", ("pkt.icmp_type", "end.func", "conversation.reply"), Outcome.ANSWERED,
          lambda f: (_consumed(f) and f.pkt.icmp_type == 8 and f.func == "icmp_rcv"
                     and bool(f.j.conversation.with_role(Role.REPLY))),
-         lambda f: "consumed by icmp_rcv, which answered it with an echo reply"),
+         lambda f: "consumed by icmp_rcv, which answered it with an echo reply", ends=CONSUME, packets=ICMP_ANY),
     Rule("echo.consumed", ("pkt.icmp_type", "end.func"), Outcome.CONSUMED,
          lambda f: _consumed(f) and f.pkt.icmp_type == 8 and f.func == "icmp_rcv",
-         lambda f: "consumed by icmp_rcv"),
+         lambda f: "consumed by icmp_rcv", ends=CONSUME, packets=ICMP_ANY),
     Rule("neigh.parked", ("end.func",), Outcome.CONSUMED,
          lambda f: _consumed(f) and f.func.startswith("__neigh_event_send"),
-         lambda f: "parked by __neigh_event_send while ARP resolves; never sent", tag=PARKED),
-    Rule("consumed", ("end.func",), Outcome.CONSUMED, _consumed, lambda f: f"consumed by {_fn(f)}"),
+         lambda f: "parked by __neigh_event_send while ARP resolves; never sent", tag=PARKED, ends=CONSUME),
+    Rule("consumed", ("end.func",), Outcome.CONSUMED, _consumed, lambda f: f"consumed by {_fn(f)}", ends=CONSUME),
 )
 RULES = RULES + GENERAL
 
@@ -767,12 +797,26 @@ def _first(table: tuple[Rule, ...], f: Facts) -> Match | None:
     return None
 
 
+_CANDIDATES: dict[tuple, tuple[Rule, ...]] = {}  # (end kind, packet class) -> rules (at most 3 x 259 entries)
+
+
+def candidates(kind: str, cls) -> tuple[Rule, ...]:
+    """The rules of RULES, in order, whose `ends` and `packets` admit a journey that ended
+    so (Facts.kind) with a packet of class `cls` (packet_class): the only ones that may
+    hold for it: a ping's request is tried against 6 rules, not 32."""
+    key = (kind, cls)
+    table = _CANDIDATES.get(key)
+    if table is None:
+        table = _CANDIDATES[key] = tuple(r for r in RULES if kind in r.ends and (r.packets is None or cls in r.packets))
+    return table
+
+
 def evaluate(j: Journey, corr: Correlator) -> Match | None:
     """The first rule of RULES that holds for journey j, unless the kernel lost events
     around it (LOSSES, with that rule's verdict as the guess).  None only for a journey the
     general cases cannot place, which the correlator does not make."""
     f = Facts(j, corr)
-    m = _first(RULES, f)
+    m = _first(candidates(f.kind, packet_class(f.pkt)), f)
     if corr.losses:
         f.guess = m
         lost = _first(LOSSES, f)

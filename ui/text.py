@@ -89,6 +89,17 @@ class Style:
         segment instead of word by word: most lines of a long replay fit.  None when the
         word-by-word path must decide: too long, or whitespace other than spaces (which
         that path drops)."""
+        if len(segments) == 1:  # most lines: one segment, nothing to merge
+            text, code = segments[0]
+            if _OTHER_SPACE.search(text):
+                return None
+            body = text.rstrip(" ")
+            if self.width and len(prefix) + len(body) > self.width:
+                return None
+            if not (self.colour and code and body):
+                return prefix + body
+            word = body.lstrip(" ")
+            return prefix + body[:len(body) - len(word)] + self.paint(word, code)
         runs: list[list] = []  # [text, code]: consecutive segments of one colour merged, as _paint_runs does
         carried, used = "", len(prefix)
         for text, code in segments:

@@ -7,7 +7,6 @@ import argparse
 import gc
 import sys
 
-from .. import __version__
 from ..tracer.kernel import SetupError
 from ..tracer.lab import LabError
 from ..tracer.recording import RecordingError
@@ -53,12 +52,25 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
 
 
+class _Version(argparse.Action):
+    """--version, with the version looked up only when asked (vethtrace.__getattr__)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0,
+                         help=help or "show program's version number and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from .. import __version__
+        print(f"vethtrace {__version__}")
+        parser.exit()
+
+
 def parser() -> argparse.ArgumentParser:
     ap = Parser(
         prog="vethtrace", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=epilog(),
         description="Trace where packets go inside the Linux kernel (veth0 -> veth1 -> stack -> lo -> socket) "
                     "and why they stop there.")
-    ap.add_argument("--version", action="version", version=f"vethtrace {__version__}")
+    ap.add_argument("--version", action=_Version)
     sub = ap.add_subparsers(dest="cmd", metavar="COMMAND")
     sub.required = True
     for m in SUBCOMMANDS:
