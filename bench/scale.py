@@ -258,6 +258,18 @@ def idle_record_mode(h, idle, built, n: int, tmpdir: str) -> dict:
     return res
 
 
+def traced_modes(h, n: int, objs: dict, tmpdir: str) -> dict:
+    """The traced rounds both rate parts run, by name: fn(flood lab, idle lab) -> result."""
+    modes = {"empty_programs_floor": lambda b, i: floor_mode(h, b, n, objs["empty"]),
+             "record_idle_netns": lambda b, i: idle_record_mode(h, i, b, n, tmpdir),
+             "vethtrace_record": lambda b, i: h.traced_by_record(b, n, tmpdir),
+             "probes_counting_consumer": lambda b, i: consumer_mode(h, b, n, objs["full"])}
+    for name, _what, _e in VARIANTS:
+        if name in objs:
+            modes[f"variant_{name}"] = (lambda o: lambda b, i: consumer_mode(h, b, n, o))(objs[name])
+    return modes
+
+
 def probe_rates(h, cfg: dict, tmpdir: str, report) -> dict:
     """Interleaved rounds: untraced, floor, idle-namespace record, record, the variants
     read by a counting consumer, bpftrace."""
@@ -267,14 +279,7 @@ def probe_rates(h, cfg: dict, tmpdir: str, report) -> dict:
     script = os.path.join(tmpdir, "count4.bt")
     Path(script).write_text(h.bpftrace_script(have, exit_at_begin=False))
     from vethtrace.tracer import lab
-    modes = {"untraced": lambda b, i: h.run_ping(b, n),
-             "empty_programs_floor": lambda b, i: floor_mode(h, b, n, objs["empty"]),
-             "record_idle_netns": lambda b, i: idle_record_mode(h, i, b, n, tmpdir),
-             "vethtrace_record": lambda b, i: h.traced_by_record(b, n, tmpdir),
-             "probes_counting_consumer": lambda b, i: consumer_mode(h, b, n, objs["full"])}
-    for name, _what, _e in VARIANTS:
-        if name in objs:
-            modes[f"variant_{name}"] = (lambda o: lambda b, i: consumer_mode(h, b, n, o))(objs[name])
+    modes = {"untraced": lambda b, i: h.run_ping(b, n), **traced_modes(h, n, objs, tmpdir)}
     modes["bpftrace_count"] = lambda b, i: h.traced_by_bpftrace(b, n, script)
     runs: dict[str, list[dict]] = {k: [] for k in modes}
     with lab.lab("two-ips-fixed", name=lab.unique_name()) as built, \
@@ -390,13 +395,7 @@ def probe_time(h, cfg: dict, tmpdir: str, report) -> dict:
     n = cfg["ping_n"]
     objs = build_objects(tmpdir)
     from vethtrace.tracer import lab
-    modes = {"empty_programs_floor": lambda b, i: floor_mode(h, b, n, objs["empty"]),
-             "record_idle_netns": lambda b, i: idle_record_mode(h, i, b, n, tmpdir),
-             "vethtrace_record": lambda b, i: h.traced_by_record(b, n, tmpdir),
-             "probes_counting_consumer": lambda b, i: consumer_mode(h, b, n, objs["full"])}
-    for name, _what, _e in VARIANTS:
-        if name in objs:
-            modes[f"variant_{name}"] = (lambda o: lambda b, i: consumer_mode(h, b, n, o))(objs[name])
+    modes = traced_modes(h, n, objs, tmpdir)
     modes["full_idle_netns"] = lambda b, i: consumer_mode(h, b, n, objs["full"], where=i)
     for name in IDLE_VARIANTS:
         if name in objs:
