@@ -817,6 +817,7 @@ async def test_a_recording_that_lost_events_shows_the_kernels_exact_counts(tmp_p
         for (label, p, how, _outcome), n in want.items():
             assert f"{n:>7,}×  {label}  {p}  ✓ {how}" in text, text
         assert "77×  packets  on paths not seen in detail (their events were lost)  ? incomplete" in text
+        assert "77×  dropped at ip_rcv_core (OTHERHOST)" in text and "77x" not in text, text  # one style in the pane
         summary = app.exit_summary()
     assert "77x  dropped at ip_rcv_core (OTHERHOST)" in summary
     _rewrite(path, SCOPE, 9, None)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import gc
 import importlib
 import os
+import re
 import signal
 import sys
 import termios
@@ -39,6 +40,7 @@ from vethtrace.ui.tui.schedule import RowSchedule
 from vethtrace.ui.tui.screens import HelpScreen, SaveScreen
 from vethtrace.ui.tui.widgets import ConversationList, FilterBar, ListHeader, Pane
 
+COUNT_RE = re.compile(r"^\s*(\d+)x  ")  # a count in ui.exact's drop lines
 EXACT_ROWS = 6           # rows of the kernel's exact counts shown when events were lost
 DETAIL_EVERY_S = 0.3     # following a flood: redraw the detail of the newest row at most this often
 SWITCH_INTERVAL_S = 0.0005  # hand the GIL to the UI thread sooner than Python's 5 ms (see on_mount)
@@ -241,7 +243,8 @@ class VethtraceApp(App):
         if self.feed.kernel is self._exact_of:
             return
         self._exact_of = self.feed.kernel
-        lines = self.exact_lines()
+        # ui.exact's drop lines ("  5000x  freed at ...") in the pane's style of count
+        lines = [COUNT_RE.sub(lambda m: f"{int(m.group(1)):>7,}×  ", line, count=1) for line in self.exact_lines()]
         pane = self._w("#exact", Static)
         pane.display = bool(lines)
         if lines:
