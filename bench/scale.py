@@ -6,7 +6,7 @@ measure, each in this one run (see bench/README.md, "4. Scale").
   namespace, and with variants of the probe object built from a copy of probes/ (no packet
   copy, no comm, no LRU update, no consumer wake-up) read by a consumer
   that only counts them, so the kernel's share and the consumer's share are told apart;
-- peak RSS (ru_maxrss from wait4) of the flood commands;
+- peak RSS (VmHWM, sampled: see hwm_kib) of the flood commands;
 - RSS of `trace` and `tui` under steady traffic, sampled over time;
 - `show` of the replay recording vs `tshark -r` of its pcapng export (time and peak RSS);
 - counts under overflow: `vethtrace ping -f --buffer-mb 1`'s summary against ping's own
@@ -101,17 +101,43 @@ def build_objects(tmpdir: str) -> dict[str, str]:
 
 
 # ----------------------------------------------------------------------------------------
-# processes with their peak RSS (ru_maxrss of wait4: `ip netns exec` execs, so the pid is
-# the command's own)
+# processes with their peak RSS (VmHWM of the pid and its children: `ip netns exec` execs,
+# so the pid is the command's own)
+
+def hwm_kib(pid: int) -> int:
+    """The largest VmHWM (peak RSS, KiB) of pid and its descendants, 0 when gone.  Not
+    wait4's ru_maxrss: a child spawned by vfork+exec starts with its parent's peak there
+    (the kernel carries the old mm's high-water mark across exec), so once the bench itself
+    had grown every child would report at least that."""
+    best, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            with open(f"/proc/{p}/status") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        best = max(best, int(line.split()[1]))
+                        break
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as f:
+                    todo += [int(c) for c in f.read().split()]
+        except (OSError, ValueError):
+            continue
+    return best
+
 
 def wait_rusage(p: subprocess.Popen, timeout: float = 600) -> tuple[int, int]:
-    """(exit status, peak RSS in KiB) of a child started by Popen, reaped here."""
+    """(exit status, peak RSS in KiB) of a child started by Popen, reaped here.  The peak is
+    sampled (hwm_kib) every 20 ms while it runs; VmHWM only grows, so at most the last 20 ms
+    of growth can be missed.  A child gone before the first sample falls back to ru_maxrss."""
     deadline = time.monotonic() + timeout
+    peak = 0
     while True:
+        peak = max(peak, hwm_kib(p.pid))
         pid, status, ru = os.wait4(p.pid, os.WNOHANG)
         if pid:
             p.returncode = os.waitstatus_to_exitcode(status)
-            return p.returncode, ru.ru_maxrss
+            return p.returncode, peak or ru.ru_maxrss
         if time.monotonic() > deadline:
             p.kill()
             timeout = 1e9
@@ -507,7 +533,9 @@ def steady_rss(h, cfg: dict, tmpdir: str, report) -> dict:
                 h.stop(ping)
             h.stop(tracer)
             tmux.kill()
-    m = h.SUMMARY_RE.search(Path(trace_out).read_text(errors="replace"))
+    with open(trace_out, "rb") as f:  # only its end: the summary (the whole text is hundreds of MB)
+        f.seek(max(0, os.path.getsize(trace_out) - (256 << 10)))
+        m = h.SUMMARY_RE.search(f.read().decode(errors="replace"))
     out["trace_read"] = dict(packets=int(m.group(1)), events=int(m.group(3)), lost=m.group(4)) if m else None
     for i, k in ((1, "trace"), (2, "tui")):
         xs = [(t, v[i - 1]) for t, *v in samples if v[i - 1]]
