@@ -819,7 +819,12 @@ def evaluate(j: Journey, corr: Correlator) -> Match | None:
     m = _first(candidates(f.kind, packet_class(f.pkt)), f)
     if corr.losses:
         f.guess = m
-        lost = _first(LOSSES, f)
+        try:
+            lost = _first(LOSSES, f)
+        finally:
+            # m.facts is f: left in place, f <-> m would be a cycle holding the journey, its
+            # events and the correlator until the collector runs (which replay pauses)
+            f.guess = None
         if lost is not None:
             lost.guess = m
             return lost
