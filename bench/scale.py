@@ -589,14 +589,6 @@ def show_vs_tshark(h, cfg: dict, tmpdir: str, recording_path: str | None, report
 DROP_RE = re.compile(r"^\s*(\d+)x\s+(?:dropped|freed) at (\w+) \((\w+)\)(?:, within: .*)?$", re.M)
 
 
-def icmp_counters(ns: str) -> dict[str, int]:
-    """The namespace's Icmp: line of /proc/net/snmp (what nstat reads)."""
-    text = subprocess.run(["ip", "netns", "exec", ns, "cat", "/proc/net/snmp"], capture_output=True, text=True,
-                          check=True).stdout
-    names, values = [line.split()[1:] for line in text.splitlines() if line.startswith("Icmp:")]
-    return dict(zip(names, map(int, values)))
-
-
 COUNT_RE = re.compile(r"^\s*(\d+)x\s+(ICMP echo request|ICMP echo reply)\s+(.*)$", re.M)
 
 
@@ -607,9 +599,9 @@ def overflow_counts(h, cfg: dict, report) -> dict:
     argv = [h.vethtrace_bin(), "ping", "--buffer-mb", "1", "-f", "-q", "-c", str(n), "-I", "veth0", h.PEER]
     with lab.lab("two-ips-fixed", name=lab.unique_name()) as built:
         h.run_ping(built, 100)
-        before = icmp_counters(built.name)
+        before = lab.icmp_counters(built.name)
         r = run_rss(built.exec_cmd(argv))
-        after = icmp_counters(built.name)
+        after = lab.icmp_counters(built.name)
     kernel = {k: after[k] - before.get(k, 0) for k in after}  # the namespace's own account (nstat)
     text = r["stdout"]
     m, s = h.PING_STATS_RE.search(text), h.SUMMARY_RE.search(text)

@@ -190,6 +190,14 @@ __u64 seen_ns[1 << (SEEN_NS_BITS - 6)];
 
 #define SEEN_WORD(set, x, bits) (&(set)[(((x) * 0x9E3779B97F4A7C15ULL) >> (64 - (bits) + 6)) & ((1 << ((bits) - 6)) - 1)])
 #define SEEN_BIT(x, bits) (1ULL << ((((x) * 0x9E3779B97F4A7C15ULL) >> (64 - (bits))) & 63))
+#define SEEN_TEST(set, x, bits) (*SEEN_WORD(set, x, bits) & SEEN_BIT(x, bits))
+/* Set before the entry it announces is written; read first, so the atomic is paid once. */
+#define SEEN_MARK(set, x, bits)                                              \
+	do {                                                                 \
+		__u64 *_w = SEEN_WORD(set, x, bits), _b = SEEN_BIT(x, bits); \
+		if (!(*_w & _b))                                             \
+			__sync_fetch_and_or(_w, _b);                         \
+	} while (0)
 
 /* An skb's address as a number to hash: the verifier allows no arithmetic on a pointer but
  * the difference of two (for a tracer, allowed to see addresses); a fixed base keeps it unique. */
@@ -202,19 +210,12 @@ static __always_inline bool seen_skb_maybe(const struct sk_buff *skb)
 {
 	__u64 x = skb_bits(skb);
 
-	return *SEEN_WORD(seen_skb, x, SEEN_SKB_BITS) & SEEN_BIT(x, SEEN_SKB_BITS);
+	return SEEN_TEST(seen_skb, x, SEEN_SKB_BITS);
 }
 
 static __always_inline bool seen_ns_maybe(__u32 netns)
 {
-	return *SEEN_WORD(seen_ns, (__u64)netns, SEEN_NS_BITS) & SEEN_BIT((__u64)netns, SEEN_NS_BITS);
-}
-
-/* Set before the entry it announces is written; read first, so the atomic is paid once. */
-static __always_inline void mark_seen(__u64 *word, __u64 bit)
-{
-	if (!(*word & bit))
-		__sync_fetch_and_or(word, bit);
+	return SEEN_TEST(seen_ns, (__u64)netns, SEEN_NS_BITS);
 }
 
 static __always_inline __u32 dev_netns(const struct net_device *dev)
@@ -820,7 +821,7 @@ static __always_inline void note_recent(__u32 netns, __u64 ts)
 	__u32 zero = 0;
 	struct vtr_recent *r = bpf_map_lookup_elem(&recent, &zero);
 
-	mark_seen(SEEN_WORD(seen_ns, (__u64)netns, SEEN_NS_BITS), SEEN_BIT((__u64)netns, SEEN_NS_BITS));
+	SEEN_MARK(seen_ns, (__u64)netns, SEEN_NS_BITS);
 	if (r) {
 		r->ts = ts;
 		r->netns = netns;
@@ -855,7 +856,7 @@ static __always_inline void follow(const struct sk_buff *skb, struct vtr_track *
 	} else {
 		__u64 x = skb_bits(skb);
 
-		mark_seen(SEEN_WORD(seen_skb, x, SEEN_SKB_BITS), SEEN_BIT(x, SEEN_SKB_BITS));
+		SEEN_MARK(seen_skb, x, SEEN_SKB_BITS);
 		bpf_map_update_elem(&tracked, &key, &fresh, BPF_ANY);
 	}
 	if (!t || t->head != head || moved) {
@@ -950,7 +951,7 @@ static __always_inline int packet_event(const struct sk_buff *skb, const struct 
 	e->arg2 = flags_of(skb, !t, origin);
 	hop = vtr_hop_hash(kind, e->ifindex, e->netns, e->protocol);
 	if (kind == VTR_EV_KFREE) {  /* consumes and deliveries are in `paths`: fewer counts per packet */
-		struct vtr_end_key ek = {.location = location, .reason = kind == VTR_EV_KFREE ? arg : 0,
+		struct vtr_end_key ek = {.location = location, .reason = arg,
 					 .netns = e->netns, .ifindex = e->ifindex, .kind = kind};
 
 		count(&ends, &ek);

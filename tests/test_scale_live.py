@@ -23,14 +23,6 @@ STATS = re.compile(r"(\d+) packets transmitted, (\d+) received")
 DROPS = re.compile(r"^\s*(\d+)x\s+(?:dropped|freed) at (\w+) \((\w+)\)(?:, within: (.*))?$", re.M)
 
 
-def icmp_counters(ns: str) -> dict[str, int]:
-    """The namespace's Icmp: line of /proc/net/snmp (nstat's IcmpInEchos, IcmpInEchoReps, ...)."""
-    text = subprocess.run(["ip", "netns", "exec", ns, "cat", "/proc/net/snmp"], capture_output=True, text=True,
-                          check=True).stdout
-    names, values = [line.split()[1:] for line in text.splitlines() if line.startswith("Icmp:")]
-    return dict(zip(names, map(int, values)))
-
-
 def vethtrace(ns: str, *args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(ROOT), NO_COLOR="1")
     return subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-m", "vethtrace", *args],
@@ -60,10 +52,10 @@ def test_flood_beyond_the_ring_buffer_shows_no_impossible_path_as_complete(tmp_p
         assert lost == 0
         possible = {(label, path) for _n, label, path, mark in paced if mark == "✓"}
         assert {label for label, _ in possible} >= {"ICMP echo request", "ICMP echo reply"}
-        before = icmp_counters(ns.name)
+        before = lab.icmp_counters(ns.name)
         res = vethtrace(ns.name, "ping", "--buffer-mb", "1", "--record", str(rec), "--svg", str(tmp_path / "ping.dot"),
                         "-f", "-q", "-c", "20000", "-I", "veth0", "192.168.2.1")
-        after = icmp_counters(ns.name)
+        after = lab.icmp_counters(ns.name)
         rows, lost, received = summary(res)
     kernel = {k: after[k] - before[k] for k in after}
     sent = int(STATS.search(res.stdout).group(1))
@@ -106,10 +98,10 @@ def test_trace_summary_counts_a_flood_it_could_not_keep_up_with(tmp_path):
                                   "--buffer-mb", "1"], stdout=f, stderr=subprocess.PIPE, env=env, cwd=ROOT)
             try:
                 assert b"tracing" in p.stderr.readline()
-                before = icmp_counters(ns.name)
+                before = lab.icmp_counters(ns.name)
                 flood = subprocess.run(ns.exec_cmd(["ping", "-f", "-q", "-c", "10000", "-I", "veth0", "192.168.2.1"]),
                                        capture_output=True, text=True, check=True)
-                after = icmp_counters(ns.name)
+                after = lab.icmp_counters(ns.name)
             finally:
                 p.send_signal(signal.SIGINT)
                 _, err = p.communicate(timeout=120)
@@ -130,10 +122,10 @@ def test_a_recorded_flood_is_shown_and_drawn_with_the_kernels_exact_counts(tmp_p
     request and reply, witnessed by ping's statistics and the namespace's ICMP counters."""
     rec = tmp_path / "flood.jsonl"
     with lab.lab("two-ips-fixed", name=lab.unique_name()) as ns:
-        before = icmp_counters(ns.name)
+        before = lab.icmp_counters(ns.name)
         res = vethtrace(ns.name, "record", "--buffer-mb", "1", "-o", str(rec), "--",
                         "ping", "-f", "-q", "-c", "20000", "-I", "veth0", "192.168.2.1")
-        after = icmp_counters(ns.name)
+        after = lab.icmp_counters(ns.name)
     assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr[-2000:]
     kernel = {k: after[k] - before[k] for k in after}
     m = STATS.search(res.stdout)

@@ -246,7 +246,7 @@ def test_tui_counts_a_flood_it_cannot_keep_up_with_exactly(lab_ns, tmp_path):
     holds a fraction of the packets; the exact pane shows the kernel's counts of every echo
     request and reply, witnessed by ping's statistics and the namespace's Icmp counters; no
     row has a ✓ on a path that was not seen whole."""
-    from test_scale_live import icmp_counters
+    from vethtrace.tracer.lab import icmp_counters
     launch = LAUNCH.replace("LiveEvents(build_filters())", "LiveEvents(build_filters(), ring_mb=1)")
     before = icmp_counters(lab_ns.name)
     tui = Tui(lab_ns.name, tmp_path, ["ping", "-f", "-q", "-c", "20000", "-I", "veth0", "192.168.2.1"], launch)

@@ -263,6 +263,14 @@ def _run(argv: Sequence[str], *, what: str, input: str | None = None) -> str:
     return proc.stdout
 
 
+def icmp_counters(ns: str) -> dict[str, int]:
+    """The namespace's Icmp: line of /proc/net/snmp (nstat's IcmpInEchos, IcmpInEchoReps, ...):
+    the kernel's own account that floods are checked against (tests, bench)."""
+    text = _run(["ip", "netns", "exec", ns, "cat", "/proc/net/snmp"], what="read the ICMP counters")
+    names, values = [line.split()[1:] for line in text.splitlines() if line.startswith("Icmp:")]
+    return dict(zip(names, map(int, values)))
+
+
 def _ip_json(args: Sequence[str]) -> list[dict]:
     out = _run(["ip", "-j", *args], what="run ip " + " ".join(args))
     out = out.strip()
